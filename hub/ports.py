@@ -1,0 +1,116 @@
+"""The adapter port: what the hub asks of every partner integration.
+
+An adapter turns canonical messages into the partner's protocol and back. It
+is named in configuration as ``"module:Class"`` and loaded by
+:mod:`hub.registry`; the hub core never imports a concrete adapter. Every
+adapter passes the same contract suite (``tests/contract/test_adapters.py``).
+
+Adapters get their HTTP client through the constructor, so tests hand them
+a client bound to a real local simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import httpx
+
+from hub.envelope import Envelope
+from hub.identifiers import BSN, INSZ
+
+JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an adapter can do, declared as data (kombu's ``implements``)."""
+
+    deliver: bool = False
+    lookups: frozenset[str] = frozenset()
+    notifications: bool = False
+    formats: frozenset[str] = frozenset({"xml"})
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message for one receiver, already minimised to the receiver's protocol."""
+
+    envelope: Envelope
+    receiver: str
+    payload_xml: bytes
+    payload_json: Mapping[str, JSON] | None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """The partner's acknowledgement."""
+
+    partner_reference: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupRequest:
+    """A synchronous question about one person (e.g. GeefPersoon by INSZ)."""
+
+    kind: str
+    subject: INSZ | BSN
+    purpose: str
+    requester: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    trace_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """The canonical answer; ``warnings`` carry partial-answer notices."""
+
+    data: Mapping[str, JSON]
+    warnings: tuple[str, ...] = ()
+    found: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HealthStatus:
+    """Is the partner reachable, and what do we know about its link."""
+
+    ok: bool
+    detail: str = ""
+    facts: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A partner integration.
+
+    Adapters raise :class:`hub.errors.PartnerUnavailable` for transient failures
+    (the hub retries) and :class:`hub.errors.PartnerRejected` for permanent ones.
+    """
+
+    partner_id: str
+    capabilities: Capabilities
+
+    async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
+        """Push one message to the partner."""
+        ...
+
+    async def lookup(self, request: LookupRequest) -> LookupResult:
+        """Answer a synchronous question about one person."""
+        ...
+
+    async def health(self) -> HealthStatus:
+        """A harmless call that says whether the partner's link works."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (not the injected HTTP client)."""
+        ...
+
+
+class AdapterFactory(Protocol):
+    """How the registry builds an adapter: partner id, its configuration, an HTTP client."""
+
+    def __call__(self, partner_id: str, config: Mapping[str, JSON], http: httpx.AsyncClient) -> Adapter: ...

@@ -1,0 +1,102 @@
+"""Routing rules: from message type (+ sender, + a payload field) to receivers.
+
+``config/routing.yaml``::
+
+    rules:
+      - type: inburgeringsplicht         # required
+        sender: duo                      # optional
+        when: {field: gemeentecode, in: ["0344"]}   # optional payload condition
+        to: [gemeente-utrecht]           # fixed receivers, and/or
+        toByField: gemeentecode          # the partner whose codes hold this field's value
+
+Every rule that matches adds its receivers; explicit receivers in the
+envelope take precedence over the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lxml import etree
+
+from hub.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One routing rule."""
+
+    type: str
+    sender: str | None = None
+    when_field: str | None = None
+    when_in: tuple[str, ...] = ()
+    to: tuple[str, ...] = ()
+    to_by_field: str | None = None
+
+
+def field_value(payload: etree._Element, path: str) -> str | None:
+    """The text of a payload field given as a slash path of local names."""
+    node: etree._Element | None = payload
+    for step in path.split("/"):
+        if node is None:
+            return None
+        node = next(
+            (c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == step),
+            None,
+        )
+    return (node.text or "").strip() if node is not None else None
+
+
+class Router:
+    """Applies the rules; ``code_owner`` maps a code (e.g. gemeentecode) to a partner id."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = list(rules)
+
+    @classmethod
+    def load(cls, path: Path) -> Router:
+        if not path.is_file():
+            return cls([])
+        spec: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        rules = []
+        for i, r in enumerate(spec.get("rules") or []):
+            if "type" not in r or not (r.get("to") or r.get("toByField")):
+                raise ConfigurationError(f"{path}: rule {i} needs 'type' and 'to' or 'toByField'")
+            when = r.get("when") or {}
+            rules.append(
+                Rule(
+                    type=r["type"],
+                    sender=r.get("sender"),
+                    when_field=when.get("field"),
+                    when_in=tuple(str(v) for v in when.get("in", ())),
+                    to=tuple(r.get("to") or ()),
+                    to_by_field=r.get("toByField"),
+                )
+            )
+        return cls(rules)
+
+    def route(
+        self,
+        message_type: str,
+        sender: str,
+        payload: etree._Element,
+        code_owner: Callable[[str], str | None],
+    ) -> tuple[str, ...]:
+        """The receivers for this message, in rule order, without duplicates."""
+        out: list[str] = []
+        for rule in self.rules:
+            if rule.type != message_type or (rule.sender and rule.sender != sender):
+                continue
+            if rule.when_field and field_value(payload, rule.when_field) not in rule.when_in:
+                continue
+            out.extend(rule.to)
+            if rule.to_by_field:
+                value = field_value(payload, rule.to_by_field)
+                owner = code_owner(value) if value else None
+                if owner:
+                    out.append(owner)
+        return tuple(dict.fromkeys(r for r in out if r != sender))

@@ -1,0 +1,107 @@
+"""Settings: one pydantic-settings object, built once and passed down.
+
+Every value comes from a ``KNOOPPUNT_*`` environment variable (nested keys
+with ``__``, e.g. ``KNOOPPUNT_DELIVERY__MAX_ATTEMPTS``). Nothing here is
+read at import time; ``Settings()`` is called by the app factory, the worker
+entry point or the CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.errors import ConfigurationError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Development-only keys: the hub refuses to start with them outside development.
+DEV_PAYLOAD_KEY = base64.b64encode(b"knooppunt-development-payload-k!").decode()
+DEV_AUDIT_KEY = base64.b64encode(b"knooppunt-development-audit-hmac").decode()
+
+
+class DeliverySettings(BaseModel):
+    """How delivery workers retry."""
+
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    workers: int = Field(default=4, ge=1)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class StoreSettings(BaseModel):
+    """Group commit of the single writer."""
+
+    batch_max: int = Field(default=256, ge=1)
+    batch_wait_ms: float = Field(default=1.0, ge=0)
+    statement_timeout_ms: int = Field(default=5000, ge=100)
+
+
+class Settings(BaseSettings):
+    """The hub's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KNOOPPUNT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'knooppunt.db'}"
+    transport: Literal["memory", "rabbitmq"] = "memory"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+    schemas_dir: Path = ROOT / "schemas"
+    protocols_dir: Path = ROOT / "protocols"
+    routing_file: Path = ROOT / "config" / "routing.yaml"
+    partners_file: Path | None = None
+
+    public_url: str = "http://127.0.0.1:8000"
+    payload_key: str = DEV_PAYLOAD_KEY
+    payload_old_keys: list[str] = Field(default_factory=list)
+    audit_hmac_key: str = DEV_AUDIT_KEY
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_xml_depth: int = Field(default=64, ge=8)
+    insz_test_numbers: bool = False
+    run_workers: bool = True
+
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+    @field_validator("payload_key", "audit_hmac_key")
+    @classmethod
+    def _key_is_32_bytes(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError("key must be base64") from exc
+        if len(raw) != 32:
+            raise ValueError("key must be 32 bytes (base64 of 32 random bytes)")
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_outside_development(self) -> Settings:
+        if self.env == "production" and (
+            self.payload_key == DEV_PAYLOAD_KEY or self.audit_hmac_key == DEV_AUDIT_KEY
+        ):
+            raise ConfigurationError(
+                "KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must be set outside development"
+            )
+        return self
+
+    @property
+    def payload_key_bytes(self) -> bytes:
+        return base64.b64decode(self.payload_key)
+
+    @property
+    def audit_key_bytes(self) -> bytes:
+        return base64.b64decode(self.audit_hmac_key)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,150 @@
+"""The hub's tables (SQLAlchemy Core). Alembic migrations mirror this metadata;
+``tests/test_migrations.py`` fails when they drift apart."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("plateau", Integer, nullable=False, default=2),
+    Column("adapter", String(200), nullable=True),
+    Column("adapter_config", JSON, nullable=False, default=dict),
+    Column("codes", JSON, nullable=False, default=list),
+    Column("oin", String(20), nullable=True),
+    Column("kbo", String(10), nullable=True),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+)
+
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("protocol_id", String(96), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("master_kid", String(16), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("destroyed_at", TS, nullable=True),
+    UniqueConstraint("protocol_id", "period"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("version", String(8), nullable=False),
+    Column("sender", String(64), nullable=False),
+    Column("receivers", JSON, nullable=False),
+    Column("subject_type", String(4), nullable=False),
+    Column("subject_hash", String(64), nullable=False),
+    Column("protocol_id", String(96), nullable=False),
+    Column("conversation_id", String(36), nullable=True),
+    Column("traceparent", String(55), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("data_key_id", Integer, ForeignKey("data_keys.id"), nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=True),
+    Column("payload_size", Integer, nullable=False),
+    Index(None, "sender", "received_at"),
+    Index(None, "subject_hash"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), ForeignKey("messages.id"), nullable=False),
+    Column("receiver", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", TS, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("message_id", "receiver"),
+    Index(None, "receiver", "status"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("receiver", String(64), nullable=False),
+    Column("available_at", TS, nullable=False),
+    Column("published_at", TS, nullable=True),
+    Index(None, "published_at", "available_at"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("event", String(32), nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("message_id", String(36), nullable=True),
+    Column("message_type", String(64), nullable=True),
+    Column("sender", String(64), nullable=True),
+    Column("receiver", String(64), nullable=True),
+    Column("actor", String(128), nullable=True),
+    Column("protocol_id", String(96), nullable=True),
+    Column("subject_type", String(4), nullable=True),
+    Column("subject_hash", String(64), nullable=True),
+    Column("detail", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "subject_hash", "occurred_at"),
+    Index(None, "message_id"),
+    Index(None, "occurred_at"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
