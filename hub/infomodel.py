@@ -250,7 +250,13 @@ class InfoModel:
         schema = self.release_of(mtype).conversion_schema()
         try:
             encoded, errors = schema.encode(
-                data, path=mtype.qname, namespaces={"": mtype.namespace}, validation="lax", indent=0
+                data,
+                path=mtype.qname,
+                namespaces={"": mtype.namespace},
+                validation="lax",
+                indent=0,
+                # JSON objects are unordered: put children in the XSD's sequence order
+                converter=xmlschema.UnorderedConverter,
             )
         except (xmlschema.XMLSchemaException, ValueError, TypeError, KeyError) as exc:
             raise ValidationFailed(
