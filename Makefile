@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
+SPECTRAL := .tools/node_modules/.bin/spectral
+
 .PHONY: run test lint bench demo clean openapi
 
 $(STAMP): pyproject.toml
@@ -19,7 +21,10 @@ run: $(STAMP)  ## start the hub with demo partners, simulators, API docs
 demo: $(STAMP)  ## drive a realistic scenario and print what went where
 	$(BIN)/knooppunt demo
 
-test: $(STAMP)  ## the whole test suite
+$(SPECTRAL):
+	@npm install --silent --no-audit --no-fund --prefix .tools @stoplight/spectral-cli@6 >/dev/null
+
+test: $(STAMP) $(SPECTRAL)  ## the whole test suite
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff, mypy (strict), import-linter contracts
@@ -35,4 +40,4 @@ openapi: $(STAMP)  ## regenerate the committed OpenAPI document and WSDL
 	$(BIN)/python -m hub.api.contracts write
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var .tools

@@ -266,7 +266,7 @@ class InfoModel:
         if errors:
             params = [_xmlschema_error(e) for e in errors]
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
-        element = etree.fromstring(ElementTree.tostring(encoded), parser=safe_parser())
+        element = etree.fromstring(ElementTree.tostring(encoded, default_namespace=mtype.namespace), parser=safe_parser())
         for node in element.iter():
             # xmlschema indents what it encodes; that whitespace is not data
             if len(node) and node.text is not None and not node.text.strip():

@@ -94,18 +94,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        schema["servers"] = [{"url": settings.public_url}]
-        components = schema.setdefault("components", {})
-        components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
-        components["schemas"].setdefault("MessageIn", messages.MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"))
-        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        schema["security"] = [{"bearer": []}]
-        app.openapi_schema = schema
-        return schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+                             contact=CONTACT, license_info={"name": "EUPL-1.2"})
+        app.openapi_schema = nlgov_openapi(schema, settings.public_url)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+CONTACT = {"name": "Knooppunt", "url": "https://github.com/knooppunt/knooppunt", "email": "knooppunt@example.org"}
+
+
+def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """Shape FastAPI's document to the NLGov API Design Rules.
+
+    The major version sits in the server URL; every response names the
+    API-Version header; every error is problem+json (FastAPI's 422 becomes our 400).
+    """
+    schema["servers"] = [{"url": public_url.rstrip("/") + "/v1"}]
+    schema["paths"] = {path.removeprefix("/v1"): item for path, item in schema["paths"].items()}
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas.setdefault("MessageIn", messages.MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"))
+    components["headers"] = {
+        "API-Version": {"description": "De volledige versie van de API", "schema": {"type": "string", "example": API_VERSION}}
+    }
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["security"] = [{"bearer": []}]
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for item in schema["paths"].values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            responses.setdefault("400", {"description": "Ongeldige invoer", "content": problem})
+            for code, response in responses.items():
+                response.setdefault("description", code)
+                response.setdefault("headers", {})["API-Version"] = {"$ref": "#/components/headers/API-Version"}
+                if code.startswith(("4", "5")):
+                    response["content"] = problem
+    return schema
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

@@ -15,7 +15,7 @@ from hub.crypto import key_id
 router = APIRouter(tags=["beheer"])
 
 
-@router.get("/health", summary="Gezondheid van de hub")
+@router.get("/health", summary="Gezondheid van de hub", include_in_schema=False)
 async def health(request: Request) -> Response:
     hub = get_hub(request)
     checks: dict[str, dict[str, Any]] = {}

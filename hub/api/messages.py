@@ -15,7 +15,8 @@ from hub.partners import Partner
 
 router = APIRouter(prefix="/v1", tags=["berichten"])
 
-_PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+_PROBLEM = {"description": "Probleem (RFC 9457)",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 class Subject(BaseModel):
