@@ -6,6 +6,7 @@ Settings come from ``KNOOPPUNT_*`` environment variables (see hub/settings.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import Annotated
 
@@ -113,15 +114,23 @@ def demo(
 
 
 @partners_app.command("list")
-def partners_list() -> None:
+def partners_list(as_json: Annotated[bool, typer.Option("--json", help="Als JSON")] = False) -> None:
     """Toon alle partners."""
+    from hub.store.tables import partners
+
     hub = _open()
     try:
-        table = Table("id", "naam", "rol", "plateau", "adapter", "codes", "token")
-        from hub.store.tables import partners
-
         with hub.engine.connect() as conn:
             tokens = {r.id: bool(r.token_hash) for r in conn.execute(select(partners.c.id, partners.c.token_hash))}
+        if as_json:
+            rows = [
+                {"id": p.id, "name": p.name, "role": p.role, "plateau": p.plateau, "adapter": p.adapter,
+                 "codes": list(p.codes), "oin": p.oin, "kbo": p.kbo, "active": p.active, "token": tokens.get(p.id)}
+                for p in hub.partners.all()
+            ]
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        table = Table("id", "naam", "rol", "plateau", "adapter", "codes", "token")
         for p in hub.partners.all():
             table.add_row(p.id, p.name, p.role, str(p.plateau), p.adapter or "-", ",".join(p.codes),
                           "ja" if tokens.get(p.id) else "nee")
