@@ -44,34 +44,42 @@ def _tamper(settings: Settings, *statements: object) -> None:
 def test_an_intact_chain_verifies(settings: Settings) -> None:
     _fill(settings, 20)
     code, out = _verify(settings)
-    assert code == 0 and "20 records" in out
+    assert code == 0
+    assert "20 records" in out
 
 
 def test_a_changed_record_is_named(settings: Settings) -> None:
     _fill(settings, 20)
     _tamper(settings, update(audit_events).where(audit_events.c.seq == 7).values(actor="someone else"))
     code, out = _verify(settings)
-    assert code == 1 and "record 7" in out
+    assert code == 1
+    assert "record 7" in out
 
 
 def test_a_deleted_record_is_named(settings: Settings) -> None:
     _fill(settings, 20)
     _tamper(settings, delete(audit_events).where(audit_events.c.seq == 12))
     code, out = _verify(settings)
-    assert code == 1 and "record 12" in out
+    assert code == 1
+    assert "record 12" in out
 
 
 def test_reordered_records_are_detected(settings: Settings) -> None:
     _fill(settings, 20)
-    _tamper(settings, text("UPDATE audit_events SET seq = -1 WHERE seq = 4"),
-            text("UPDATE audit_events SET seq = 4 WHERE seq = 5"),
-            text("UPDATE audit_events SET seq = 5 WHERE seq = -1"))
+    _tamper(
+        settings,
+        text("UPDATE audit_events SET seq = -1 WHERE seq = 4"),
+        text("UPDATE audit_events SET seq = 4 WHERE seq = 5"),
+        text("UPDATE audit_events SET seq = 5 WHERE seq = -1"),
+    )
     code, out = _verify(settings)
-    assert code == 1 and "record 4" in out
+    assert code == 1
+    assert "record 4" in out
 
 
 def test_a_truncated_tail_is_detected(settings: Settings) -> None:
     _fill(settings, 20)
     _tamper(settings, delete(audit_events).where(audit_events.c.seq > 17))
     code, out = _verify(settings)
-    assert code == 1 and "18" in out
+    assert code == 1
+    assert "18" in out

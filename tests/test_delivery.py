@@ -51,7 +51,8 @@ def test_after_the_last_attempt_the_delivery_is_dead_and_audited_failed(live: Li
     status = live.wait_status("agii", doc["messageId"], {"dead"})
     assert status["deliveries"][0]["attempts"] == live.settings.delivery.max_attempts
     failed = [e for e in audit_rows(live.settings, "failed") if e["message_id"] == doc["messageId"]]
-    assert len(failed) == 1 and failed[0]["receiver"] == "stad-gent"
+    assert len(failed) == 1
+    assert failed[0]["receiver"] == "stad-gent"
 
 
 def test_a_partner_refusal_is_not_retried(live: LiveHub) -> None:
@@ -81,9 +82,7 @@ def test_replay_resends_dead_deliveries(live: LiveHub, monkeypatch: object) -> N
 
 
 def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings) -> None:
-    settings = settings.model_copy(
-        update={"delivery": settings.delivery.model_copy(update={"max_attempts": 1000})}
-    )
+    settings = settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"max_attempts": 1000})})
     first = start_live_hub(settings)
     ports = {pid: int(url.rsplit(":", 1)[1]) for pid, url in first.sim_urls.items()}
     try:
@@ -95,8 +94,11 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
     finally:
         first.thread.stop()
     slow = settings.model_copy(
-        update={"delivery": settings.delivery.model_copy(update={"backoff_base_seconds": 3600.0,
-                                                                 "backoff_max_seconds": 3600.0})}
+        update={
+            "delivery": settings.delivery.model_copy(
+                update={"backoff_base_seconds": 3600.0, "backoff_max_seconds": 3600.0}
+            )
+        }
     )
     second = start_live_hub(slow, sim_ports=ports)
     try:

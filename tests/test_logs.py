@@ -6,11 +6,17 @@ from hub.logs import mask, mask_national_numbers
 
 
 def test_insz_and_bsn_are_masked_wherever_they_sit() -> None:
-    event = {"event": "x", "insz": "85073003328", "text": "persoon 85.07.30-033.28 en 111222333",
-             "nested": {"list": ["111222333"]}}
+    event = {
+        "event": "x",
+        "insz": "85073003328",
+        "text": "persoon 85.07.30-033.28 en 111222333",
+        "nested": {"list": ["111222333"]},
+    }
     out = mask_national_numbers(None, "info", dict(event))
     flat = str(out)
-    assert "85073003328" not in flat and "85.07.30-033.28" not in flat and "111222333" not in flat
+    assert "85073003328" not in flat
+    assert "85.07.30-033.28" not in flat
+    assert "111222333" not in flat
 
 
 def test_uuids_and_timestamps_are_left_alone() -> None:

@@ -41,8 +41,18 @@ def test_sqlite_runs_wal_with_synchronous_full(settings: Settings) -> None:
 
 def _partner_unit(pid: str, fail: bool = False):  # type: ignore[no-untyped-def]
     def unit(tx: Tx) -> str:
-        tx.conn.execute(insert(partners).values(id=pid, name=pid, role="gemeente", plateau=1, adapter_config={},
-                                                codes=[], active=True, created_at=tx.now))
+        tx.conn.execute(
+            insert(partners).values(
+                id=pid,
+                name=pid,
+                role="gemeente",
+                plateau=1,
+                adapter_config={},
+                codes=[],
+                active=True,
+                created_at=tx.now,
+            )
+        )
         tx.audit(AuditEvent("admin_changed", detail={"partner": pid}))
         if fail:
             raise Conflict("deze eenheid faalt met opzet")
@@ -83,7 +93,8 @@ def test_a_failing_unit_leaves_no_trace_and_spares_its_batch(writer: Writer) -> 
     assert outcomes.count("failed") == 1
     with writer.engine.connect() as conn:
         ids = {r[0] for r in conn.execute(select(partners.c.id))}
-        assert "q-5" not in ids and len(ids) == 9
+        assert "q-5" not in ids
+        assert len(ids) == 9
         # the failed unit's audit record was rolled back with it, and the chain is whole
         assert conn.execute(select(func.count()).select_from(audit_events)).scalar() == 9
         assert verify(conn).ok
