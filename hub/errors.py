@@ -17,6 +17,7 @@ raises them with a stable snake_case ``code`` (as X-Road's ``ErrorCode``).
     ├── Conflict                        same message id, other content
     ├── ConfigurationError              bad configuration at start-up
     ├── StoreError                      the database refused or timed out
+    ├── TransportError                  the broker is unreachable or did not confirm in time
     └── PartnerError                    a partner could not be reached or answered badly
         ├── PartnerUnavailable          transient: retry later
         └── PartnerRejected             permanent: the partner refused
@@ -124,6 +125,12 @@ class StoreError(HubError):
     code = "store_error"
     status = 503
     title = "Opslag niet beschikbaar"
+
+
+class TransportError(HubError):
+    code = "transport_unavailable"
+    status = 503
+    title = "Berichtenbus niet beschikbaar"
 
 
 class PartnerError(HubError):

@@ -33,6 +33,31 @@ class DeliverySettings(BaseModel):
     workers: int = Field(default=4, ge=1)
     poll_seconds: float = Field(default=0.5, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # A published job not finished within the lease is published again by the relay; a
+    # worker's claim on a delivery lasts half the lease, so it must exceed the partner timeout.
+    lease_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _claim_outlasts_the_partner_call(self) -> DeliverySettings:
+        if self.lease_seconds / 2 <= self.timeout_seconds:
+            raise ValueError("delivery.lease_seconds must be more than twice delivery.timeout_seconds")
+        return self
+
+    @property
+    def claim_seconds(self) -> float:
+        return self.lease_seconds / 2
+
+
+class BrokerSettings(BaseModel):
+    """RabbitMQ (scale mode): names, deadlines, prefetch and the publisher-confirm window."""
+
+    namespace: str = Field(default="knooppunt", pattern=r"^[A-Za-z0-9_.-]{1,80}$")
+    prefetch: int = Field(default=32, ge=1, le=1000)
+    confirm_window: int = Field(default=1000, ge=1)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_seconds: int = Field(default=10, ge=1)
+    reconnect_seconds: float = Field(default=1.0, gt=0)
+    delivery_limit: int = Field(default=20, ge=1)
 
 
 class StoreSettings(BaseModel):
@@ -71,6 +96,7 @@ class Settings(BaseSettings):
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
 
     @field_validator("payload_key", "audit_hmac_key")
     @classmethod

@@ -13,6 +13,7 @@ a ``statement_timeout`` deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -134,7 +135,7 @@ class Writer:
         return self.submit_future(unit).result(timeout=timeout)
 
     def _run(self) -> None:
-        conn = self.engine.connect()
+        conn: Connection | None = None
         try:
             while True:
                 first = self._queue.get()
@@ -155,12 +156,16 @@ class Writer:
                 if stop:
                     return
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
-    def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
+    def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
         results: list[tuple[_Job[Any], bool, Any]] = []
         callbacks: list[Callable[[], None]] = []
         try:
+            if conn is None:
+                # (re)connect lazily: a database that is down fails this batch, not the writer thread
+                conn = self.engine.connect()
             with conn.begin():
                 chain = ChainWriter(conn)
                 now = datetime.now(UTC)
@@ -186,8 +191,10 @@ class Writer:
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(failure)
-            conn.close()
-            return self.engine.connect()
+            if conn is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.close()
+            return None
         self.batches += 1
         self.units += len(batch)
         for job, ok, value in results:

@@ -98,6 +98,9 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("delivered_at", TS, nullable=True),
     Column("updated_at", TS, nullable=False),
+    # scale mode: a worker claims a delivery before calling the partner (status in_flight)
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", TS, nullable=True),
     UniqueConstraint("message_id", "receiver"),
     Index(None, "receiver", "status"),
     Index(None, "status", "next_attempt_at"),

@@ -8,9 +8,13 @@ job (a crash, a broker restart), and the relay publishes it again.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from hub.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +48,32 @@ class Transport(Protocol):
     def depth(self) -> int:
         """Jobs waiting (for /health and metrics)."""
         ...
+
+    def depths(self) -> dict[str, int]:
+        """Jobs waiting per receiver, as far as the transport knows (metrics)."""
+        ...
+
+    def ready(self) -> bool:
+        """True while jobs published now would be carried (for /ready)."""
+        ...
+
+    def ensure_queues(self, receivers: Iterable[str]) -> None:
+        """Make sure every receiver has its queue and is consumed (a no-op in memory)."""
+        ...
+
+
+async def open_transport(settings: Settings, loop: asyncio.AbstractEventLoop) -> Transport:
+    """The configured transport, started: for RabbitMQ, connected, declared and a publish confirmed.
+
+    Raises:
+        TransportError: the broker did not answer within its deadline.
+    """
+    if settings.transport == "memory":
+        from hub.transport.memory import MemoryTransport
+
+        return MemoryTransport(loop)
+    from hub.transport.rabbitmq import RabbitMQTransport
+
+    transport = RabbitMQTransport(settings.rabbitmq_url, settings.broker, loop)
+    await transport.start()
+    return transport

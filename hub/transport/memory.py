@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 
 import structlog
 
@@ -66,3 +67,12 @@ class MemoryTransport:
 
     def depth(self) -> int:
         return self._queue.qsize()
+
+    def depths(self) -> dict[str, int]:
+        return {}
+
+    def ready(self) -> bool:
+        return not self._closed
+
+    def ensure_queues(self, receivers: Iterable[str]) -> None:
+        return None

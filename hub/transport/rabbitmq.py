@@ -1,0 +1,484 @@
+"""The RabbitMQ transport (scale mode), on pika's SelectConnection in a thread of its own.
+
+Topology (``<ns>`` is ``broker.namespace``)::
+
+    exchange <ns>.jobs (direct, durable)
+        --routing key = receiver--> queue <ns>.jobs.<receiver>
+                                    (quorum, x-delivery-limit, dead letters -> <ns>.dead)
+    exchange <ns>.dead (fanout, durable) --> queue <ns>.dead (quorum)
+
+One queue per receiving partner, each with its own consumer and prefetch, so
+a slow partner fills its own queue and nobody else's. Messages are
+persistent; publishing uses publisher confirms with a window (many messages
+in flight, acknowledged in bulk by the broker), and a job the broker did not
+confirm is published again after a reconnect. A consumed job is acked only
+after the handler returned, that is after the delivery was recorded in the
+database; a job whose handler crashed is nacked and requeued, and after
+``delivery_limit`` redeliveries it goes to the dead-letter queue. The
+database outbox stays the source of truth: what the broker loses, the relay
+publishes again.
+
+Threads: every pika call runs in the IO thread (``knooppunt-rabbitmq``).
+Other threads hand work over with ``IOLoop.add_callback_threadsafe``; consumed
+jobs go to the asyncio loop with ``call_soon_threadsafe`` and their acks come
+back the same way, tagged with the channel generation so that an ack never
+lands on a newer channel than the one the job came from.
+
+Deadlines: connecting (``socket_timeout``, ``stack_timeout``), heartbeats and
+blocked connections all use ``broker.timeout_seconds`` / ``heartbeat_seconds``;
+:meth:`RabbitMQTransport.start` gives up after ``3 x timeout_seconds``. A lost
+connection is re-opened every ``reconnect_seconds`` until :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+import orjson
+import pika
+import structlog
+from pika.adapters.select_connection import IOLoop
+
+from hub.errors import TransportError
+from hub.settings import BrokerSettings
+from hub.transport import Handler, Job
+
+log = structlog.get_logger(__name__)
+
+Step = Callable[[Callable[..., None]], None]
+_PROBE = "_probe"
+
+
+def encode(job: Job) -> bytes:
+    return orjson.dumps({"o": job.outbox_id, "d": job.delivery_id, "m": job.message_id, "r": job.receiver})
+
+
+def decode(body: bytes) -> Job:
+    doc = orjson.loads(body)
+    return Job(int(doc["o"]), int(doc["d"]), str(doc["m"]), str(doc["r"]))
+
+
+class RabbitMQTransport:
+    """Jobs in durable quorum queues, one per receiver; see the module docstring."""
+
+    name = "rabbitmq"
+
+    def __init__(self, url: str, settings: BrokerSettings, loop: asyncio.AbstractEventLoop) -> None:
+        params = pika.URLParameters(url)
+        params.heartbeat = settings.heartbeat_seconds
+        params.blocked_connection_timeout = settings.timeout_seconds
+        params.socket_timeout = settings.timeout_seconds
+        params.stack_timeout = settings.timeout_seconds
+        params.connection_attempts = 1
+        params.client_properties = {"connection_name": "knooppunt"}
+        self._params = params
+        self.settings = settings
+        ns = settings.namespace
+        self.exchange = f"{ns}.jobs"
+        self.dead_exchange = f"{ns}.dead"
+        self.dead_queue = f"{ns}.dead"
+        self._loop = loop
+        self._ioloop = IOLoop()
+        self._thread = threading.Thread(target=self._run, name="knooppunt-rabbitmq", daemon=True)
+        # everything below is touched only in the IO thread
+        self._conn: pika.SelectConnection | None = None
+        self._pub: Any = None
+        self._con: Any = None
+        self._mon: Any = None
+        self._gen = 0
+        self._con_gen = 0
+        self._tag = 0
+        self._outgoing: deque[Job] = deque()
+        self._unconfirmed: dict[int, Job | None] = {}
+        self._declared: set[str] = set()
+        self._declaring: set[str] = set()
+        self._wanted: set[str] = set()
+        self._consuming: set[str] = set()
+        self._topology = False
+        self._closing = False
+        self._depths: dict[str, int] = {}
+        # shared with the asyncio side
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._handler: Handler | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+        self.published = 0
+        self.confirmed = 0
+        self.reconnects = 0
+
+    def queue_name(self, receiver: str) -> str:
+        return f"{self.exchange}.{receiver}"
+
+    # -- the asyncio side ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, declare the topology and wait for a confirmed publish, within a deadline.
+
+        Raises:
+            TransportError: the broker was not ready within 3 x ``timeout_seconds``.
+        """
+        self._thread.start()
+        deadline = self.settings.timeout_seconds * 3
+        ok = await asyncio.to_thread(self._ready.wait, deadline)
+        if not ok:
+            await self.close()
+            raise TransportError(f"RabbitMQ was niet klaar binnen {deadline:g} s (verbinding, declaraties, bevestiging)")
+        log.info("transport_started", transport="rabbitmq", exchange=self.exchange)
+
+    def publish(self, jobs: list[Job]) -> None:
+        if jobs and not self._stopped.is_set():
+            self._ioloop.add_callback_threadsafe(partial(self._enqueue, list(jobs)))
+
+    def ensure_queues(self, receivers: Iterable[str]) -> None:
+        wanted = set(receivers)
+        if wanted and not self._stopped.is_set():
+            self._ioloop.add_callback_threadsafe(partial(self._want, wanted))
+
+    async def consume(self, handler: Handler, concurrency: int) -> None:
+        """Consume every declared receiver queue until :meth:`close`.
+
+        ``concurrency`` is unused: the broker's prefetch per queue bounds the jobs in hand.
+        """
+        del concurrency
+        self._handler = handler
+        self._ioloop.add_callback_threadsafe(self._start_consuming)
+        try:
+            await self._closed.wait()
+        finally:
+            self._handler = None
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Publish what is still waiting (bounded), then close the connection and stop the IO thread."""
+        if self._stopped.is_set():
+            return
+        deadline = time.monotonic() + self.settings.timeout_seconds
+        while self._ready.is_set() and (self._outgoing or self._unconfirmed) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self._closed.set()
+        self._ioloop.add_callback_threadsafe(self._shutdown)
+        if self._thread.is_alive():
+            await asyncio.to_thread(self._thread.join, self.settings.timeout_seconds)
+        self._stopped.set()
+
+    def depth(self) -> int:
+        return sum(self._depths.values())
+
+    def depths(self) -> dict[str, int]:
+        return dict(self._depths)
+
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def _spawn(self, job: Job, gen: int, tag: int) -> None:
+        handler = self._handler
+        if handler is None:
+            return  # not consuming any more: the broker requeues the unacked job
+        task = self._loop.create_task(self._run_job(handler, job, gen, tag))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_job(self, handler: Handler, job: Job, gen: int, tag: int) -> None:
+        ok = True
+        try:
+            await handler(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad job must not stop the consumer; the broker redelivers it
+            ok = False
+            log.error("job_crashed", message_id=job.message_id, receiver=job.receiver, error=repr(exc))
+        self._ioloop.add_callback_threadsafe(partial(self._settle, gen, tag, ok))
+
+    # -- the IO thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._connect()
+        try:
+            self._ioloop.start()
+        finally:
+            self._ready.clear()
+            self._stopped.set()
+            with contextlib.suppress(Exception):
+                self._ioloop.close()
+
+    def _connect(self) -> None:
+        if self._closing:
+            return
+        try:
+            self._conn = pika.SelectConnection(
+                self._params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+                custom_ioloop=self._ioloop,
+            )
+        except pika.exceptions.AMQPError as exc:
+            log.warning("broker_connect_failed", error=repr(exc))
+            self._ioloop.call_later(self.settings.reconnect_seconds, self._connect)
+
+    def _on_open_error(self, _conn: Any, error: Any) -> None:
+        log.warning("broker_connect_failed", error=repr(error))
+        self._reset()
+        if self._closing:
+            self._ioloop.stop()
+        else:
+            self._ioloop.call_later(self.settings.reconnect_seconds, self._connect)
+
+    def _on_closed(self, _conn: Any, reason: Any) -> None:
+        self._reset()
+        if self._closing:
+            self._ioloop.stop()
+            return
+        self.reconnects += 1
+        log.warning("broker_connection_lost", reason=repr(reason))
+        self._ioloop.call_later(self.settings.reconnect_seconds, self._connect)
+
+    def _reset(self) -> None:
+        """Forget the dead connection; what was not confirmed is published again on the next one."""
+        self._ready.clear()
+        self._gen += 1
+        self._pub = self._con = self._mon = None
+        self._topology = False
+        self._declared.clear()
+        self._declaring.clear()
+        self._consuming.clear()
+        lost = [job for _, job in sorted(self._unconfirmed.items()) if job is not None]
+        self._unconfirmed.clear()
+        self._outgoing.extendleft(reversed(lost))
+
+    def _on_open(self, conn: Any) -> None:
+        self._gen += 1
+        gen = self._gen
+        conn.channel(on_open_callback=lambda ch: self._on_pub_open(ch, gen))
+
+    def _on_pub_open(self, ch: Any, gen: int) -> None:
+        if gen != self._gen:
+            return
+        self._pub = ch
+        self._tag = 0
+        ch.add_on_close_callback(self._on_channel_closed)
+        ch.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _f: self._declare_topology(gen))
+
+    def _on_channel_closed(self, ch: Any, reason: Any) -> None:
+        # a channel error (e.g. a refused declaration) leaves the connection in an unknown state: start over
+        if self._closing or ch is self._mon:
+            return
+        log.warning("broker_channel_closed", reason=repr(reason))
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()
+
+    def _steps(self, gen: int, steps: list[Step], done: Callable[[], None]) -> None:
+        """Run asynchronous pika calls one after the other, while the connection lives."""
+
+        def next_step(*_: Any) -> None:
+            if gen != self._gen:
+                return
+            if not steps:
+                done()
+                return
+            steps.pop(0)(next_step)
+
+        next_step()
+
+    def _queue_steps(self, ch: Any, receiver: str) -> list[Step]:
+        name = self.queue_name(receiver)
+        arguments = {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": self.dead_exchange,
+            "x-delivery-limit": self.settings.delivery_limit,
+        }
+        return [
+            lambda cb: ch.queue_declare(queue=name, durable=True, arguments=arguments, callback=cb),
+            lambda cb: ch.queue_bind(queue=name, exchange=self.exchange, routing_key=receiver, callback=cb),
+        ]
+
+    def _declare_topology(self, gen: int) -> None:
+        ch = self._pub
+        steps: list[Step] = [
+            lambda cb: ch.exchange_declare(exchange=self.exchange, exchange_type="direct", durable=True, callback=cb),
+            lambda cb: ch.exchange_declare(
+                exchange=self.dead_exchange, exchange_type="fanout", durable=True, callback=cb
+            ),
+            lambda cb: ch.queue_declare(
+                queue=self.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}, callback=cb
+            ),
+            lambda cb: ch.queue_bind(queue=self.dead_queue, exchange=self.dead_exchange, callback=cb),
+        ]
+        receivers = sorted(self._wanted | {j.receiver for j in self._outgoing})
+        for receiver in receivers:
+            steps += self._queue_steps(ch, receiver)
+
+        def declared() -> None:
+            self._declared.update(receivers)
+            self._topology = True
+            self._open_consumer(gen)
+            self._open_monitor(gen)
+            self._send_probe()
+
+        self._steps(gen, steps, declared)
+
+    def _send_probe(self) -> None:
+        # unroutable on purpose: the broker confirms it, which proves the publish path end to end
+        self._tag += 1
+        self._unconfirmed[self._tag] = None
+        self._pub.basic_publish(exchange=self.exchange, routing_key=_PROBE, body=b"{}")
+
+    def _open_consumer(self, gen: int) -> None:
+        def opened(ch: Any) -> None:
+            if gen != self._gen:
+                return
+            ch.add_on_close_callback(self._on_channel_closed)
+            self._con_gen += 1
+
+            def qos_done(_f: Any) -> None:
+                self._con = ch
+                self._start_consuming()
+
+            ch.basic_qos(prefetch_count=self.settings.prefetch, callback=qos_done)
+
+        if self._conn is not None:
+            self._conn.channel(on_open_callback=opened)
+
+    def _open_monitor(self, gen: int) -> None:
+        def opened(ch: Any) -> None:
+            if gen == self._gen:
+                self._mon = ch
+                self._poll_depths(gen)
+
+        if self._conn is not None:
+            self._conn.channel(on_open_callback=opened)
+
+    def _poll_depths(self, gen: int) -> None:
+        if gen != self._gen or self._mon is None or not self._mon.is_open:
+            return
+        for receiver in sorted(self._declared):
+
+            def got(frame: Any, receiver: str = receiver) -> None:
+                self._depths[receiver] = int(frame.method.message_count)
+
+            self._mon.queue_declare(queue=self.queue_name(receiver), passive=True, callback=got)
+        self._ioloop.call_later(2.0, partial(self._poll_depths, gen))
+
+    def _start_consuming(self) -> None:
+        ch = self._con
+        if self._handler is None or ch is None or not ch.is_open:
+            return
+        gen = self._con_gen
+        for receiver in sorted(self._declared - self._consuming):
+            ch.basic_consume(
+                queue=self.queue_name(receiver),
+                on_message_callback=partial(self._on_message, gen),
+                auto_ack=False,
+            )
+            self._consuming.add(receiver)
+
+    def _on_message(self, gen: int, ch: Any, method: Any, _props: Any, body: bytes) -> None:
+        try:
+            job = decode(body)
+        except (ValueError, KeyError, TypeError):
+            log.error("job_unreadable", queue=method.routing_key)
+            ch.basic_nack(delivery_tag=method.delivery_tag, requeue=False)  # to the dead-letter queue
+            return
+        self._loop.call_soon_threadsafe(self._spawn, job, gen, method.delivery_tag)
+
+    def _settle(self, gen: int, tag: int, ok: bool) -> None:
+        ch = self._con
+        if gen != self._con_gen or ch is None or not ch.is_open:
+            return  # the channel it came from is gone; the broker has requeued the job already
+        if ok:
+            ch.basic_ack(delivery_tag=tag)
+        else:
+            ch.basic_nack(delivery_tag=tag, requeue=True)
+
+    def _want(self, receivers: set[str]) -> None:
+        self._wanted |= receivers
+        self._declare_missing(receivers)
+
+    def _declare_missing(self, receivers: set[str]) -> None:
+        missing = receivers - self._declared - self._declaring
+        if not missing or not self._topology or self._pub is None:
+            return
+        self._declaring |= missing
+        gen = self._gen
+        steps: list[Step] = []
+        for receiver in sorted(missing):
+            steps += self._queue_steps(self._pub, receiver)
+
+        def declared() -> None:
+            self._declaring -= missing
+            self._declared |= missing
+            self._start_consuming()
+            self._flush()
+
+        self._steps(gen, steps, declared)
+
+    def _enqueue(self, jobs: list[Job]) -> None:
+        self._outgoing.extend(jobs)
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._ready.is_set() or self._pub is None or not self._pub.is_open:
+            return
+        window = self.settings.confirm_window
+        unknown: set[str] = set()
+        held: deque[Job] = deque()
+        props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
+        while self._outgoing and len(self._unconfirmed) < window:
+            job = self._outgoing.popleft()
+            if job.receiver not in self._declared:
+                unknown.add(job.receiver)
+                held.append(job)
+                continue
+            self._tag += 1
+            self._unconfirmed[self._tag] = job
+            self._pub.basic_publish(
+                exchange=self.exchange, routing_key=job.receiver, body=encode(job), properties=props
+            )
+            self.published += 1
+        self._outgoing.extendleft(reversed(held))
+        if unknown:
+            self._declare_missing(unknown)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag = int(method.delivery_tag)
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        tags = [t for t in self._unconfirmed if t <= tag] if method.multiple else [tag]
+        for t in tags:
+            if t not in self._unconfirmed:
+                continue
+            job = self._unconfirmed.pop(t)
+            if job is None:
+                if acked and not self._ready.is_set():
+                    self._ready.set()
+                    log.info("broker_ready", exchange=self.exchange)
+                elif not acked:
+                    self._send_probe()
+                continue
+            if acked:
+                self.confirmed += 1
+            else:
+                self._outgoing.append(job)
+        self._flush()
+
+    def _shutdown(self) -> None:
+        self._closing = True
+        self._ready.clear()
+        if self._conn is not None and not (self._conn.is_closed or self._conn.is_closing):
+            try:
+                self._conn.close()
+            except pika.exceptions.AMQPError:
+                self._ioloop.stop()
+        else:
+            self._ioloop.stop()

@@ -1,0 +1,97 @@
+"""A small TCP fault proxy (toxiproxy is not available here): forwards 127.0.0.1:<port> to a
+target and can cut every connection and refuse new ones until restored."""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+
+
+class FaultProxy:
+    """Forward one local port to ``target``; ``cut()`` drops all connections, ``restore()`` heals."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(256)
+        self.port = int(self.listener.getsockname()[1])
+        self._up = True
+        self._lock = threading.Lock()
+        self._pairs: set[tuple[socket.socket, socket.socket]] = set()
+        self._stop = False
+        self.cuts = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True, name=f"proxy-{self.port}")
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self._up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            pair = (client, upstream)
+            with self._lock:
+                self._pairs.add(pair)
+            threading.Thread(target=self._pump, args=(pair,), daemon=True).start()
+
+    def _pump(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        a, b = pair
+        sel = selectors.DefaultSelector()
+        sel.register(a, selectors.EVENT_READ, b)
+        sel.register(b, selectors.EVENT_READ, a)
+        try:
+            while True:
+                for key, _ in sel.select(timeout=1.0):
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data:
+                        return
+                    key.data.sendall(data)
+                with self._lock:
+                    if pair not in self._pairs:
+                        return
+        except OSError:
+            return
+        finally:
+            sel.close()
+            self._drop(pair)
+
+    def _drop(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        with self._lock:
+            self._pairs.discard(pair)
+        for s in pair:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones."""
+        self._up = False
+        self.cuts += 1
+        with self._lock:
+            pairs = list(self._pairs)
+        for pair in pairs:
+            self._drop(pair)
+
+    def restore(self) -> None:
+        self._up = True
+
+    def close(self) -> None:
+        self._stop = True
+        self.cut()
+        self.listener.close()
