@@ -14,23 +14,42 @@ The relay re-publishes outbox rows that are due (retries) or whose lease ran
 out (a job lost in a crash). ``replay`` puts dead deliveries back in the
 outbox. Every step is idempotent on (message id, receiver): a job for a
 delivery that is already delivered is dropped.
+
+Scale mode (PostgreSQL, several worker processes): before calling the
+partner a worker *claims* the delivery in one statement::
+
+    UPDATE deliveries SET status='in_flight', claimed_by=<worker>, claimed_until=now+claim
+     WHERE id=? AND (status='pending' OR (status='retrying' AND next_attempt_at<=now)
+                     OR (status='in_flight' AND claimed_until<now))
+
+Only the worker whose UPDATE matched calls the partner; a second copy of the
+job (a broker redelivery, a relay re-publish) finds nothing to claim and is
+dropped. The outcome is recorded only while the claim is still the worker's.
+A worker that dies leaves its claim to run out (half the lease); the relay
+then publishes the job again and another worker takes over. The relay picks
+outbox rows with ``FOR UPDATE SKIP LOCKED`` so relays in several processes do
+not publish the same rows at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
 from hub.audit import AuditEvent
-from hub.errors import HubError, NotFound, PartnerRejected
+from hub.errors import HubError, NotFound, PartnerRejected, StoreError
 from hub.ports import Delivery
 from hub.protocols import minimize
 from hub.service import Hub
@@ -40,7 +59,8 @@ from hub.transport import Job
 
 log = structlog.get_logger(__name__)
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # the default of delivery.lease_seconds
+PARTNER_REFRESH_SECONDS = 5.0
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -67,11 +87,19 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self.delivered = 0
         self.failed = 0
+        settings = hub.settings
+        self.lease = timedelta(seconds=settings.delivery.lease_seconds)
+        # several processes share one database only off SQLite: claim deliveries there
+        self.claims = not settings.is_sqlite
+        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._partners_loaded = 0.0
 
     async def start(self, *, recover_all: bool) -> None:
         transport = self.hub.transport
         if transport is None:
             raise HubError("de transportlaag is niet gestart")
+        transport.ensure_queues(p.id for p in self.hub.partners.all())
+        self._partners_loaded = time.monotonic()
         await self.relay_once(recover_all=recover_all)
         self._tasks = [
             asyncio.create_task(transport.consume(self.handle, self.hub.settings.delivery.workers)),
@@ -94,22 +122,37 @@ class Dispatcher:
             if self._stopping.is_set():
                 return
             try:
+                self._refresh_partners()
                 await self.relay_once()
-            except HubError as exc:
+            except (HubError, SQLAlchemyError) as exc:
                 log.error("relay_failed", error=str(exc))
+
+    def _refresh_partners(self) -> None:
+        """Pick up partners added by other processes, so their queues are consumed here too."""
+        if time.monotonic() - self._partners_loaded < PARTNER_REFRESH_SECONDS or self.hub.transport is None:
+            return
+        self._partners_loaded = time.monotonic()
+        self.hub.reload_partners()
+        self.hub.transport.ensure_queues(p.id for p in self.hub.partners.all())
 
     async def relay_once(self, *, recover_all: bool = False, limit: int = 500) -> int:
         """Publish due outbox rows: new retries, and leases that ran out (or all, after a restart)."""
 
+        lease = self.lease
+        skip_locked = self.claims
+
         def unit(tx: Tx) -> list[Job]:
-            expired = tx.now - LEASE
+            expired = tx.now - lease
             due = and_(
                 outbox.c.available_at <= tx.now,
                 or_(outbox.c.published_at.is_(None), outbox.c.published_at < expired)
                 if not recover_all
                 else outbox.c.id > 0,
             )
-            rows = tx.conn.execute(select(outbox).where(due).order_by(outbox.c.id).limit(limit)).mappings().all()
+            query = select(outbox).where(due).order_by(outbox.c.id).limit(limit)
+            if skip_locked:
+                query = query.with_for_update(skip_locked=True)
+            rows = tx.conn.execute(query).mappings().all()
             if not rows:
                 return []
             ids = [r["id"] for r in rows]
@@ -136,14 +179,20 @@ class Dispatcher:
 
     async def _handle(self, job: Job) -> None:
         hub = self.hub
-        with hub.engine.connect() as conn:
-            row = conn.execute(
-                select(deliveries.c.status, deliveries.c.attempts).where(deliveries.c.id == job.delivery_id)
-            ).first()
-        if row is None or row.status in ("delivered", "dead"):
-            await hub.writer.submit(_drop_outbox(job.outbox_id))
-            return
-        attempt = int(row.attempts) + 1
+        if self.claims:
+            claimed = await asyncio.to_thread(self._claim, job)
+            if claimed is None:
+                return
+            attempt = claimed + 1
+        else:
+            with hub.engine.connect() as conn:
+                row = conn.execute(
+                    select(deliveries.c.status, deliveries.c.attempts).where(deliveries.c.id == job.delivery_id)
+                ).first()
+            if row is None or row.status in ("delivered", "dead"):
+                await hub.writer.submit(_drop_outbox(job.outbox_id))
+                return
+            attempt = int(row.attempts) + 1
         receiver = hub.partners.get(job.receiver)
         if receiver is None:
             hub.reload_partners()
@@ -154,16 +203,72 @@ class Dispatcher:
             await hub.writer.submit(self._record(job, attempt, Outcome(False, permanent=True, error=str(exc)), None))
             return
         envelope = stored.envelope
+        started = time.monotonic()
         if receiver is None:
             outcome = Outcome(False, permanent=True, error=f"ontvanger {job.receiver} bestaat niet meer")
         else:
             outcome = await self._deliver(receiver, stored, attempt)
+        call_seconds = time.monotonic() - started
         mtype = hub.infomodel.get(envelope.type, envelope.version)
         subject_hash = None
         if stored.payload is not None:
             full = hub.with_subject_from_payload(mtype, envelope, stored.payload)
             subject_hash = hub.hasher(full.subject_type, str(full.subject))
-        await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
+        status = await self._submit_record(job, self._record(job, attempt, outcome, (envelope, subject_hash)))
+        metrics = hub.metrics
+        metrics.call.labels(job.receiver).observe(call_seconds)
+        if status == "delivered":
+            metrics.delivered.labels(job.receiver).inc()
+            received = stored.received_at if stored.received_at.tzinfo else stored.received_at.replace(tzinfo=UTC)
+            metrics.latency.labels(job.receiver).observe((datetime.now(UTC) - received).total_seconds())
+        elif status == "dead":
+            metrics.failed.labels(job.receiver).inc()
+        elif status == "retrying":
+            metrics.retried.labels(job.receiver).inc()
+
+    async def _submit_record(self, job: Job, unit: Any) -> str:
+        """Record an outcome; with claims, keep trying while the claim lasts (a database outage
+        must not make another worker call the partner a second time)."""
+        if not self.claims:
+            return str(await self.hub.writer.submit(unit))
+        deadline = time.monotonic() + self.lease.total_seconds() / 2
+        pause = 0.1
+        while True:
+            try:
+                return str(await self.hub.writer.submit(unit))
+            except StoreError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("delivery_record_retried", message_id=job.message_id, partner=job.receiver, error=str(exc))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    def _claim(self, job: Job) -> int | None:
+        """Claim the delivery for this worker; its attempts so far, or None if there is nothing to do here."""
+        now = datetime.now(UTC)
+        until = now + self.lease / 2
+        claimable = or_(
+            deliveries.c.status == "pending",
+            and_(
+                deliveries.c.status == "retrying",
+                or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+            ),
+            and_(deliveries.c.status == "in_flight", deliveries.c.claimed_until < now),
+        )
+        with self.hub.engine.begin() as conn:
+            row = conn.execute(
+                update(deliveries)
+                .where(and_(deliveries.c.id == job.delivery_id, claimable))
+                .values(status="in_flight", claimed_by=self.worker_id, claimed_until=until, updated_at=now)
+                .returning(deliveries.c.attempts)
+            ).first()
+            if row is not None:
+                return int(row.attempts)
+            status = conn.execute(select(deliveries.c.status).where(deliveries.c.id == job.delivery_id)).scalar()
+            if status is None or status in ("delivered", "dead"):
+                conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+        log.debug("delivery_not_claimed", message_id=job.message_id, partner=job.receiver, status=status)
+        return None
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:
         hub = self.hub
@@ -196,11 +301,21 @@ class Dispatcher:
     def _record(self, job: Job, attempt: int, outcome: Outcome, context: tuple[env.Envelope, str | None] | None) -> Any:
         settings = self.hub.settings.delivery
 
+        claims = self.claims
+        worker_id = self.worker_id
+        released = {"claimed_by": None, "claimed_until": None} if claims else {}
+
         def unit(tx: Tx) -> str:
-            current = tx.conn.execute(select(deliveries.c.status).where(deliveries.c.id == job.delivery_id)).scalar()
-            if current in ("delivered", "dead"):
+            query = select(deliveries.c.status, deliveries.c.claimed_by).where(deliveries.c.id == job.delivery_id)
+            if claims:
+                query = query.with_for_update()  # the claim must still be ours when the outcome is written
+            current = tx.conn.execute(query).first()
+            if current is not None and current.status in ("delivered", "dead"):
                 tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
-                return str(current)
+                return str(current.status)
+            if claims and (current is None or current.status != "in_flight" or current.claimed_by != worker_id):
+                log.warning("delivery_claim_lost", message_id=job.message_id, partner=job.receiver)
+                return "claim_lost"
             common: dict[str, Any] = {"message_id": job.message_id, "receiver": job.receiver}
             if context is not None:
                 envelope, subject_hash = context
@@ -217,7 +332,14 @@ class Dispatcher:
                 tx.conn.execute(
                     update(deliveries)
                     .where(deliveries.c.id == job.delivery_id)
-                    .values(status=status, attempts=attempt, delivered_at=tx.now, updated_at=tx.now, last_error=None)
+                    .values(
+                        status=status,
+                        attempts=attempt,
+                        delivered_at=tx.now,
+                        updated_at=tx.now,
+                        last_error=None,
+                        **released,
+                    )
                 )
                 tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
                 tx.audit(AuditEvent("delivered", detail={"attempt": attempt, "reference": outcome.reference}, **common))
@@ -232,6 +354,7 @@ class Dispatcher:
                         updated_at=tx.now,
                         last_error=outcome.error[:2000],
                         next_attempt_at=None,
+                        **released,
                     )
                 )
                 tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
@@ -254,6 +377,7 @@ class Dispatcher:
                         updated_at=tx.now,
                         last_error=outcome.error[:2000],
                         next_attempt_at=due,
+                        **released,
                     )
                 )
                 tx.conn.execute(
@@ -277,6 +401,8 @@ class Dispatcher:
         return counted
 
     def _count(self, status: str, job: Job) -> None:
+        if status == "claim_lost":
+            return
         if status == "delivered":
             self.delivered += 1
             log.info("message_delivered", message_id=job.message_id, partner=job.receiver)

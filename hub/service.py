@@ -44,6 +44,7 @@ from hub.errors import (
 )
 from hub.identifiers import BSN, INSZ
 from hub.infomodel import InfoModel, MessageType
+from hub.metrics import Metrics
 from hub.partners import Partner, PartnerDirectory
 from hub.ports import Adapter
 from hub.protocols import Protocol, ProtocolBook, fields_outside, minimize
@@ -181,6 +182,7 @@ class Hub:
         self.http: httpx.AsyncClient | None = None
         self._adapters: dict[str, Adapter] = {}
         self.started = False
+        self.metrics = Metrics()
 
     # -- life cycle -------------------------------------------------------------
 
@@ -302,6 +304,7 @@ class Hub:
         if result.duplicate:
             log.info("message_replayed", message_id=message_id, partner=caller.id)
         else:
+            self.metrics.accepted.labels(caller.id).inc()
             log.info(
                 "message_accepted",
                 message_id=message_id,

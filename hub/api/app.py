@@ -15,14 +15,14 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
-from hub.api import health, messages, soap
+from hub.api import health, messages, ops, soap
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
 from hub.service import Hub
 from hub.settings import Settings
-from hub.transport.memory import MemoryTransport
+from hub.transport import open_transport
 
 log = structlog.get_logger(__name__)
 
@@ -36,12 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        await hub.start(MemoryTransport(loop))
+        # RabbitMQ: connected, declared and a publish confirmed before the first request is taken
+        await hub.start(await open_transport(settings, loop))
         dispatcher = Dispatcher(hub)
         app.state.dispatcher = dispatcher
         if settings.run_workers:
             await dispatcher.start(recover_all=settings.is_sqlite)
-        log.info("hub_started", database=hub.engine.dialect.name, transport="memory")
+        log.info("hub_started", database=hub.engine.dialect.name, transport=settings.transport)
         try:
             yield
         finally:
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(soap.router)
     app.include_router(health.router)
+    app.include_router(ops.router)
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:

@@ -40,7 +40,7 @@ async def health(request: Request) -> Response:
     checks["writer"] = {"ok": hub.writer.is_running(), "batches": hub.writer.batches, "units": hub.writer.units}
     transport = hub.transport
     checks["transport"] = {
-        "ok": transport is not None,
+        "ok": transport is not None and transport.ready(),
         "name": transport.name if transport else None,
         "depth": transport.depth() if transport else None,
     }

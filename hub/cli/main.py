@@ -55,11 +55,27 @@ def run(
     host: Annotated[str, typer.Option(help="Adres om op te luisteren")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Poort van de hub")] = 8000,
     demo: Annotated[bool, typer.Option(help="Demopartners en hun simulatoren starten")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Aparte afleverprocessen (schaalmodus, vraagt KNOOPPUNT_TRANSPORT=rabbitmq); 0 = in dit proces",
+        ),
+    ] = 0,
 ) -> None:
     """Start de hub (API, SOAP, portaal, afleveringen) op de ingebouwde standaard: SQLite en in-process transport."""
     from hub.cli.runner import seed_demo, serve
 
     settings = _settings()
+    supervisor = None
+    if workers:
+        from hub.cli.processes import WorkerSupervisor
+
+        if settings.transport != "rabbitmq" or settings.is_sqlite:
+            err.print("[red]--workers vraagt schaalmodus:[/red] KNOOPPUNT_TRANSPORT=rabbitmq en een PostgreSQL-URL")
+            raise typer.Exit(2)
+        settings = settings.model_copy(update={"run_workers": False})
+        supervisor = WorkerSupervisor(workers)
     if settings.public_url == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
     setup = seed_demo(settings) if demo else None
@@ -97,8 +113,43 @@ def run(
         )
         console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
     console.print("\nStoppen: Ctrl-C\n")
+    if supervisor is not None:
+        supervisor.start()
+        console.print(f"{workers} afleverproces(sen) gestart")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings, host, port, setup))
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Adres om op te luisteren")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Poort van de hub")] = 8000,
+) -> None:
+    """Start alleen de API (schaalmodus): berichten aannemen en publiceren, afleveren doen `knooppunt worker`s."""
+    from hub.cli.runner import hub_server
+
+    settings = _settings().model_copy(update={"run_workers": False})
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, host, port, setup))
+        asyncio.run(hub_server(settings, host, port).serve())
+
+
+@app.command()
+def worker(
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus-metrieken op 127.0.0.1:<poort>")] = None,
+) -> None:
+    """Start een afleverproces (schaalmodus): claimt afleveringen en levert ze af; stopt op SIGTERM."""
+    from hub.worker import run_worker
+
+    settings = _settings()
+    try:
+        asyncio.run(run_worker(settings, metrics_port=metrics_port))
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -299,3 +350,7 @@ def main() -> None:
     except HubError as exc:
         err.print(f"[red]{exc.detail}[/red]")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

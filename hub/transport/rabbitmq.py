@@ -130,7 +130,9 @@ class RabbitMQTransport:
         ok = await asyncio.to_thread(self._ready.wait, deadline)
         if not ok:
             await self.close()
-            raise TransportError(f"RabbitMQ was niet klaar binnen {deadline:g} s (verbinding, declaraties, bevestiging)")
+            raise TransportError(
+                f"RabbitMQ was niet klaar binnen {deadline:g} s (verbinding, declaraties, bevestigde publicatie)"
+            )
         log.info("transport_started", transport="rabbitmq", exchange=self.exchange)
 
     def publish(self, jobs: list[Job]) -> None:
