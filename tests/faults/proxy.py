@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import selectors
+import signal
 import socket
 import threading
+import time
 
 
 class FaultProxy:
@@ -45,6 +47,9 @@ class FaultProxy:
                 client.close()
                 continue
             upstream.settimeout(None)
+            # no Nagle: small database and AMQP frames must not wait for the delayed ACK (40 ms each)
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pair = (client, upstream)
             with self._lock:
                 self._pairs.add(pair)
@@ -95,3 +100,68 @@ class FaultProxy:
         self._stop = True
         self.cut()
         self.listener.close()
+
+
+class ProxyProcess:
+    """A :class:`FaultProxy` in a process of its own (its own GIL: a busy test process must not slow
+    the traffic it forwards). SIGUSR1 cuts, SIGUSR2 restores."""
+
+    def __init__(self, target_port: int) -> None:
+        import subprocess
+        import sys
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = int(sock.getsockname()[1])
+        sock.close()
+        self.cuts = 0
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.proxy", str(target_port), str(self.port)]
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the fault proxy did not start") from None
+                time.sleep(0.05)
+
+    def start(self) -> ProxyProcess:
+        return self
+
+    def cut(self) -> None:
+        self.cuts += 1
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.1)
+
+    def restore(self) -> None:
+        self.proc.send_signal(signal.SIGUSR2)
+        time.sleep(0.1)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def _main() -> None:
+    import sys
+
+    target, port = int(sys.argv[1]), int(sys.argv[2])
+    proxy = FaultProxy(target)
+    proxy.listener.close()
+    proxy.listener = socket.socket()
+    proxy.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    proxy.listener.bind(("127.0.0.1", port))
+    proxy.listener.listen(256)
+    proxy.port = port
+    signal.signal(signal.SIGUSR1, lambda *_: proxy.cut())
+    signal.signal(signal.SIGUSR2, lambda *_: proxy.restore())
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    proxy._accept()
+
+
+if __name__ == "__main__":
+    _main()

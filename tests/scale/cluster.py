@@ -26,7 +26,7 @@ from hub.audit import VerifyResult, verify
 from hub.cli.runner import free_port, seed_demo
 from hub.settings import ROOT, BrokerSettings, DeliverySettings, Settings
 from hub.store.tables import audit_events, deliveries
-from tests.faults.proxy import FaultProxy
+from tests.faults.proxy import ProxyProcess
 from tests.scale.services import PG_PORT, RABBIT_PORT, delete_namespace, pg_url, rabbit_url
 
 SIMULATED = ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")
@@ -68,8 +68,8 @@ class Cluster:
     def __init__(self, database: str, namespace: str, *, lease_seconds: float = 12.0, log_dir: Path | None = None):
         self.database = database
         self.namespace = namespace
-        self.pg_proxy = FaultProxy(PG_PORT).start()
-        self.rabbit_proxy = FaultProxy(RABBIT_PORT).start()
+        self.pg_proxy = ProxyProcess(PG_PORT)
+        self.rabbit_proxy = ProxyProcess(RABBIT_PORT)
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="knooppunt-cluster-"))
         self.settings = Settings(
             env="test",
@@ -225,7 +225,7 @@ class Cluster:
     ) -> SendResult:
         """Send ``count`` messages over all API processes; a request without an answer is sent again
         with the same message id (to the next API process) until it is answered."""
-        rng = random.Random(seed)  # noqa: S311 - fictitious persons
+        rng = random.Random(seed)
         plan = [flows(rng) for _ in range(count)]
         result = SendResult()
         queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
