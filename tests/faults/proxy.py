@@ -115,9 +115,7 @@ class ProxyProcess:
         self.port = int(sock.getsockname()[1])
         sock.close()
         self.cuts = 0
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.proxy", str(target_port), str(self.port)]
-        )
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.faults.proxy", str(target_port), str(self.port)])
         deadline = time.monotonic() + 10
         while True:
             try:

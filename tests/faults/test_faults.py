@@ -74,9 +74,10 @@ class Schedule:
         self._thread.join(timeout)
 
 
+@pytest.mark.timeout(1800)  # 10,000 messages on a busy 2-core machine; the measured time is in docs/performance.md
 def test_nothing_accepted_is_lost_or_delivered_twice_under_faults(cluster_factory: type[Cluster]) -> None:
     started = time.monotonic()
-    cluster = cluster_factory(lease_seconds=12.0).start(apis=2, workers=2)
+    cluster = cluster_factory(lease_seconds=30.0).start(apis=2, workers=2)
     first_api, _ = list(cluster.apis)
     schedule = Schedule(MESSAGES)
 
@@ -92,6 +93,7 @@ def test_nothing_accepted_is_lost_or_delivered_twice_under_faults(cluster_factor
     def cut(proxy_name: str) -> Callable[[], None]:
         def action() -> None:
             proxy = getattr(cluster, proxy_name)
+            assert proxy is not None
             proxy.cut()
             time.sleep(OUTAGE_SECONDS)
             proxy.restore()

@@ -65,17 +65,31 @@ class SendResult:
 class Cluster:
     """Processes of one scale-mode hub; see the module docstring."""
 
-    def __init__(self, database: str, namespace: str, *, lease_seconds: float = 12.0, log_dir: Path | None = None):
+    def __init__(
+        self,
+        database: str,
+        namespace: str,
+        *,
+        lease_seconds: float = 30.0,
+        log_dir: Path | None = None,
+        proxied: bool = True,
+        embedded: bool = False,
+    ):
+        """``proxied``: reach PostgreSQL and RabbitMQ through fault proxies; ``embedded``: the default
+        mode instead (one process, SQLite, in-process transport), for comparison in the benchmark."""
         self.database = database
         self.namespace = namespace
-        self.pg_proxy = ProxyProcess(PG_PORT)
-        self.rabbit_proxy = ProxyProcess(RABBIT_PORT)
+        self.embedded = embedded
+        self.pg_proxy = ProxyProcess(PG_PORT) if proxied else None
+        self.rabbit_proxy = ProxyProcess(RABBIT_PORT) if proxied else None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="knooppunt-cluster-"))
+        pg_port = self.pg_proxy.port if self.pg_proxy else PG_PORT
+        rabbit_port = self.rabbit_proxy.port if self.rabbit_proxy else RABBIT_PORT
         self.settings = Settings(
             env="test",
-            database_url=pg_url(database, self.pg_proxy.port),
-            transport="rabbitmq",
-            rabbitmq_url=rabbit_url(self.rabbit_proxy.port),
+            database_url=f"sqlite:///{self.log_dir / 'hub.db'}" if embedded else pg_url(database, pg_port),
+            transport="memory" if embedded else "rabbitmq",
+            rabbitmq_url=rabbit_url(rabbit_port),
             log_level="warning",
             delivery=DeliverySettings(
                 max_attempts=50,
@@ -87,7 +101,7 @@ class Cluster:
             ),
             broker=BrokerSettings(namespace=namespace, timeout_seconds=5, heartbeat_seconds=5, reconnect_seconds=0.5),
         )
-        self.direct_url = pg_url(database)
+        self.direct_url = self.settings.database_url if embedded else pg_url(database)
         self.sim_ports = {pid: free_port() for pid in SIMULATED}
         self.tokens: dict[str, str] = {}
         self.apis: dict[int, subprocess.Popen[bytes]] = {}
@@ -105,7 +119,7 @@ class Cluster:
             {
                 "KNOOPPUNT_ENV": "test",
                 "KNOOPPUNT_DATABASE_URL": s.database_url,
-                "KNOOPPUNT_TRANSPORT": "rabbitmq",
+                "KNOOPPUNT_TRANSPORT": s.transport,
                 "KNOOPPUNT_RABBITMQ_URL": s.rabbitmq_url,
                 "KNOOPPUNT_LOG_LEVEL": "warning",
                 "KNOOPPUNT_DELIVERY__MAX_ATTEMPTS": str(d.max_attempts),
@@ -141,7 +155,9 @@ class Cluster:
         return self
 
     def start_api(self, port: int) -> None:
-        cmd = [sys.executable, "-m", "hub.cli.main", "api", "--port", str(port)]
+        # embedded: `knooppunt run` delivers in the same process; scale: `knooppunt api` only takes messages
+        command = "run" if self.embedded else "api"
+        cmd = [sys.executable, "-m", "hub.cli.main", command, "--port", str(port)]
         self.apis[port] = self._popen(f"api-{port}", cmd)
 
     def start_worker(self, index: int | None = None) -> None:
@@ -209,9 +225,11 @@ class Cluster:
                 p.wait()
         for f in self._log_files:
             f.close()
-        self.pg_proxy.close()
-        self.rabbit_proxy.close()
-        delete_namespace(self.namespace)
+        for proxy in (self.pg_proxy, self.rabbit_proxy):
+            if proxy is not None:
+                proxy.close()
+        if not self.embedded:
+            delete_namespace(self.namespace)
 
     # -- traffic -------------------------------------------------------------------------
 

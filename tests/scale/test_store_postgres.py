@@ -1,0 +1,97 @@
+"""The store suite on PostgreSQL: the same writer tests as on SQLite, the migrations, and several
+processes appending to one audit chain."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select
+
+from hub.audit import verify
+from hub.settings import ROOT, Settings
+from hub.store import migrate
+from hub.store.database import make_engine
+from hub.store.tables import audit_events, metadata, partners
+from tests.scale.services import pg_url
+from tests.test_store import (  # noqa: F401 - the SQLite suite, collected again here against PostgreSQL
+    test_a_failing_unit_leaves_no_trace_and_spares_its_batch,
+    test_many_concurrent_units_are_committed_in_few_batches,
+    writer,
+)
+
+pytestmark = pytest.mark.scale
+
+
+@pytest.fixture
+def settings(database: str) -> Settings:
+    return Settings(env="test", database_url=pg_url(database), log_level="warning")
+
+
+def test_postgres_statements_carry_a_deadline(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "5s"
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_the_declared_tables_on_postgres(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        migrate.upgrade(engine)
+        migrate.upgrade(engine)  # a second start finds nothing to do
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+APPEND = """
+import sys
+from sqlalchemy import insert
+from hub.audit import AuditEvent
+from hub.settings import Settings
+from hub.store import migrate
+from hub.store.database import Writer, make_engine
+from hub.store.tables import partners
+settings = Settings(env="test", database_url=sys.argv[1])
+engine = make_engine(settings, writer=True)
+migrate.upgrade(engine)
+writer = Writer(engine, batch_max=16)
+writer.start()
+tag = sys.argv[2]
+def unit(i):
+    def run(tx):
+        tx.conn.execute(insert(partners).values(id=f"{tag}-{i}", name=tag, role="gemeente", plateau=1,
+                        adapter_config={}, codes=[], active=True, created_at=tx.now))
+        tx.audit(AuditEvent("admin_changed", detail={"partner": f"{tag}-{i}"}))
+    return run
+futures = [writer.submit_future(unit(i)) for i in range(300)]
+for f in futures:
+    f.result(timeout=120)
+writer.stop()
+engine.dispose()
+"""
+
+
+def test_three_processes_migrate_and_append_to_one_audit_chain(settings: Settings) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPEND, settings.database_url, f"p{i}"], cwd=ROOT) for i in range(3)
+    ]
+    for p in procs:
+        assert p.wait(180) == 0
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(partners)).scalar() == 900
+            assert conn.execute(select(func.count()).select_from(audit_events)).scalar() == 900
+            result = verify(conn)
+            assert result.ok, result
+    finally:
+        engine.dispose()
