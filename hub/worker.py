@@ -23,7 +23,13 @@ from hub.transport import open_transport
 log = structlog.get_logger(__name__)
 
 
-async def run_worker(settings: Settings, *, metrics_port: int | None = None, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings,
+    *,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    stop: asyncio.Event | None = None,
+) -> None:
     """Start the store, the transport (declared and confirmed) and the dispatcher; run until ``stop``."""
     logs.configure(json=True, level=settings.log_level)
     stop = stop or asyncio.Event()
@@ -39,7 +45,7 @@ async def run_worker(settings: Settings, *, metrics_port: int | None = None, sto
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=hub.metrics.registry)
+        start_http_server(metrics_port, addr=metrics_host, registry=hub.metrics.registry)
     log.info("worker_started", worker=dispatcher.worker_id, transport=settings.transport)
     try:
         while not stop.is_set():

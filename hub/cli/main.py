@@ -139,14 +139,15 @@ def api(
 
 @app.command()
 def worker(
-    metrics_port: Annotated[int | None, typer.Option(help="Prometheus-metrieken op 127.0.0.1:<poort>")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus-metrieken op <metrics-host>:<poort>")] = None,
+    metrics_host: Annotated[str, typer.Option(help="Adres voor de metrieken (0.0.0.0 in een container)")] = "127.0.0.1",
 ) -> None:
     """Start een afleverproces (schaalmodus): claimt afleveringen en levert ze af; stopt op SIGTERM."""
     from hub.worker import run_worker
 
     settings = _settings()
     try:
-        asyncio.run(run_worker(settings, metrics_port=metrics_port))
+        asyncio.run(run_worker(settings, metrics_port=metrics_port, metrics_host=metrics_host))
     except HubError as exc:
         err.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
