@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ def test_ready_and_metrics_cover_database_and_broker(cluster_factory: type[Clust
         for _ in range(50):
             if httpx.get(f"{url}/ready", timeout=5).status_code == 503:
                 break
-            asyncio.run(asyncio.sleep(0.1))
+            time.sleep(0.1)
         assert httpx.get(f"{url}/ready", timeout=5).status_code == 503
     finally:
         proxy.restore()
