@@ -26,6 +26,8 @@ lands on a newer channel than the one the job came from.
 
 Deadlines: connecting (``socket_timeout``, ``stack_timeout``), heartbeats and
 blocked connections all use ``broker.timeout_seconds`` / ``heartbeat_seconds``;
+a watchdog closes a connection whose declarations or publisher confirms take
+longer than ``timeout_seconds`` (what was not confirmed is published again);
 :meth:`RabbitMQTransport.start` gives up after ``3 x timeout_seconds``. A lost
 connection is re-opened every ``reconnect_seconds`` until :meth:`close`.
 """
@@ -96,7 +98,7 @@ class RabbitMQTransport:
         self._con_gen = 0
         self._tag = 0
         self._outgoing: deque[Job] = deque()
-        self._unconfirmed: dict[int, Job | None] = {}
+        self._unconfirmed: dict[int, tuple[Job | None, float]] = {}
         self._declared: set[str] = set()
         self._declaring: set[str] = set()
         self._wanted: set[str] = set()
@@ -255,7 +257,7 @@ class RabbitMQTransport:
         self._declared.clear()
         self._declaring.clear()
         self._consuming.clear()
-        lost = [job for _, job in sorted(self._unconfirmed.items()) if job is not None]
+        lost = [job for _, (job, _sent) in sorted(self._unconfirmed.items()) if job is not None]
         self._unconfirmed.clear()
         self._outgoing.extendleft(reversed(lost))
 
@@ -263,6 +265,22 @@ class RabbitMQTransport:
         self._gen += 1
         gen = self._gen
         conn.channel(on_open_callback=lambda ch: self._on_pub_open(ch, gen))
+        self._ioloop.call_later(1.0, partial(self._watchdog, gen, time.monotonic()))
+
+    def _watchdog(self, gen: int, opened_at: float) -> None:
+        """Deadlines for the asynchronous calls: declarations and the probe must be confirmed within
+        ``timeout_seconds`` of connecting, and no publish may wait longer than that for its confirm.
+        A connection that misses one is closed, which republishes what was not confirmed."""
+        if gen != self._gen or self._closing or self._conn is None or not self._conn.is_open:
+            return
+        now = time.monotonic()
+        limit = self.settings.timeout_seconds
+        oldest = min((sent for _job, sent in self._unconfirmed.values()), default=now)
+        if (not self._ready.is_set() and now - opened_at > limit) or now - oldest > limit:
+            log.warning("broker_deadline_missed", ready=self._ready.is_set(), unconfirmed=len(self._unconfirmed))
+            self._conn.close()
+            return
+        self._ioloop.call_later(1.0, partial(self._watchdog, gen, opened_at))
 
     def _on_pub_open(self, ch: Any, gen: int) -> None:
         if gen != self._gen:
@@ -333,7 +351,7 @@ class RabbitMQTransport:
     def _send_probe(self) -> None:
         # unroutable on purpose: the broker confirms it, which proves the publish path end to end
         self._tag += 1
-        self._unconfirmed[self._tag] = None
+        self._unconfirmed[self._tag] = (None, time.monotonic())
         self._pub.basic_publish(exchange=self.exchange, routing_key=_PROBE, body=b"{}")
 
     def _open_consumer(self, gen: int) -> None:
@@ -436,6 +454,7 @@ class RabbitMQTransport:
         unknown: set[str] = set()
         held: deque[Job] = deque()
         props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
+        now = time.monotonic()
         while self._outgoing and len(self._unconfirmed) < window:
             job = self._outgoing.popleft()
             if job.receiver not in self._declared:
@@ -443,7 +462,7 @@ class RabbitMQTransport:
                 held.append(job)
                 continue
             self._tag += 1
-            self._unconfirmed[self._tag] = job
+            self._unconfirmed[self._tag] = (job, now)
             self._pub.basic_publish(
                 exchange=self.exchange, routing_key=job.receiver, body=encode(job), properties=props
             )
@@ -460,7 +479,7 @@ class RabbitMQTransport:
         for t in tags:
             if t not in self._unconfirmed:
                 continue
-            job = self._unconfirmed.pop(t)
+            job, _sent = self._unconfirmed.pop(t)
             if job is None:
                 if acked and not self._ready.is_set():
                     self._ready.set()

@@ -241,3 +241,30 @@ async def test_rabbitmq_start_fails_within_its_deadline_when_the_broker_is_unrea
         assert time.monotonic() - started < 10
     finally:
         proxy.close()
+
+
+@pytest.mark.scale
+async def test_rabbitmq_a_hung_broker_link_is_given_up_within_its_deadline_and_nothing_is_lost() -> None:
+    proxy = FaultProxy(RABBIT_PORT).start()
+    try:
+        with temporary_namespace() as ns:
+            t = await make_rabbit(ns, url=rabbit_url(proxy.port), timeout_seconds=2, heartbeat_seconds=2)
+            t.ensure_queues(["gemeente-utrecht"])
+            collector = Collector()
+            collector.want = 200
+            task = asyncio.create_task(t.consume(collector, 8))
+            proxy.stall()
+            t.publish(jobs(200))  # no confirm can come back: the watchdog must give up on this link
+            deadline = time.monotonic() + 15
+            while t.ready() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert not t.ready()
+            proxy.restore()
+            await asyncio.wait_for(collector.event.wait(), 30)
+            assert {j.delivery_id for j in collector.seen} == set(range(1, 201))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await t.close()
+    finally:
+        proxy.close()

@@ -25,6 +25,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._stop = False
+        self._stalled = False
         self.cuts = 0
         self._thread = threading.Thread(target=self._accept, daemon=True, name=f"proxy-{self.port}")
 
@@ -62,6 +63,13 @@ class FaultProxy:
         sel.register(b, selectors.EVENT_READ, a)
         try:
             while True:
+                if self._stalled:
+                    # a black hole: connections stay open, nothing passes (a hung broker, a dead route)
+                    time.sleep(0.05)
+                    with self._lock:
+                        if pair not in self._pairs:
+                            return
+                    continue
                 for key, _ in sel.select(timeout=1.0):
                     data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                     if not data:
@@ -93,8 +101,13 @@ class FaultProxy:
         for pair in pairs:
             self._drop(pair)
 
+    def stall(self) -> None:
+        """Keep every connection open but let nothing through (until :meth:`restore`)."""
+        self._stalled = True
+
     def restore(self) -> None:
         self._up = True
+        self._stalled = False
 
     def close(self) -> None:
         self._stop = True
