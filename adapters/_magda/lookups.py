@@ -20,7 +20,7 @@ from hub.errors import PartnerRejected, ValidationFailed
 from hub.ports import JSON, LookupRequest, LookupResult
 
 
-def _has_person(reply: Reply) -> bool:
+def has_person(reply: Reply) -> bool:
     return reply.inhoud is not None and reply.inhoud.find("Persoon") is not None
 
 
@@ -36,7 +36,7 @@ def person_result(reply: Reply, warnings: tuple[str, ...], asked_insz: str) -> L
         status = "vervangen"
     elif services.INSZ_CANCELLED in codes:
         status = "geannuleerd"
-    if not _has_person(reply) or reply.inhoud is None:
+    if not has_person(reply) or reply.inhoud is None:
         data: dict[str, JSON] = {"insz": asked_insz}
         if status:
             data["inszStatus"] = status
@@ -44,7 +44,7 @@ def person_result(reply: Reply, warnings: tuple[str, ...], asked_insz: str) -> L
             data["nieuwInsz"] = nieuw
         return LookupResult(data=data, warnings=warnings, found=False)
     el = reply.inhoud.find("Persoon")
-    if el is None:  # guarded by _has_person; keeps mypy and the reader honest
+    if el is None:  # guarded by has_person; keeps mypy and the reader honest
         raise PartnerRejected("GeefPersoon-antwoord zonder Persoon")
     data = persoon(el)
     answered = data.get("insz")
@@ -66,11 +66,11 @@ async def lookup_persoon(client: MagdaClient, request: LookupRequest) -> LookupR
     def build() -> rq.BuiltRequest:
         return rq.geef_persoon(config.afzender, insz, bron=config.bron, taal=config.taal)
 
-    reply, assessment = await client.ask(insz, build, _has_person)
+    reply, assessment = await client.ask(insz, build, has_person)
     return person_result(reply, assessment.warnings, insz)
 
 
-def _has_enrolments(reply: Reply) -> bool:
+def has_enrolments(reply: Reply) -> bool:
     return reply.inhoud is not None and reply.inhoud.find("Inschrijvingen/Inschrijving") is not None
 
 
@@ -119,5 +119,5 @@ async def lookup_inschrijvingen(client: MagdaClient, request: LookupRequest) -> 
     def build() -> rq.BuiltRequest:
         return rq.geef_historiek_inschrijving(client.config.afzender, insz, van=van, tot=tot, bronnen=bronnen)
 
-    reply, assessment = await client.ask(insz, build, _has_enrolments)
+    reply, assessment = await client.ask(insz, build, has_enrolments)
     return enrolment_result(reply, assessment.warnings, insz, van, tot)

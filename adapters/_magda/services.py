@@ -53,6 +53,13 @@ GEEF_PERSOON_MUTATIES_NOTIFICATIES = Service(
     "http://magda.vlaanderen.be/persoon/soap/GeefPersoonMutatiesNotificaties/v02_00",
 )
 
+# Older version, read only (its replies appear in the MAGDA samples; we build 02.01).
+REGISTREER_INSCHRIJVING_V0200 = Service(
+    "RegistreerInschrijving",
+    "02.00.0000",
+    "http://webservice.registreerinschrijvingdienst-02_00.repertorium-02_00.vip.vlaanderen.be",
+)
+
 ALL: tuple[Service, ...] = (
     GEEF_PERSOON,
     REGISTREER_INSCHRIJVING,
@@ -61,6 +68,7 @@ ALL: tuple[Service, ...] = (
     GEEF_PERSOON_MUTATIES_NOTIFICATIES,
 )
 BY_NAME: dict[str, Service] = {s.name: s for s in ALL}
+BY_RESPONSE_TAG: dict[str, Service] = {s.response_tag: s for s in (*ALL, REGISTREER_INSCHRIJVING_V0200)}
 
 # Uitzondering codes the hub acts on.
 NO_DATA = frozenset({"30001", "30101"})
