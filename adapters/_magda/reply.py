@@ -144,7 +144,7 @@ def parse_envelope(body: bytes, service: Service, *, max_bytes: int, partner: st
         raise PartnerError(f"{partner}: antwoord groter dan {max_bytes} bytes geweigerd") from exc
     except MalformedInput as exc:
         raise PartnerError(
-            f"{partner}: {service.name}-antwoord onleesbaar (geen welgevormde XML, of met DOCTYPE/ENTITY)"
+            f"{partner}: {service.name}-antwoord onleesbaar (geen welgevormde XML, of met een verboden DTD)"
         ) from exc
     if root.tag != "{%s}Envelope" % SOAP_ENV:
         raise PartnerError(f"{partner}: {service.name}-antwoord is geen SOAP 1.1-envelop")

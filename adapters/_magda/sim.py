@@ -6,7 +6,8 @@ as Digitaal Vlaanderen's MAGDA Mock) with generated test persons
 
 - latency: ``POST /_control/latency {"seconds": 0.2}``;
 - faults, per INSZ or for every request (``insz`` omitted), optionally only
-  ``times`` times: ``POST /_control/faults {"fault": "99996", "insz": "...", "times": 1}``;
+  ``times`` times and only for one ``service``:
+  ``POST /_control/faults {"fault": "99996", "insz": "...", "times": 1, "service": "GeefPersoon"}``;
   ``DELETE /_control/faults``. Kinds: see :data:`FAULT_KINDS`;
 - ``GET /_control/state`` (personas, faults, counters), ``POST /_control/reset``.
 
@@ -42,6 +43,7 @@ FAULT_KINDS = (
     "99996",  # Repliek-level Uitzondering: source unavailable (transient)
     "bron_99996",  # Antwoord-level 99996 without data (transient)
     "repliek_fout",  # Repliek-level FOUT 40001 (permanent)
+    "40003",  # Antwoord-level 40003, even after registration
     "soap_fault",  # SOAP Server fault, HTTP 500 (transient)
     "soap_client_fault",  # SOAP Client fault, HTTP 500 (permanent)
     "http_503",  # plain-text 503
@@ -60,6 +62,7 @@ class Fault:
 
     kind: str
     remaining: int | None = None
+    service: str | None = None
 
 
 @dataclass
@@ -102,12 +105,14 @@ class SimState:
     registrations: set[tuple[str, str]] = field(default_factory=set)
     requests: dict[str, int] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
-    def take_fault(self, insz: str | None) -> str | None:
-        """The fault for this INSZ (or the global one), counting down limited faults."""
+    def take_fault(self, insz: str | None, service: str) -> str | None:
+        """The fault for this INSZ (or the global one) and service, counting down limited faults."""
         for key in (insz or "", "*"):
             fault = self.faults.get(key)
-            if fault is None:
+            if fault is None or (fault.service is not None and fault.service != service):
                 continue
             if fault.remaining is not None:
                 fault.remaining -= 1
@@ -435,7 +440,17 @@ def _xml(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="text/xml; charset=utf-8")
 
 
-async def _faulty(state: SimState, kind: str, call: Call, handler: Handler) -> Response:
+async def _stall(request: Request, seconds: float) -> None:
+    """Wait ``seconds``, but stop as soon as the client hangs up (no zombie requests)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _faulty(request: Request, state: SimState, kind: str, call: Call, handler: Handler) -> Response:
     if kind == "99996":
         answer = Answer(
             repliek_uitzonderingen=[uitzondering("99996", "MAGDA", "FOUT", "Te veel gelijktijdige bevragingen")]
@@ -443,6 +458,9 @@ async def _faulty(state: SimState, kind: str, call: Call, handler: Handler) -> R
         return _xml(envelope(response_element(call, answer)))
     if kind == "bron_99996":
         answer = Answer(antwoord_uitzonderingen=[uitzondering("99996", "RR", "FOUT", "Bron niet beschikbaar")])
+        return _xml(envelope(response_element(call, answer)))
+    if kind == "40003":
+        answer = Answer(antwoord_uitzonderingen=[uitzondering("40003", "MAGDA", "FOUT", "Persoon niet ingeschreven")])
         return _xml(envelope(response_element(call, answer)))
     if kind == "repliek_fout":
         answer = Answer(repliek_uitzonderingen=[uitzondering("40001", "MAGDA", "FOUT", "Geen toegang tot deze dienst")])
@@ -455,7 +473,7 @@ async def _faulty(state: SimState, kind: str, call: Call, handler: Handler) -> R
         return Response("Service Unavailable", status_code=503, media_type="text/plain")
     normal = envelope(response_element(call, handler(state, call)))
     if kind == "timeout":
-        await asyncio.sleep(state.timeout_seconds)
+        await _stall(request, state.timeout_seconds)
         return _xml(normal)
     if kind == "malformed":
         return _xml(
@@ -493,10 +511,14 @@ def _control_routes(state: SimState, reset: Callable[[], None]) -> list[Route]:
             {
                 "personas": vars(state.personas),
                 "persons": sorted(state.persons),
-                "faults": {k: {"fault": f.kind, "remaining": f.remaining} for k, f in state.faults.items()},
+                "faults": {
+                    k: {"fault": f.kind, "remaining": f.remaining, "service": f.service}
+                    for k, f in state.faults.items()
+                },
                 "latency": state.latency,
                 "registrations": len(state.registrations),
                 "requests": state.requests,
+                "maxInFlight": state.max_in_flight,
                 "served": sorted(state.served),
             }
         )
@@ -512,7 +534,10 @@ def _control_routes(state: SimState, reset: Callable[[], None]) -> list[Route]:
         times = body.get("times")
         if times is not None and (not isinstance(times, int) or times < 1):
             return JSONResponse({"detail": "times moet een positief geheel getal zijn"}, status_code=400)
-        state.faults[str(body.get("insz") or "*")] = Fault(kind, times)
+        service = body.get("service")
+        if service is not None and service not in services.BY_NAME:
+            return JSONResponse({"detail": "onbekende dienst"}, status_code=400)
+        state.faults[str(body.get("insz") or "*")] = Fault(kind, times, service)
         return JSONResponse({"ok": True}, status_code=201)
 
     async def clear_faults(request: Request) -> Response:
@@ -569,6 +594,7 @@ def create_simulator(
         state.faults.clear()
         state.registrations.clear()
         state.requests.clear()
+        state.max_in_flight = 0
         state.latency = latency
         if on_reset is not None:
             on_reset(state)
@@ -582,13 +608,18 @@ def create_simulator(
         if name not in state.served or name not in handlers:
             return soap_fault("Client", f"Dienst {name} wordt hier niet aangeboden")
         state.requests[name] = state.requests.get(name, 0) + 1
-        if state.latency:
-            await asyncio.sleep(state.latency)
-        handler = handlers[name]
-        kind = state.take_fault(call.insz)
-        if kind is not None:
-            return await _faulty(state, kind, call, handler)
-        return _xml(envelope(response_element(call, handler(state, call))))
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.latency:
+                await asyncio.sleep(state.latency)
+            handler = handlers[name]
+            kind = state.take_fault(call.insz, name)
+            if kind is not None:
+                return await _faulty(request, state, kind, call, handler)
+            return _xml(envelope(response_element(call, handler(state, call))))
+        finally:
+            state.in_flight -= 1
 
     routes = [Route(SOAP_PATH, soap, methods=["POST"]), *_control_routes(state, reset)]
     if extra_routes is not None:

@@ -127,8 +127,12 @@ class Control:
     async def reset(self) -> None:
         (await self.http.post(self.server.base_url + "/_control/reset")).raise_for_status()
 
-    async def fault(self, fault: str, insz: str | None = None, times: int | None = None) -> None:
+    async def fault(
+        self, fault: str, insz: str | None = None, times: int | None = None, service: str | None = None
+    ) -> None:
         body: dict[str, Any] = {"fault": fault}
+        if service is not None:
+            body["service"] = service
         if insz is not None:
             body["insz"] = insz
         if times is not None:
