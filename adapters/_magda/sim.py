@@ -591,6 +591,7 @@ def create_simulator(
     handlers = {**HANDLERS, **(extra_handlers or {})}
 
     def reset() -> None:
+        state.persons, state.personas = generate(seed)
         state.faults.clear()
         state.registrations.clear()
         state.requests.clear()
