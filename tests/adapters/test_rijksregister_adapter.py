@@ -76,7 +76,8 @@ async def test_mutations_become_events_and_are_acknowledged(
 
     after = await adapter.fetch_mutaties(batch.ontvangst_referte)
     assert after.exhausted
-    assert after.warnings and after.warnings[0].startswith("30016")
+    assert after.warnings
+    assert after.warnings[0].startswith("30016")
 
 
 async def test_unknown_receipt_reference_is_rejected(
