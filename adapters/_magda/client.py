@@ -168,7 +168,7 @@ class MagdaClient:
         try:
             return await self.call(build, has_data)
         except NotRegistered:
-            _log.info("registration_required", partner=self.partner, service=build().service.name)
+            _log.info("registration_requested", partner=self.partner, service=build().service.name)
         await self.register(insz)
         try:
             return await self.call(build, has_data)
