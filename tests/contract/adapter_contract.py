@@ -33,7 +33,7 @@ from hub.ports import Adapter, Capabilities, Delivery, DeliveryReceipt, HealthSt
 class AdapterContract:
     """Shared tests; a subclass binds them to one adapter and its partner."""
 
-    pytestmark = (pytest.mark.anyio,)
+    pytestmark = pytest.mark.anyio
 
     @pytest.fixture
     def adapter(self, http: httpx.AsyncClient) -> Adapter:
