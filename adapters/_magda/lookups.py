@@ -7,6 +7,7 @@ notices as warnings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -19,6 +20,9 @@ from adapters._magda.reply import Reply
 from hub.errors import PartnerRejected, ValidationFailed
 from hub.ports import JSON, LookupRequest, LookupResult
 
+# Some sources name the new INSZ only in the Diagnose text.
+_INSZ_IN_TEXT = re.compile(r"(?<!\d)(\d{11})(?!\d)")
+
 
 def has_person(reply: Reply) -> bool:
     return reply.inhoud is not None and reply.inhoud.find("Persoon") is not None
@@ -30,7 +34,13 @@ def person_result(reply: Reply, warnings: tuple[str, ...], asked_insz: str) -> L
     nieuw: str | None = None
     for u in reply.uitzonderingen:
         if u.identificatie in (services.INSZ_CANCELLED, services.INSZ_REPLACED):
-            nieuw = nieuw or u.annotatie("NieuwINSZ") or u.annotatie("INSZ")
+            in_diagnose = _INSZ_IN_TEXT.search(u.diagnose)
+            nieuw = (
+                nieuw
+                or u.annotatie("NieuwINSZ")
+                or u.annotatie("INSZ")
+                or (in_diagnose.group(1) if in_diagnose else None)
+            )
     status = None
     if services.INSZ_REPLACED in codes:
         status = "vervangen"

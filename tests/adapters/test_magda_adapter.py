@@ -295,6 +295,6 @@ async def test_magda_test_persons_are_accepted_when_configured(
         {"url": "http://x", "max_concurrency": 0},
     ],
 )
-def test_bad_configuration_is_refused(config: dict[str, Any]) -> None:
+async def test_bad_configuration_is_refused(config: dict[str, Any], http: httpx.AsyncClient) -> None:
     with pytest.raises(ConfigurationError):
-        MagdaAdapter("magda", config, httpx.AsyncClient())
+        MagdaAdapter("magda", config, http)
