@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import uvicorn
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -630,8 +631,11 @@ def create_simulator(
     return app
 
 
-def serve_app(app: Callable[..., Awaitable[None]], host: str, port: int) -> None:
-    """Run an app with uvicorn (blocking), loopback by default in the callers."""
-    import uvicorn  # noqa: PLC0415 - only needed when serving from the command line
+def make_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for a simulator, to run beside the hub in one event loop (``await server.serve()``)."""
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", ws="none"))
 
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+def serve_app(app: Starlette, host: str, port: int) -> None:
+    """Run a simulator until interrupted (blocking)."""
+    asyncio.run(make_server(app, host, port).serve())

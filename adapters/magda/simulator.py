@@ -9,12 +9,14 @@ Run it: ``python -m adapters.magda.simulator --port 8701``.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 
-from adapters._magda.sim import SOAP_PATH, create_simulator, serve_app
+from adapters._magda.sim import SOAP_PATH, create_simulator, make_server, serve_app
 
-__all__ = ["SOAP_PATH", "create_app", "serve"]
+__all__ = ["SOAP_PATH", "create_app", "serve", "server"]
 
 
 def create_app(
@@ -29,6 +31,11 @@ def create_app(
         timeout_seconds=timeout_seconds,
         huge_bytes=huge_bytes,
     )
+
+
+def server(host: str = "127.0.0.1", port: int = 8701, **options: Any) -> uvicorn.Server:
+    """A uvicorn server for this simulator, to run beside the hub in one event loop."""
+    return make_server(create_app(**options), host, port)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8701) -> None:

@@ -17,7 +17,9 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
+import uvicorn
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +32,7 @@ from adapters._magda.sim import (
     Call,
     SimState,
     create_simulator,
+    make_server,
     persoon_element,
     serve_app,
     sub,
@@ -37,7 +40,7 @@ from adapters._magda.sim import (
 )
 from adapters._magda.testdata import TestPerson, insz_for
 
-__all__ = ["SOAP_PATH", "create_app", "serve"]
+__all__ = ["SOAP_PATH", "create_app", "serve", "server"]
 
 _CODES = {"verhuisd": "ADRESWIJZIGING", "overleden": "OVERLIJDEN", "insz_gewijzigd": "INSZWIJZIGING"}
 
@@ -142,6 +145,11 @@ def create_app(
         timeout_seconds=timeout_seconds,
         huge_bytes=huge_bytes,
     )
+
+
+def server(host: str = "127.0.0.1", port: int = 8703, **options: Any) -> uvicorn.Server:
+    """A uvicorn server for this simulator, to run beside the hub in one event loop."""
+    return make_server(create_app(**options), host, port)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8703) -> None:

@@ -42,6 +42,9 @@ def test_each_partner_simulator_exposes_create_app_and_serve() -> None:
     for module in (magda_simulator, discimus_simulator, rijksregister_simulator):
         assert callable(module.serve)
         assert module.create_app().state.sim.served
+        server = module.server("127.0.0.1", 0, latency=0.1)
+        assert server.config.host == "127.0.0.1"
+        assert server.config.app.state.sim.latency == 0.1
 
 
 @pytest.mark.parametrize(
