@@ -10,6 +10,7 @@ from adapters.magda import MagdaAdapter
 from adapters.rijksregister import RijksregisterAdapter
 from hub.identifiers import INSZ
 from hub.ports import Adapter, LookupRequest
+from hub.registry import build
 from tests.adapters.conftest import Control, LiveServer, fast_config
 from tests.contract.adapter_contract import AdapterContract
 
@@ -63,3 +64,14 @@ class TestRijksregisterContract(_SimulatedContract):
 
     async def reply_hostile(self) -> None:
         await self.control.fault("truncated")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "spec",
+    ["adapters.magda:MagdaAdapter", "adapters.discimus:DiscimusAdapter", "adapters.rijksregister:RijksregisterAdapter"],
+)
+async def test_the_hub_registry_builds_each_adapter_from_its_spec(spec: str, http: httpx.AsyncClient) -> None:
+    adapter = build(spec, "partner", fast_config("http://127.0.0.1:9/soap"), http)
+    assert adapter.partner_id == "partner"
+    await adapter.aclose()
