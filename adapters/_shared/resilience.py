@@ -2,7 +2,8 @@
 
 Every adapter wraps each partner call in :meth:`Resilience.call`:
 
-    concurrency cap (semaphore) -> circuit breaker -> attempt -> retry on transient errors
+    concurrency cap (semaphore, shed after queue_timeout) -> circuit breaker -> attempt
+    -> retry on transient errors
 
 Only :class:`hub.errors.PartnerUnavailable` is retried (with full-jitter exponential
 backoff); a :class:`hub.errors.PartnerRejected` is final and proves the partner
@@ -54,7 +55,8 @@ class ResiliencePolicy:
     after the first), ``backoff_base`` and ``backoff_max`` (seconds),
     ``breaker_threshold`` (consecutive failures that open the breaker),
     ``breaker_reset`` (seconds before a half-open trial), ``max_concurrency``
-    (calls in flight per partner), ``max_reply_bytes``.
+    (calls in flight per partner), ``queue_timeout`` (seconds a call may wait for a
+    free slot before it is shed as unavailable), ``max_reply_bytes``.
     """
 
     connect_timeout: float = 3.0
@@ -65,6 +67,7 @@ class ResiliencePolicy:
     breaker_threshold: int = 5
     breaker_reset: float = 30.0
     max_concurrency: int = 8
+    queue_timeout: float = 5.0
     max_reply_bytes: int = 5 * 1024 * 1024
 
     @classmethod
@@ -80,6 +83,7 @@ class ResiliencePolicy:
             breaker_threshold=int(_number(config, "breaker_threshold", d.breaker_threshold, minimum=1)),
             breaker_reset=_number(config, "breaker_reset", d.breaker_reset),
             max_concurrency=int(_number(config, "max_concurrency", d.max_concurrency, minimum=1)),
+            queue_timeout=_number(config, "queue_timeout", d.queue_timeout),
             max_reply_bytes=int(_number(config, "max_reply_bytes", d.max_reply_bytes, minimum=1024)),
         )
 
@@ -177,12 +181,21 @@ class Resilience:
             PartnerUnavailable: the breaker is open, or every attempt failed transiently.
             PartnerRejected, PartnerError: the first permanent failure, not retried.
         """
-        async with self._semaphore:
-            self._in_flight += 1
-            try:
-                return await self._call(operation, attempt_once)
-            finally:
-                self._in_flight -= 1
+        try:
+            await asyncio.wait_for(self._semaphore.acquire(), timeout=self.policy.queue_timeout)
+        except TimeoutError:
+            self._failures += 1
+            _log.warning("partner_call_shed", partner=self.partner, operation=operation)
+            raise PartnerUnavailable(
+                f"{self.partner}: te veel gelijktijdige vragen (maximum {self.policy.max_concurrency}); "
+                "probeer later opnieuw"
+            ) from None
+        self._in_flight += 1
+        try:
+            return await self._call(operation, attempt_once)
+        finally:
+            self._in_flight -= 1
+            self._semaphore.release()
 
     async def _call(self, operation: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         self._calls += 1
@@ -238,6 +251,7 @@ class Resilience:
             "breakerOpenedTimes": self.breaker.times_opened,
             "inFlight": self._in_flight,
             "maxConcurrency": self.policy.max_concurrency,
+            "queueTimeout": self.policy.queue_timeout,
             "calls": self._calls,
             "retries": self._retries,
             "failures": self._failures,

@@ -24,7 +24,8 @@ Configuration keys:
     ``url`` (required), ``afzender`` (``{"identificatie", "hoedanigheid", "gebruiker"?}``),
     ``insz_test_numbers`` (bool, default false), ``registratie_dagen`` (default 365),
     ``connect_timeout``, ``read_timeout``, ``retries``, ``backoff_base``, ``backoff_max``,
-    ``breaker_threshold``, ``breaker_reset``, ``max_concurrency``, ``max_reply_bytes``.
+    ``breaker_threshold``, ``breaker_reset``, ``max_concurrency``, ``queue_timeout``,
+    ``max_reply_bytes``.
 """
 
 from __future__ import annotations

@@ -231,6 +231,19 @@ async def test_concurrency_cap_limits_calls_in_flight(
     assert (await magda_control.state())["maxInFlight"] == 2
 
 
+async def test_calls_beyond_the_cap_are_shed_after_the_queue_timeout(
+    magda_server: LiveServer, magda_control: Control, http: httpx.AsyncClient
+) -> None:
+    await magda_control.latency(0.3)
+    adapter = make(magda_server, http, max_concurrency=1, queue_timeout=0.05, read_timeout=5.0)
+    people = list(magda_server.sim.persons)[:2]
+    results = await asyncio.gather(*(adapter.lookup(ask(p)) for p in people), return_exceptions=True)
+    shed = [r for r in results if isinstance(r, PartnerUnavailable)]
+    assert len(shed) == 1
+    assert "gelijktijdige vragen" in shed[0].detail
+    assert (await magda_control.state())["maxInFlight"] == 1
+
+
 async def test_health_answers_with_facts(
     magda_server: LiveServer, magda_control: Control, http: httpx.AsyncClient
 ) -> None:
