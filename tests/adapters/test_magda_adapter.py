@@ -311,3 +311,14 @@ async def test_magda_test_persons_are_accepted_when_configured(
 async def test_bad_configuration_is_refused(config: dict[str, Any], http: httpx.AsyncClient) -> None:
     with pytest.raises(ConfigurationError):
         MagdaAdapter("magda", config, http)
+
+
+async def test_closed_adapter_reports_unhealthy_and_refuses_calls(
+    magda_server: LiveServer, magda_control: Control, http: httpx.AsyncClient
+) -> None:
+    adapter = make(magda_server, http)
+    await adapter.aclose()
+    assert not (await adapter.health()).ok
+    with pytest.raises(PartnerUnavailable, match="gesloten"):
+        await adapter.lookup(ask(magda_server.sim.personas.regular))
+    assert (await magda_control.state())["requests"] == {}

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import httpx
 import pytest
@@ -89,17 +91,27 @@ class AdapterContract:
             with pytest.raises(PartnerRejected):
                 await adapter.deliver(self.delivery())
 
+    def operations(self, adapter: Adapter) -> list[Callable[[], Awaitable[object]]]:
+        """One call per declared capability: each lookup kind, and deliver when declared."""
+        ops: list[Callable[[], Awaitable[object]]] = [
+            partial(adapter.lookup, self.request_for(kind)) for kind in sorted(adapter.capabilities.lookups)
+        ]
+        if adapter.capabilities.deliver:
+            ops.append(partial(adapter.deliver, self.delivery()))
+        assert ops, "an adapter declares at least one lookup or deliver"
+        return ops
+
     async def test_transient_failure_raises_partner_unavailable(self, adapter: Adapter) -> None:
         await self.break_transiently()
-        for kind in sorted(adapter.capabilities.lookups):
+        for operation in self.operations(adapter):
             with pytest.raises(PartnerUnavailable):
-                await adapter.lookup(self.request_for(kind))
+                await operation()
 
     async def test_hostile_reply_raises_partner_error_without_leaking_it(self, adapter: Adapter) -> None:
         await self.reply_hostile()
-        for kind in sorted(adapter.capabilities.lookups):
+        for operation in self.operations(adapter):
             with pytest.raises(PartnerError) as caught:
-                await adapter.lookup(self.request_for(kind))
+                await operation()
             assert not isinstance(caught.value, PartnerUnavailable)
             assert "<" not in caught.value.detail
 
@@ -109,5 +121,3 @@ class AdapterContract:
         await adapter.aclose()
         await adapter.aclose()
         assert not http.is_closed
-        health = await adapter.health()
-        assert not health.ok
