@@ -115,8 +115,6 @@ class MagdaClient:
 
     async def _exchange(self, built: rq.BuiltRequest) -> Reply:
         """One HTTP exchange; transport and status problems become partner errors."""
-        if self.closed:
-            raise PartnerUnavailable(f"{self.partner}: adapter is gesloten")
         started = time.perf_counter()
         reply = await post(
             self.http,
@@ -148,7 +146,13 @@ class MagdaClient:
     async def call(
         self, build: Callable[[], rq.BuiltRequest], has_data: Callable[[Reply], bool]
     ) -> tuple[Reply, Assessment]:
-        """Send (with retries) and assess one request; see :func:`adapters._magda.reply.assess`."""
+        """Send (with retries) and assess one request; see :func:`adapters._magda.reply.assess`.
+
+        Raises:
+            PartnerUnavailable: the adapter is closed (not retried), or the partner stays unavailable.
+        """
+        if self.closed:
+            raise PartnerUnavailable(f"{self.partner}: adapter is gesloten")
         operation = build().service.name
 
         async def attempt() -> tuple[Reply, Assessment]:
