@@ -26,8 +26,17 @@ import structlog
 
 from adapters._magda import request as rq
 from adapters._magda.reply import Assessment, NotRegistered, Reply, assess, parse_envelope, registration_succeeded
+from adapters._magda.services import SOAP_ENV
 from adapters._shared.resilience import Resilience, ResiliencePolicy, post
-from hub.errors import ConfigurationError, PartnerRejected, PartnerUnavailable, ValidationFailed
+from hub import xmlsafe
+from hub.errors import (
+    ConfigurationError,
+    HubError,
+    PartnerError,
+    PartnerRejected,
+    PartnerUnavailable,
+    ValidationFailed,
+)
 from hub.identifiers import BSN, INSZ, IdentifierError, parse_insz
 from hub.ports import JSON, HealthStatus
 
@@ -221,6 +230,43 @@ class MagdaClient:
             return HealthStatus(ok=False, detail=f"niet bereikbaar ({type(exc).__name__})", facts=facts)
         facts["httpStatus"] = resp.status_code
         return HealthStatus(ok=True, detail="bereikbaar", facts=facts)
+
+    async def probe(self) -> HealthStatus:
+        """A connection test for operators: reachability, TLS, and a harmless SOAP exchange.
+
+        Posts an empty SOAP 1.1 envelope (no service, no person): a MAGDA endpoint answers
+        with a SOAP fault, which proves the SOAP stack works without consulting anyone.
+        """
+        facts: dict[str, JSON] = {"url": self.config.url, "reachable": False, "soap": False}
+        facts["tls"] = "ok" if self.config.url.startswith("https://") else "niet gebruikt"
+        empty = rq.empty_envelope()
+        try:
+            reply = await post(
+                self.http,
+                self.config.url,
+                content=empty,
+                headers=_HEADERS,
+                policy=self.config.policy,
+                partner=self.partner,
+            )
+        except PartnerUnavailable as exc:
+            cause = exc.__cause__
+            if self.config.url.startswith("https://") and cause is not None and "SSL" in repr(cause):
+                facts["tls"] = "mislukt"
+            return HealthStatus(ok=False, detail=exc.detail, facts=facts)
+        except PartnerError as exc:
+            facts["reachable"] = True
+            return HealthStatus(ok=False, detail=exc.detail, facts=facts)
+        facts["reachable"] = True
+        facts["httpStatus"] = reply.status
+        try:
+            root = xmlsafe.parse(reply.body, max_bytes=self.config.policy.max_reply_bytes)
+        except HubError:
+            return HealthStatus(ok=False, detail="bereikbaar, maar het antwoord is geen leesbare XML", facts=facts)
+        facts["soap"] = root.tag == "{%s}Envelope" % SOAP_ENV
+        if not facts["soap"]:
+            return HealthStatus(ok=False, detail="bereikbaar, maar het antwoord is geen SOAP 1.1-envelop", facts=facts)
+        return HealthStatus(ok=True, detail="bereikbaar en spreekt SOAP 1.1", facts=facts)
 
     async def aclose(self) -> None:
         """Mark the link closed (idempotent); the injected HTTP client stays open."""

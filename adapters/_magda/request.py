@@ -206,3 +206,11 @@ def geef_persoon_mutaties(
 ) -> BuiltRequest:
     """GeefPersoonMutatiesNotificaties 02.00: the next batch of mutation notifications."""
     return _build(services.GEEF_PERSOON_MUTATIES_NOTIFICATIES, afzender, now, _GeefMutaties(ontvangst_referte))
+
+
+def empty_envelope() -> bytes:
+    """A SOAP 1.1 envelope with an empty Body: a harmless probe that names no service and no person."""
+    envelope = etree.Element("{%s}Envelope" % SOAP_ENV, nsmap={"soapenv": SOAP_ENV})
+    _sub(envelope, "{%s}Header" % SOAP_ENV)
+    _sub(envelope, "{%s}Body" % SOAP_ENV)
+    return bytes(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))

@@ -65,6 +65,10 @@ class DiscimusAdapter:
         """Reachability and the link's resilience state."""
         return await self.client.health()
 
+    async def probe(self) -> HealthStatus:
+        """Connection test for ``knooppunt check-partner``: reachability, TLS, a harmless SOAP exchange."""
+        return await self.client.probe()
+
     async def aclose(self) -> None:
         """Idempotent; the injected HTTP client is not closed."""
         await self.client.aclose()

@@ -322,3 +322,31 @@ async def test_closed_adapter_reports_unhealthy_and_refuses_calls(
     with pytest.raises(PartnerUnavailable, match="gesloten"):
         await adapter.lookup(ask(magda_server.sim.personas.regular))
     assert (await magda_control.state())["requests"] == {}
+
+
+async def test_probe_shows_the_endpoint_speaks_soap_without_consulting_anyone(
+    magda_server: LiveServer, magda_control: Control, http: httpx.AsyncClient
+) -> None:
+    status = await make(magda_server, http).probe()
+    assert status.ok, status.detail
+    assert status.facts["reachable"] is True
+    assert status.facts["soap"] is True
+    assert status.facts["tls"] == "niet gebruikt"
+    assert status.facts["httpStatus"] == 500  # the SOAP fault for an empty Body
+    assert (await magda_control.state())["requests"] == {}
+
+
+async def test_probe_of_a_non_soap_endpoint_says_so(magda_server: LiveServer, http: httpx.AsyncClient) -> None:
+    status = await MagdaAdapter("magda", fast_config(magda_server.base_url + "/_control/state"), http).probe()
+    assert not status.ok
+    assert status.facts["reachable"] is True
+    assert status.facts["soap"] is False
+
+
+async def test_probe_of_an_unreachable_endpoint(http: httpx.AsyncClient) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    status = await MagdaAdapter("magda", fast_config(f"http://127.0.0.1:{port}/soap"), http).probe()
+    assert not status.ok
+    assert status.facts["reachable"] is False
