@@ -27,6 +27,8 @@ from tests.adapters.conftest import MAGDA_CONTRACTS
 SUBFOLDERS = ("GeefPersoon", "GeefHistoriekInschrijving", "GeefPersoonMutatiesNotificaties", "Repertorium")
 SAMPLES = sorted(p for folder in SUBFOLDERS for p in (MAGDA_CONTRACTS / "responses" / folder).rglob("*.xml"))
 NT2_NAMES = ("nederlands tweede taal", "nt2")
+if not SAMPLES:  # an empty parameter set would be skipped silently: fail loudly instead
+    raise RuntimeError(f"no MAGDA sample replies under {MAGDA_CONTRACTS} (set KNOOPPUNT_SHARED_DIR)")
 
 
 def _id(path: Path) -> str:
