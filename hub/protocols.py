@@ -237,3 +237,19 @@ def minimize(payload: etree._Element, fields: tuple[str, ...]) -> etree._Element
         if parent is not None:
             parent.remove(el)
     return copy
+
+
+def minimize_json(data: Mapping[str, Any], fields: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
+    """A lookup answer with only the allowed fields (slash paths over object keys)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if not _allowed(path, fields):
+            continue
+        exact, _ = _index(fields)
+        inside = path in exact or any(path.startswith(f + "/") for f in exact)
+        if isinstance(value, Mapping) and not inside:
+            out[key] = minimize_json(value, fields, path + "/")
+        else:
+            out[key] = value
+    return out

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import uvicorn
 
-from adapters.restpush import simulator
-from hub.cli.runner import DemoSetup, seed_demo
+from hub.cli.runner import DEMO_PARTNERS, DemoSetup, Simulated, seed_demo
+from hub.demo import load_partners
 from hub.settings import ROOT, DeliverySettings, Settings
 
 SHARED = Path(os.environ.get("KNOOPPUNT_SHARED_DIR", ROOT.parent / "shared"))
@@ -82,6 +82,7 @@ class LiveHub:
     sim_urls: dict[str, str]
     thread: ServerThread
     sim_thread: ServerThread
+    sims: dict[str, Simulated]
 
     def client(self, partner: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.setup.tokens[partner]}"} if partner else {}
@@ -111,14 +112,14 @@ class LiveHub:
         self.sim_thread.stop()
 
 
-SIMULATED = ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")
+SIMULATED = {p.partner.id: p.simulator for p in load_partners(DEMO_PARTNERS) if p.simulator}
 
 
 def start_live_hub(settings: Settings, sim_ports: dict[str, int] | None = None) -> LiveHub:
     """Simulators first (on ports the OS picks, or the given ones), then the hub pointing at them."""
     from hub.api.app import create_app
 
-    sims = {pid: simulator.server(pid, "127.0.0.1", (sim_ports or {}).get(pid, 0)) for pid in SIMULATED}
+    sims = {pid: Simulated(kind, (sim_ports or {}).get(pid, 0)).server(pid) for pid, kind in SIMULATED.items()}
     sim_thread = ServerThread(list(sims.values()))
     sim_thread.start()
     ports = {pid: bound_port(server) for pid, server in sims.items()}
@@ -132,6 +133,7 @@ def start_live_hub(settings: Settings, sim_ports: dict[str, int] | None = None) 
         settings=settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}),
         setup=setup,
         sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in ports.items()},
+        sims=setup.simulators,
         thread=thread,
         sim_thread=sim_thread,
     )

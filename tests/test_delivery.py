@@ -84,7 +84,7 @@ def test_replay_resends_dead_deliveries(live: LiveHub, monkeypatch: object) -> N
 def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings) -> None:
     settings = settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"max_attempts": 1000})})
     first = start_live_hub(settings)
-    ports = {pid: int(url.rsplit(":", 1)[1]) for pid, url in first.sim_urls.items()}
+    ports = {pid: sim.port for pid, sim in first.sims.items()}
     try:
         first.control("gemeente-utrecht", mode="down")
         doc = demo.klantprofiel(rng, "0344")
