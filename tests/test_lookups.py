@@ -49,7 +49,8 @@ def test_person_lookup_is_answered_minimised_and_audited(live: LiveHub) -> None:
     assert consulted["receiver"] == "magda"
     assert consulted["protocol_id"] == PURPOSE
     assert consulted["subject_type"] == "INSZ"
-    assert consulted["subject_hash"] and insz not in str(consulted)
+    assert consulted["subject_hash"]
+    assert insz not in str(consulted)
 
 
 def test_enrolment_lookup_returns_nt2_enrolments(live: LiveHub) -> None:
