@@ -43,7 +43,7 @@ _DOWNGRADE_POLICIES = frozenset({"drop", "refuse"})
 _SUBJECT_KINDS = {"insz": "INSZ", "bsn": "BSN"}
 
 
-class VersionRefused(InputError):
+class VersionRefused(InputError):  # noqa: N818 -- named like the hub's other errors (ValidationFailed)
     """A receiver's version cannot take this message (policy ``refuse``, or another type)."""
 
     code = "version_refused"
@@ -150,7 +150,7 @@ class InfoModel:
                 subject_field=t.get("subjectField", "persoon/identificatie") or "",
                 file=directory / t["file"],
                 status=spec.get("status", "current"),
-                deprecation=t["deprecation"] if "deprecation" in t else deprecation,
+                deprecation=t.get("deprecation", deprecation),
                 extra={k: v for k, v in t.items() if k not in {"element", "file"}},
                 downgrade=downgrade,
             )
@@ -318,16 +318,14 @@ class InfoModel:
             ValidationFailed: when the JSON does not fit the schema (JSON pointers).
         """
         params = self.json_errors(mtype, data)
-        if params:
-            if any(p.code != "identifier" for p in params):
-                raise ValidationFailed(
-                    f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params
-                )
+        if any(p.code != "identifier" for p in params):
+            raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
         schema = self.release_of(mtype).conversion_schema()
         try:
-            encoded, errors = schema.encode(
+            result: Any = schema.encode(
                 data, path=mtype.qname, namespaces={"": mtype.namespace}, validation="lax", indent=0
             )
+            encoded, errors = result
         except (xmlschema.XMLSchemaException, ValueError, TypeError, KeyError) as exc:
             raise ValidationFailed(
                 "de payload kan niet omgezet worden",
@@ -338,7 +336,9 @@ class InfoModel:
                 f"de payload voldoet niet aan {mtype.name} {mtype.version}",
                 invalid_params=[_xmlschema_error(e) for e in errors],
             )
-        element = etree.fromstring(ElementTree.tostring(encoded), parser=safe_parser())
+        element = etree.fromstring(
+            ElementTree.tostring(encoded, default_namespace=mtype.namespace), parser=safe_parser()
+        )
         for node in element.iter():
             # xmlschema indents what it encodes; that whitespace is not data
             if len(node) and node.text is not None and not node.text.strip():
@@ -408,7 +408,8 @@ class InfoModel:
         """
         if mtype_from.name != mtype_to.name or mtype_from.namespace != mtype_to.namespace:
             raise VersionRefused(
-                f"{mtype_from.name} {mtype_from.version} kan niet omgezet worden naar {mtype_to.name} {mtype_to.version}"
+                f"{mtype_from.name} {mtype_from.version} kan niet omgezet worden "
+                f"naar {mtype_to.name} {mtype_to.version}"
             )
         result = copy.deepcopy(element)
         if _version_key(mtype_to.version) < _version_key(mtype_from.version):
@@ -497,7 +498,7 @@ def _xsd_element_for(release: _Release, node: etree._Element) -> Any:
         cursor = cursor.getparent()
     chain.reverse()
     schema = release.conversion_schema()
-    decl = schema.elements.get(chain[0])
+    decl: Any = schema.elements.get(chain[0])
     for name in chain[1:]:
         if decl is None or decl.type.is_simple():
             return None
