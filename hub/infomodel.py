@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -126,6 +127,12 @@ class InfoModel:
             self._load_release(catalog)
         if not self._by_type:
             raise ConfigurationError(f"no message types found under {schemas_dir}")
+        for name in sorted({n for n, _ in self._by_type}):
+            versions = self.versions_of(name)
+            for older, newer in itertools.pairwise(versions):
+                problems = self.compatibility_problems(self.get(name, older), self.get(name, newer))
+                if problems:
+                    raise ConfigurationError(f"{name} {newer} breaks {older}: {'; '.join(problems)}")
 
     def _load_release(self, catalog: Path) -> None:
         spec = yaml.safe_load(catalog.read_text(encoding="utf-8"))
@@ -190,7 +197,8 @@ class InfoModel:
         return [mt for _, mt in sorted(self._by_type.values(), key=lambda rm: (rm[1].name, rm[1].version))]
 
     def versions_of(self, name: str) -> list[str]:
-        return sorted(v for (n, v) in self._by_type if n == name)
+        """The versions of a type, oldest first."""
+        return sorted((v for (n, v) in self._by_type if n == name), key=_version_key)
 
     def get(self, name: str, version: str) -> MessageType:
         """The message type, or an error that says what does exist."""
@@ -321,6 +329,8 @@ class InfoModel:
         if any(p.code != "identifier" for p in params):
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
         schema = self.release_of(mtype).conversion_schema()
+        json_schema = self.json_schema(mtype)
+        data = _in_schema_order(data, json_schema, json_schema.get("$defs", {}))
         try:
             result: Any = schema.encode(
                 data, path=mtype.qname, namespaces={"": mtype.namespace}, validation="lax", indent=0
@@ -388,6 +398,34 @@ class InfoModel:
         out: dict[str, tuple[int, int | None]] = {}
         _collect_paths(root.type, "", out, 1)
         return out
+
+    def compatibility_problems(self, older: MessageType, newer: MessageType) -> list[str]:
+        """Why ``newer`` is not a compatible minor version of ``older`` (empty when it is).
+
+        Within one major version (one namespace) a newer minor version may only add
+        optional elements: every older path stays, with the same minimum and a maximum
+        at least as large, so every message a 1.0 sender makes is still valid.
+        """
+        if older.namespace != newer.namespace:
+            return [f"namespace {newer.namespace} differs from {older.namespace}: that is a new major version"]
+        if older.element != newer.element:
+            return [f"root element {newer.element} differs from {older.element}"]
+        old, new = self.element_paths(older), self.element_paths(newer)
+        problems = []
+        for path, (low, high) in old.items():
+            if path not in new:
+                problems.append(f"{path} removed")
+                continue
+            new_low, new_high = new[path]
+            if new_low > low:
+                problems.append(f"{path} minOccurs raised from {low} to {new_low}")
+            if new_high is not None and (high is None or new_high < high):
+                problems.append(f"{path} maxOccurs lowered")
+        for path, (low, _) in new.items():
+            parent = path.rpartition("/")[0]
+            if path not in old and (not parent or parent in old) and low > 0:
+                problems.append(f"{path} added as required")
+        return problems
 
     def convert_version(
         self, mtype_from: MessageType, mtype_to: MessageType, element: etree._Element
@@ -640,6 +678,20 @@ def _json_schema_error(error: jsonschema.ValidationError) -> list[InvalidParam]:
     if rule == "minInclusive" and isinstance(error.schema, dict) and error.schema.get("x-typeMinimum"):
         rule = "datatype"
     return [InvalidParam(pointer, error.message, rule)]
+
+
+def _in_schema_order(data: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """The JSON value with every object's keys in XSD sequence order (JSON objects have no order; XML has)."""
+    while "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[-1]]
+    if isinstance(data, list) and "items" in node:
+        return [_in_schema_order(item, node["items"], defs) for item in data]
+    if isinstance(data, dict) and "properties" in node:
+        props: dict[str, Any] = node["properties"]
+        ordered = {k: _in_schema_order(data[k], props[k], defs) for k in props if k in data}
+        ordered.update({k: v for k, v in data.items() if k not in props})
+        return ordered
+    return data
 
 
 def _dedupe(params: list[InvalidParam]) -> list[InvalidParam]:

@@ -46,7 +46,9 @@ def test_valid_example_passes_as_xml_and_as_json_and_round_trips(model: InfoMode
 
     data = model.xml_to_json(mtype, element)
     committed = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    assert data == committed, f"{path.with_suffix('.json')} drifted: regenerate with python -m hub.infomodel_docs --write"
+    assert data == committed, (
+        f"{path.with_suffix('.json')} drifted: regenerate with python -m hub.infomodel_docs --write"
+    )
     jsonschema.Draft202012Validator(model.json_schema(mtype)).validate(committed)
 
     back = model.validate_json(mtype, committed)
@@ -66,7 +68,9 @@ def test_invalid_example_gives_exactly_its_stated_errors(model: InfoModel, path:
     assert got == sorted((e["path"], e["rule"]) for e in expect["errors"])
     assert all(p.reason for p in caught.value.invalid_params)
 
-    json_expect = expect.get("json", [{"path": _xpath_to_pointer(e["path"]), "rule": e["rule"]} for e in expect["errors"]])
+    json_expect = expect.get(
+        "json", [{"path": _xpath_to_pointer(e["path"]), "rule": e["rule"]} for e in expect["errors"]]
+    )
     if json_expect is None:  # the error cannot be written in JSON (e.g. a non-boolean in a boolean field)
         return
     data = model.xml_to_json(mtype, element)

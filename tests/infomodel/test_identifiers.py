@@ -107,8 +107,10 @@ def test_test_person_with_wrong_check_digits_is_refused_even_when_allowed() -> N
         parse_insz(number[:9] + f"{(int(number[9:]) + 1) % 100:02d}", allow_test_numbers=True)
 
 
-@pytest.mark.parametrize(("raw", "reason"), [("8503141230", "11 cijfers"), ("850314123021", "11 cijfers"),
-                                             ("85O31412302", "11 cijfers"), ("", "11 cijfers")])
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("8503141230", "11 cijfers"), ("850314123021", "11 cijfers"), ("85O31412302", "11 cijfers"), ("", "11 cijfers")],
+)
 def test_insz_of_wrong_shape_is_refused(raw: str, reason: str) -> None:
     with pytest.raises(IdentifierError, match=reason):
         parse_insz(raw)
@@ -158,8 +160,9 @@ def test_kbo_of_nine_digits_gets_its_leading_zero() -> None:
     assert parse_kbo(kbo("04123456")[1:]) == kbo("04123456")
 
 
-@pytest.mark.parametrize(("raw", "reason"), [("0412345615", "controlegetal"), ("2412345678", "begint met 0 of 1"),
-                                             ("04123", "10 cijfers")])
+@pytest.mark.parametrize(
+    ("raw", "reason"), [("0412345615", "controlegetal"), ("2412345678", "begint met 0 of 1"), ("04123", "10 cijfers")]
+)
 def test_invalid_kbo_is_refused(raw: str, reason: str) -> None:
     with pytest.raises(IdentifierError, match=reason):
         parse_kbo(raw)
