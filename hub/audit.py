@@ -90,7 +90,7 @@ _HASHED = (
 )
 
 
-def record_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+def record_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:
     """SHA-256(prev_hash || canonical JSON of the record's fields)."""
     body = {k: row.get(k) for k in _HASHED}
     body["occurred_at"] = _ts(row["occurred_at"])
@@ -179,7 +179,7 @@ class VerifyResult:
     reason: str = ""
 
 
-def iter_records(conn: Connection, batch: int = 5000) -> Iterator[Mapping[str, Any]]:
+def iter_records(conn: Connection, batch: int = 5000) -> Iterator[Mapping[Any, Any]]:
     last = 0
     while True:
         rows = (

@@ -255,7 +255,7 @@ def header_to_json(envelope: Envelope) -> dict[str, Any]:
 
 def to_xml(envelope: Envelope, payload: etree._Element) -> bytes:
     """Serialise envelope and payload as the canonical XML form."""
-    root = etree.Element(_E + "Envelope", nsmap={None: ENV_NS})
+    root = etree.Element(_E + "Envelope", nsmap={None: ENV_NS})  # type: ignore[dict-item]
     header = etree.SubElement(root, _E + "header")
     etree.SubElement(header, _E + "messageId").text = str(envelope.message_id)
     etree.SubElement(header, _E + "type").text = envelope.type

@@ -333,19 +333,23 @@ class InfoModel:
         data = _in_schema_order(data, json_schema, json_schema.get("$defs", {}))
         try:
             result: Any = schema.encode(
-                data, path=mtype.qname, namespaces={"": mtype.namespace}, validation="lax", indent=0
+                data,
+                path=mtype.qname,
+                namespaces={"": mtype.namespace},
+                validation="lax",
+                indent=0,
+                # JSON objects are unordered: put children in the XSD's sequence order
+                converter=xmlschema.UnorderedConverter,
             )
-            encoded, errors = result
         except (xmlschema.XMLSchemaException, ValueError, TypeError, KeyError) as exc:
             raise ValidationFailed(
                 "de payload kan niet omgezet worden",
                 invalid_params=[InvalidParam("/payload", str(exc).splitlines()[0], "datatype")],
             ) from exc
-        if errors:
-            raise ValidationFailed(
-                f"de payload voldoet niet aan {mtype.name} {mtype.version}",
-                invalid_params=[_xmlschema_error(e) for e in errors],
-            )
+        encoded, errors = result if isinstance(result, tuple) else (result, [])
+        if errors or encoded is None:
+            params = [_xmlschema_error(e) for e in errors] or [InvalidParam("/payload", "leeg resultaat", "datatype")]
+            raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
         element = etree.fromstring(
             ElementTree.tostring(encoded, default_namespace=mtype.namespace), parser=safe_parser()
         )
