@@ -44,7 +44,7 @@ _DOWNGRADE_POLICIES = frozenset({"drop", "refuse"})
 _SUBJECT_KINDS = {"insz": "INSZ", "bsn": "BSN"}
 
 
-class VersionRefused(InputError):  # noqa: N818 -- named like the hub's other errors (ValidationFailed)
+class VersionRefused(InputError):
     """A receiver's version cannot take this message (policy ``refuse``, or another type)."""
 
     code = "version_refused"
@@ -521,7 +521,7 @@ def _xsd_errors(log: etree._ListErrorLog, root: etree._Element, release: _Releas
             if parent is None or id(parent) in parents_done:
                 continue
             parents_done.add(id(parent))
-            found = _structure_errors(release, parent)
+            found = _structure_errors(release, parent, root)
             params.extend(found or [InvalidParam(path, message, "order")])
             continue
         rule = _VALUE_RULES.get(entry.type_name, "schema")
@@ -531,12 +531,14 @@ def _xsd_errors(log: etree._ListErrorLog, root: etree._Element, release: _Releas
     return params
 
 
-def _xsd_element_for(release: _Release, node: etree._Element) -> Any:
-    """The xmlschema element declaration that governs an lxml element of a payload."""
+def _xsd_element_for(release: _Release, node: etree._Element, root: etree._Element) -> Any:
+    """The xmlschema element declaration that governs an lxml element of a payload (``root``)."""
     chain: list[str] = []
     cursor: etree._Element | None = node
     while cursor is not None:
         chain.append(etree.QName(cursor).localname)
+        if cursor is root:
+            break
         cursor = cursor.getparent()
     chain.reverse()
     schema = release.conversion_schema()
@@ -570,9 +572,9 @@ def _slots(group: Any, optional: bool = False) -> list[tuple[str, list[tuple[str
     return out
 
 
-def _structure_errors(release: _Release, parent: etree._Element) -> list[InvalidParam]:
+def _structure_errors(release: _Release, parent: etree._Element, root: etree._Element) -> list[InvalidParam]:
     """Missing, unknown, too many and conflicting children of one element, each named by field."""
-    decl = _xsd_element_for(release, parent)
+    decl = _xsd_element_for(release, parent, root)
     if decl is None or decl.type.is_simple():
         return []
     base = _element_path(parent)
