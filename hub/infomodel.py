@@ -56,6 +56,58 @@ _PREFIXED_STEP = re.compile(r"(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)(\[(\d+)
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A business rule the XSD cannot say, written as XPath 1.0 (Schematron style).
+
+    For every node the ``context`` selects (relative to the payload root; prefix ``k:``
+    is the type's namespace), ``test`` must be true; otherwise the error names
+    ``context node/field`` with the rule's ``id`` as its code. Rules run only on
+    payloads that pass the XSD, so they can rely on its structure.
+    """
+
+    id: str
+    context: str
+    test: str
+    field_name: str
+    message: str
+    _context: etree.XPath = field(compare=False, repr=False)
+    _test: etree.XPath = field(compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, spec: dict[str, Any], namespace: str, where: str) -> Rule:
+        missing = [k for k in ("id", "test", "message") if not spec.get(k)]
+        if missing:
+            raise ConfigurationError(f"{where}: rule without {', '.join(missing)}")
+        context = str(spec.get("context", "."))
+        try:
+            compiled = (
+                etree.XPath(context, namespaces={"k": namespace}),
+                etree.XPath(f"boolean({spec['test']})", namespaces={"k": namespace}),
+            )
+        except etree.XPathSyntaxError as exc:
+            raise ConfigurationError(f"{where}: rule {spec['id']}: {exc}") from exc
+        return cls(
+            id=str(spec["id"]),
+            context=context,
+            test=str(spec["test"]),
+            field_name=str(spec.get("field", "")),
+            message=str(spec["message"]),
+            _context=compiled[0],
+            _test=compiled[1],
+        )
+
+    def violations(self, payload: etree._Element) -> list[InvalidParam]:
+        found = self._context(payload)
+        nodes = found if isinstance(found, list) else []
+        out = []
+        for node in nodes:
+            if isinstance(node, etree._Element) and not self._test(node):
+                path = _element_path(node) + (f"/{self.field_name}" if self.field_name else "")
+                out.append(InvalidParam(path, self.message, self.id))
+        return out
+
+
+@dataclass(frozen=True)
 class MessageType:
     """One message type at one version."""
 
@@ -73,6 +125,7 @@ class MessageType:
     deprecation: date | None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     downgrade: str = "drop"
+    rules: tuple[Rule, ...] = field(default=(), compare=False)
 
     @property
     def qname(self) -> str:
@@ -140,6 +193,7 @@ class InfoModel:
         domain, version = directory.parent.name, directory.name
         namespace = spec["namespace"]
         deprecation = spec.get("deprecation")
+        shared_rules = [Rule.parse(r, namespace, str(catalog)) for r in spec.get("sharedRules") or ()]
         types: dict[str, MessageType] = {}
         for name, t in (spec.get("types") or {}).items():
             downgrade = t.get("downgrade", "drop")
@@ -158,8 +212,9 @@ class InfoModel:
                 file=directory / t["file"],
                 status=spec.get("status", "current"),
                 deprecation=t.get("deprecation", deprecation),
-                extra={k: v for k, v in t.items() if k not in {"element", "file"}},
+                extra={k: v for k, v in t.items() if k not in {"element", "file", "rules"}},
                 downgrade=downgrade,
+                rules=(*shared_rules, *(Rule.parse(r, namespace, f"{catalog}: {name}") for r in t.get("rules") or ())),
             )
         release = _Release(
             domain=domain,
@@ -245,8 +300,8 @@ class InfoModel:
         Each error names the field (XPath, or JSON pointer with ``pointer="json"``), the
         rule as its ``code`` (``required``, ``unexpected``, ``maxOccurs``, ``choice``,
         ``order``, ``enumeration``, ``pattern``, ``minLength``, ``maxLength``,
-        ``minInclusive``, ``maxInclusive``, ``datatype``, ``fixed``, ``identifier``) and
-        what is wrong with the value.
+        ``minInclusive``, ``maxInclusive``, ``datatype``, ``fixed``, ``identifier``, or
+        the id of a business rule from the catalog) and what is wrong with the value.
 
         Raises:
             ValidationFailed: listing every error.
@@ -261,6 +316,9 @@ class InfoModel:
         params: list[InvalidParam] = []
         if not release.lxml_schema.validate(payload):
             params.extend(_xsd_errors(release.lxml_schema.error_log, payload, release))
+        else:
+            for rule in mtype.rules:
+                params.extend(rule.violations(payload))
         params.extend(_identifier_errors(payload, mtype.namespace, allow_test_numbers))
         for param in _dedupe(params):
             errors.params.append(_as_pointer(param) if pointer == "json" else param)
@@ -294,6 +352,12 @@ class InfoModel:
             cached = message_json_schema(
                 root, schema_id=f"{mtype.namespace}:{mtype.name}:{mtype.version}", title=mtype.title
             )
+            if mtype.rules:
+                # business rules are XPath over the XML form; published so partners can check them too
+                cached["x-knooppunt-rules"] = [
+                    {"id": r.id, "context": r.context, "test": r.test, "field": r.field_name, "message": r.message}
+                    for r in mtype.rules
+                ]
             self._json_schemas[key] = cached
         return cached
 
@@ -368,8 +432,9 @@ class InfoModel:
             ValidationFailed: every error, with JSON pointers and rule codes.
         """
         params = self.json_errors(mtype, data, allow_test_numbers=allow_test_numbers)
-        if params:
+        if any(p.code != "identifier" for p in params):
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
+        # structurally sound: convert, then identifiers and business rules as for XML
         element = self.json_to_xml(mtype, data)
         self.validate_payload(mtype, element, allow_test_numbers=allow_test_numbers, pointer="json")
         return element

@@ -44,6 +44,15 @@ _POLICY = """\
   (leeg: geen opvolger, geen einddatum).
 - De JSON-vorm en het JSON Schema worden uit dezelfde XSD afgeleid; een JSON- en een
   XML-bericht met dezelfde fout geven hetzelfde veld en dezelfde regel.
+
+## Fouten
+
+Elke fout noemt het veld (XPath voor XML, JSON pointer voor JSON), de regel (`code`) en
+wat er mis is (`reason`); alle fouten komen tegelijk. Regels uit de XSD: `required`,
+`unexpected`, `maxOccurs`, `choice`, `order` (alleen XML), `enumeration`, `pattern`,
+`minLength`, `maxLength`, `minInclusive`, `maxInclusive`, `datatype`, `fixed`; daarnaast
+`identifier` (controlegetal van INSZ, BSN, KBO, OIN) en de id van een bedrijfsregel
+hieronder. Bedrijfsregels worden pas getoetst als het bericht aan de XSD voldoet.
 """
 
 
@@ -189,6 +198,12 @@ def render(model: InfoModel) -> str:
         ]
         lines += [f"| `{p}` | {c} | {ty} | {n} |" for p, c, ty, n in _fields(root.type, "")]
         lines.append("")
+        if t.rules:
+            lines += ["Regels (fouten met de regel-id als code):", ""]
+            for rule in t.rules:
+                where = f" in `{rule.context}`" if rule.context != "." else ""
+                lines.append(f"- `{rule.id}`{where}, veld `{rule.field_name or '.'}`: {rule.message}")
+            lines.append("")
     lines += ["## Codelijsten", ""]
     for name, (doc, values, versions) in _code_lists(model).items():
         lines.append(f"### {name}")

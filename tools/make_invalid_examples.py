@@ -633,6 +633,149 @@ case(
 )
 
 
+# business rules (catalog.yaml `rules`): the XSD passes, the rule does not
+case(
+    "1.0",
+    "handhaving",
+    "valid-boete",
+    "invalid-boete-zonder-bedrag",
+    "bestuurlijke boete zonder bedrag",
+    remove("boetebedrag"),
+    [err("/Handhaving/boetebedrag", "boete-heeft-bedrag")],
+)
+case(
+    "1.0",
+    "handhaving",
+    "valid-verlenging",
+    "invalid-verlenging-zonder-termijn",
+    "verlenging zonder nieuwe einddatum",
+    remove("nieuweTermijnEinde"),
+    [err("/Handhaving/nieuweTermijnEinde", "verlenging-heeft-termijn")],
+)
+case(
+    "1.0",
+    "map-resultaat",
+    "valid-pvt-niet-behaald",
+    "invalid-niet-behaald-zonder-reden",
+    "niet behaald zonder reden",
+    remove("redenNietBehaald"),
+    [err("/MapResultaat/redenNietBehaald", "reden-bij-niet-behaald")],
+)
+case(
+    "1.0",
+    "correctiesignaal",
+    "valid-intrekking",
+    "invalid-intrekking-met-gegevens",
+    "intrekking met nieuwe gegevens",
+    add_after("reden", "plichtig", "true"),
+    [err("/Correctiesignaal/soort", "intrekking-zonder-gegevens")],
+)
+case(
+    "1.0",
+    "correctiesignaal",
+    "valid-vervanging",
+    "invalid-vervanging-zonder-gegevens",
+    "vervanging zonder gegevens",
+    both(remove("plichtig"), remove("vastgesteldOp"), remove("termijnEinde")),
+    [err("/Correctiesignaal/plichtig", "vervanging-heeft-gegevens")],
+)
+case(
+    "1.0",
+    "verhuizing",
+    "valid-warme-overdracht",
+    "invalid-zelfde-gemeente",
+    "verhuizing binnen dezelfde gemeente",
+    set_text("vestigingsgemeente", "0363"),
+    [err("/Verhuizing/vestigingsgemeente", "andere-gemeente")],
+)
+case(
+    "1.0",
+    "vrijstelling-opschorting",
+    "valid-opschorting",
+    "invalid-opschorting-zonder-einde",
+    "opschorting zonder einddatum",
+    remove("periode/einde"),
+    [err("/VrijstellingOpschorting/periode/einde", "opschorting-heeft-einde")],
+)
+case(
+    "1.0",
+    "inburgeringscontract",
+    "valid-contract",
+    "invalid-looptijd-omgekeerd",
+    "looptijd eindigt voor ze begint",
+    set_text("looptijd/einde", "2023-01-01"),
+    [err("/Inburgeringscontract/looptijd/einde", "periode-einde-na-begin")],
+)
+case(
+    "1.0",
+    "brede-intake",
+    "valid-volledig",
+    "invalid-levensgebied-dubbel",
+    "hetzelfde levensgebied twee keer",
+    set_text("omstandigheid[2]/levensgebied", "GEZIN"),
+    [err("/BredeIntake/omstandigheid[2]/levensgebied", "levensgebied-eenmaal")],
+    json=[err("/payload/omstandigheid/1/levensgebied", "levensgebied-eenmaal")],
+)
+case(
+    "1.0",
+    "pip",
+    "valid-b1-route",
+    "invalid-taalschakeltraject-b1",
+    "taalschakeltraject in de B1-route",
+    add_after("leerroute", "taalschakeltraject", "true"),
+    [err("/Pip/taalschakeltraject", "taalschakeltraject-alleen-onderwijsroute")],
+)
+case(
+    "1.0",
+    "inburgeringsplicht",
+    "valid-plichtig",
+    "invalid-termijn-voor-vaststelling",
+    "termijn eindigt voor de vaststelling",
+    set_text("termijnEinde", "2024-01-01"),
+    [err("/Inburgeringsplicht/termijnEinde", "termijn-na-vaststelling")],
+)
+case(
+    "1.0",
+    "inburgeringsplicht",
+    "valid-niet-plichtig",
+    "invalid-termijn-zonder-plicht",
+    "termijn zonder plicht, en een fout BSN",
+    both(add_after("vastgesteldOp", "termijnEinde", "2027-06-01"), bad_check_digit("persoon/identificatie/bsn")),
+    [
+        err("/Inburgeringsplicht/termijnEinde", "termijn-alleen-bij-plicht"),
+        err("/Inburgeringsplicht/persoon/identificatie/bsn", "identifier"),
+    ],
+)
+case(
+    "1.0",
+    "monitoring",
+    "valid-kwartaal",
+    "invalid-indicator-dubbel",
+    "dezelfde indicator twee keer",
+    set_text("indicator[2]/code", "PIPS_PER_LEERROUTE"),
+    [err("/Monitoring/indicator[2]/code", "indicator-eenmaal")],
+    json=[err("/payload/indicator/1/code", "indicator-eenmaal")],
+)
+case(
+    "1.1",
+    "pip",
+    "valid-met-ontzorging",
+    "invalid-ontzorging-zonder-financieel",
+    "vaste lasten zonder financiële ontzorging",
+    set_text("financieleOntzorging", "false"),
+    [err("/Pip/ontzorging", "ontzorging-alleen-als-financieel-ontzorgd")],
+)
+case(
+    "1.1",
+    "inburgeringsplicht",
+    "valid-ontheffing",
+    "invalid-ontheffing-voor-vaststelling",
+    "ontheffing voor de vaststelling",
+    set_text("ontheffing/verleendOp", "2023-12-31"),
+    [err("/Inburgeringsplicht/ontheffing/verleendOp", "ontheffing-na-vaststelling")],
+)
+
+
 def main() -> None:
     for version, mtype, source, name, description, change, errors, json in CASES:
         folder = ROOT / version / "examples" / mtype

@@ -2,13 +2,15 @@
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from lxml import etree
 
-from hub.errors import UnknownMessageType, ValidationFailed
+from hub.errors import ConfigurationError, UnknownMessageType, ValidationFailed
 from hub.infomodel import InfoModel
 
 NS = "{urn:knooppunt:inburgering:1}"
@@ -154,3 +156,34 @@ def test_standalone_xsd_compiles_alone_and_validates_the_examples(model: InfoMod
     schema = etree.XMLSchema(etree.fromstring(xsd))
     for example in (mtype.file.parent / "examples" / name).glob("valid-*.xml"):
         assert schema.validate(etree.parse(str(example))), example
+
+
+def test_business_rules_are_published_in_the_json_schema(model: InfoModel) -> None:
+    rules = model.json_schema(model.get("handhaving", "1.0"))["x-knooppunt-rules"]
+    assert {"boete-heeft-bedrag", "verlenging-heeft-termijn", "periode-einde-na-begin"} <= {r["id"] for r in rules}
+
+
+def test_business_rules_wait_for_a_structurally_valid_payload(schemas_dir: Path, model: InfoModel) -> None:
+    element = _load(schemas_dir, "1.0", "handhaving", "valid-boete")
+    element.remove(element.find(f"{NS}boetebedrag"))
+    element.find(f"{NS}overtreding").text = "ONBEKEND"
+    with pytest.raises(ValidationFailed) as caught:
+        model.validate_payload(model.get("handhaving", "1.0"), element)
+    assert [(p.name, p.code) for p in caught.value.invalid_params] == [("/Handhaving/overtreding", "enumeration")]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"id": "x", "test": "k:a[", "message": "m"}, "rule x"),
+        ({"test": "true()", "message": "m"}, "rule without id"),
+    ],
+)
+def test_a_broken_rule_in_a_catalog_does_not_load(tmp_path: Path, schemas_dir: Path, rule: dict, message: str) -> None:
+    shutil.copytree(schemas_dir, tmp_path / "schemas", ignore=shutil.ignore_patterns("examples"))
+    catalog = tmp_path / "schemas" / "inburgering" / "1.0" / "catalog.yaml"
+    spec = yaml.safe_load(catalog.read_text(encoding="utf-8"))
+    spec["types"]["pip"]["rules"] = [rule]
+    catalog.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=message):
+        InfoModel(tmp_path / "schemas")
