@@ -131,6 +131,10 @@ class MessageType:
     def qname(self) -> str:
         return "{%s}%s" % (self.namespace, self.element)
 
+    def deprecated_on(self, day: date) -> bool:
+        """True once ``day`` is past this version's deprecation date (None: never)."""
+        return self.deprecation is not None and day > self.deprecation
+
     @property
     def aggregated(self) -> bool:
         """True for aggregated exports (monitoring, rapportage): no data subject, no person in it."""
@@ -272,6 +276,21 @@ class InfoModel:
         raise UnknownMessageType(
             f"onbekend berichttype {name!r}.{suggestion}",
             invalid_params=[InvalidParam("type", f"bekende types: {', '.join(names)}", "enum")],
+        )
+
+    def ensure_accepted(self, mtype: MessageType, day: date) -> None:
+        """Refuse a version past its deprecation date, naming the versions that are still accepted.
+
+        Raises:
+            VersionRefused: ``mtype`` is deprecated on ``day``.
+        """
+        if not mtype.deprecated_on(day):
+            return
+        current = [v for v in self.versions_of(mtype.name) if not self.get(mtype.name, v).deprecated_on(day)]
+        raise VersionRefused(
+            f"{mtype.name} {mtype.version} wordt sinds {mtype.deprecation} niet meer aanvaard; "
+            f"gebruik {', '.join(current) or 'een nieuwere versie'}",
+            invalid_params=[InvalidParam("version", f"verouderd sinds {mtype.deprecation}", "deprecated")],
         )
 
     def release_of(self, mtype: MessageType) -> _Release:

@@ -123,3 +123,12 @@ def test_a_minor_version_that_breaks_senders_does_not_load(
     xsd.write_text(text.replace(old, new), encoding="utf-8")
     with pytest.raises(ConfigurationError, match=problem):
         InfoModel(tmp_path / "schemas")
+
+
+def test_a_version_is_accepted_until_its_deprecation_date(model: InfoModel) -> None:
+    old = model.get("pip", "1.0")
+    model.ensure_accepted(old, date(2028, 6, 30))
+    with pytest.raises(VersionRefused, match=r"gebruik 1\.1") as caught:
+        model.ensure_accepted(old, date(2028, 7, 1))
+    assert caught.value.invalid_params[0].code == "deprecated"
+    model.ensure_accepted(model.get("pip", "1.1"), date(2099, 1, 1))
