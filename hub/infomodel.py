@@ -167,6 +167,27 @@ class _Release:
         return self._xmlschema
 
 
+@dataclass(frozen=True)
+class Example:
+    """One example of ``schemas/<domain>/<version>/examples/<type>/``.
+
+    ``errors`` are the (XPath, rule) pairs an invalid example must give on the XML
+    route, ``json_errors`` the (JSON pointer, rule) pairs on the JSON route (None when
+    the error cannot be written in JSON); both empty for a valid example.
+    """
+
+    mtype: MessageType
+    path: Path
+    valid: bool
+    description: str = ""
+    errors: tuple[tuple[str, str], ...] = ()
+    json_errors: tuple[tuple[str, str], ...] | None = ()
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
 class InfoModel:
     """Every message type the hub knows, and how to check one."""
 
@@ -292,6 +313,24 @@ class InfoModel:
             f"gebruik {', '.join(current) or 'een nieuwere versie'}",
             invalid_params=[InvalidParam("version", f"verouderd sinds {mtype.deprecation}", "deprecated")],
         )
+
+    def examples(self, mtype: MessageType | None = None) -> list[Example]:
+        """The valid and invalid examples of one type (or all), with the errors each must give."""
+        out: list[Example] = []
+        for t in [mtype] if mtype is not None else self.types():
+            folder = t.file.parent / "examples" / t.name
+            for path in sorted(folder.glob("valid-*.xml")):
+                out.append(Example(t, path, valid=True))
+            for path in sorted(folder.glob("invalid-*.xml")):
+                sidecar = path.with_suffix(".expect.yaml")
+                if not sidecar.is_file():
+                    raise ConfigurationError(f"{path} has no {sidecar.name}")
+                spec = yaml.safe_load(sidecar.read_text(encoding="utf-8"))
+                errors = tuple((str(e["path"]), str(e["rule"])) for e in spec["errors"])
+                json_spec = spec.get("json", [{"path": _xpath_to_pointer(p), "rule": r} for p, r in errors])
+                json_errors = None if json_spec is None else tuple((str(e["path"]), str(e["rule"])) for e in json_spec)
+                out.append(Example(t, path, False, str(spec.get("description", "")), errors, json_errors))
+        return out
 
     def release_of(self, mtype: MessageType) -> _Release:
         return self._by_type[(mtype.name, mtype.version)][0]

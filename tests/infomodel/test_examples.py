@@ -71,8 +71,12 @@ def test_invalid_example_gives_exactly_its_stated_errors(model: InfoModel, path:
     json_expect = expect.get(
         "json", [{"path": _xpath_to_pointer(e["path"]), "rule": e["rule"]} for e in expect["errors"]]
     )
+    example = next(e for e in model.examples(mtype) if e.path == path)
+    assert example.errors == tuple((e["path"], e["rule"]) for e in expect["errors"])
     if json_expect is None:  # the error cannot be written in JSON (e.g. a non-boolean in a boolean field)
+        assert example.json_errors is None
         return
+    assert example.json_errors == tuple((e["path"], e["rule"]) for e in json_expect)
     data = model.xml_to_json(mtype, element)
     for e in json_expect:  # the converter drops undeclared elements; a JSON client would send them as keys
         if e["rule"] == "unexpected":
@@ -93,3 +97,9 @@ def _put(data: dict, pointer: str, value: str) -> None:
 def _xpath_of(pointer: str) -> str:
     steps = pointer.split("/")[2:]
     return "/*/" + "/".join(f"*[local-name()='{s}']" for s in steps)
+
+
+def test_examples_lists_every_file(model: InfoModel) -> None:
+    listed = {e.path for e in model.examples()}
+    assert listed == set(VALID) | set(INVALID)
+    assert sum(e.valid for e in model.examples()) == len(VALID)
