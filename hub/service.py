@@ -25,7 +25,7 @@ import httpx
 import orjson
 import structlog
 from lxml import etree
-from sqlalchemy import Engine, and_, insert, select
+from sqlalchemy import Engine, and_, bindparam, insert, select
 
 from hub import envelope as env
 from hub import xmlsafe
@@ -531,6 +531,11 @@ class Hub:
         return replace(envelope, subject=subject)
 
 
+_FIND_MESSAGE = select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
+    messages.c.id == bindparam("id")
+)
+
+
 def _with_traceparent(envelope: env.Envelope) -> env.Envelope:
     return replace(envelope, traceparent=env.new_traceparent())
 
@@ -568,59 +573,64 @@ class _IngestUnit:
     channel: str
     transport: Transport | None
 
+    pure = True  # only reads and buffers: no SAVEPOINT needed (see hub.store.database.Tx)
+
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
         message_id = str(e.message_id)
-        existing = tx.conn.execute(
-            select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
-                messages.c.id == message_id
-            )
-        ).first()
-        if existing is not None:
-            if existing.sender != e.sender or existing.digest != self.digest:
+        seen = tx.batch.pending.get(message_id)
+        if seen is None:
+            row = tx.conn.execute(_FIND_MESSAGE, {"id": message_id}).first()
+            seen = (row.digest, row.sender, tuple(row.receivers), _utc(row.received_at)) if row else None
+        if seen is not None:
+            digest, sender, receivers, received_at = seen
+            if sender != e.sender or digest != self.digest:
                 raise Conflict(f"bericht-id {message_id} is al gebruikt voor een ander bericht")
-            return Accepted(message_id, tuple(existing.receivers), _utc(existing.received_at), duplicate=True)
-        tx.conn.execute(
-            insert(messages).values(
-                id=message_id,
-                type=e.type,
-                version=e.version,
-                sender=e.sender,
-                receivers=list(e.receivers),
-                subject_type=e.subject_type,
-                subject_hash=self.subject_hash,
-                protocol_id=self.protocol.id,
-                conversation_id=str(e.conversation_id) if e.conversation_id else None,
-                traceparent=e.traceparent,
-                created_at=e.created_at,
-                received_at=tx.now,
-                digest=self.digest,
-                channel=self.channel,
-                data_key_id=self.key_id,
-                nonce=self.nonce,
-                ciphertext=self.ciphertext,
-                payload_size=self.size,
-            )
+            return Accepted(message_id, receivers, received_at, duplicate=True)
+        tx.batch.pending[message_id] = (self.digest, e.sender, e.receivers, tx.now)
+        tx.insert(
+            messages,
+            {
+                "id": message_id,
+                "type": e.type,
+                "version": e.version,
+                "sender": e.sender,
+                "receivers": list(e.receivers),
+                "subject_type": e.subject_type,
+                "subject_hash": self.subject_hash,
+                "protocol_id": self.protocol.id,
+                "conversation_id": str(e.conversation_id) if e.conversation_id else None,
+                "traceparent": e.traceparent,
+                "created_at": e.created_at,
+                "received_at": tx.now,
+                "digest": self.digest,
+                "channel": self.channel,
+                "data_key_id": self.key_id,
+                "nonce": self.nonce,
+                "ciphertext": self.ciphertext,
+                "payload_size": self.size,
+            },
         )
         jobs = []
         for receiver in e.receivers:
-            d = tx.conn.execute(
-                insert(deliveries).values(
-                    message_id=message_id, receiver=receiver, status="pending", attempts=0, updated_at=tx.now
-                )
+            tx.insert(
+                deliveries,
+                {
+                    "message_id": message_id,
+                    "receiver": receiver,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "last_error": None,
+                    "delivered_at": None,
+                    "updated_at": tx.now,
+                },
             )
-            delivery_id = int(d.inserted_primary_key[0]) if d.inserted_primary_key else 0
-            o = tx.conn.execute(
-                insert(outbox).values(
-                    delivery_id=delivery_id,
-                    message_id=message_id,
-                    receiver=receiver,
-                    available_at=tx.now,
-                    published_at=tx.now,
-                )
+            tx.insert(
+                outbox,
+                {"message_id": message_id, "receiver": receiver, "available_at": tx.now, "published_at": tx.now},
             )
-            outbox_id = int(o.inserted_primary_key[0]) if o.inserted_primary_key else 0
-            jobs.append(Job(outbox_id, delivery_id, message_id, receiver))
+            jobs.append(Job(message_id, receiver))
         common = {
             "trace_id": e.trace_id,
             "message_id": message_id,
