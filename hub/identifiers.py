@@ -94,11 +94,11 @@ def parse_insz(raw: str, *, allow_test_numbers: bool = False) -> INSZ:
       sex was unknown at issue, +40 otherwise), 60-72 (MAGDA test person; 60
       when the month is unknown), and nothing else; month 00 and day 00 mean
       unknown; a day above 31 is allowed (the serial overflowed that day);
-    - serial number 001-997 (odd for men, even for women);
     - check digits: 97 - (first nine digits mod 97), and for births from 2000 the
       same over "2" followed by the nine digits (python-stdnum ``be.nn``/``be.bis``
       for the national and bis ranges);
-    - a MAGDA test person only with ``allow_test_numbers``.
+    - a MAGDA test person only with ``allow_test_numbers`` (their serials run to 999);
+    - otherwise serial number 001-997 (odd for men, even for women).
 
     Raises:
         IdentifierError: with a reason a person can act on.
@@ -114,15 +114,15 @@ def parse_insz(raw: str, *, allow_test_numbers: bool = False) -> INSZ:
         raise IdentifierError(
             f"maand {number[2:4]} bestaat niet: 00-12, +20 of +40 voor een bisnummer, 60-72 voor een testpersoon"
         )
-    serial = int(number[6:9])
-    if not 1 <= serial <= 997:
-        raise IdentifierError(f"volgnummer {number[6:9]} bestaat niet: 001 tot 997")
     if not _insz_checksum_ok(number):
         raise IdentifierError("controlegetal (mod 97) klopt niet")
     if kind == "testpersoon":
+        # MAGDA's test persons also use serials 998 and 999, which real numbers never do
         if not allow_test_numbers:
             raise IdentifierError("MAGDA-testpersoon (maand 60-72) niet toegelaten in deze omgeving")
         return INSZ(number)
+    if not 1 <= int(number[6:9]) <= 997:
+        raise IdentifierError(f"volgnummer {number[6:9]} bestaat niet: 001 tot 997")
     try:
         (_bis if kind == "bisnummer" else _nn).validate(number)
     except _StdnumError as exc:

@@ -1,5 +1,9 @@
 """INSZ, BSN, KBO and OIN rules. Numbers are generated here with their check digits."""
 
+import os
+import re
+from pathlib import Path
+
 import pytest
 
 from hub.identifiers import BSN, INSZ, IdentifierError, parse_bsn, parse_insz, parse_kbo, parse_oin, parse_subject
@@ -101,6 +105,11 @@ def test_magda_test_persons_only_when_configured(month: int) -> None:
     assert parse_insz(number, allow_test_numbers=True).kind == "testpersoon"
 
 
+@pytest.mark.parametrize("serial", [998, 999])
+def test_magda_test_persons_may_use_serials_998_and_999(serial: int) -> None:
+    assert parse_insz(insz(6, 70, 12, serial), allow_test_numbers=True).kind == "testpersoon"
+
+
 def test_test_person_with_wrong_check_digits_is_refused_even_when_allowed() -> None:
     number = insz(80, 61, 15, 3)
     with pytest.raises(IdentifierError, match="controlegetal"):
@@ -174,3 +183,30 @@ def test_oin_has_20_digits_and_is_not_all_zero() -> None:
         parse_oin("0000000123456789000")
     with pytest.raises(IdentifierError, match="nullen"):
         parse_oin("0" * 20)
+
+
+# -- the MAGDA samples ------------------------------------------------------------
+
+
+def _shared_dir() -> Path:
+    repo = Path(__file__).resolve().parents[2]
+    configured = os.environ.get("KNOOPPUNT_SHARED_DIR")
+    candidates = [Path(configured)] if configured else [repo.parent / "shared", repo.parent.parent / "shared"]
+    for candidate in candidates:
+        if (candidate / "contracts" / "magda").is_dir():
+            return candidate
+    raise AssertionError(f"shared MAGDA contracts not found in {candidates}; set KNOOPPUNT_SHARED_DIR")
+
+
+def test_every_insz_in_the_magda_answers_is_a_test_person_we_accept() -> None:
+    responses = _shared_dir() / "contracts" / "magda" / "responses"
+    numbers = {
+        m.group(1)
+        for path in responses.rglob("*.xml")
+        for m in re.finditer(r"<INSZ>(\d{11})</INSZ>", path.read_text(encoding="utf-8", errors="replace"))
+    }
+    assert numbers
+    for number in numbers:
+        assert parse_insz(number, allow_test_numbers=True).kind == "testpersoon"
+        with pytest.raises(IdentifierError, match="testpersoon"):
+            parse_insz(number)
