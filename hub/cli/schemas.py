@@ -159,6 +159,20 @@ def convert(
         err.print(f"geschreven: {output}")
 
 
+@app.command()
+def docs(
+    check: Annotated[bool, typer.Option("--check", help="Alleen controleren; exit 1 als iets afwijkt")] = False,
+    schemas: SchemasOption = _default_schemas(),  # noqa: B008
+    doc: Annotated[Path, typer.Option(help="Het gegenereerde document")] = ROOT / "docs" / "information-model.md",
+) -> None:
+    """Genereer docs/information-model.md en de JSON-vormen van de voorbeelden uit de schema's."""
+    from hub.infomodel_docs import main as docs_main
+
+    code = docs_main(["--schemas", str(schemas), "--doc", str(doc), "--check" if check else "--write"])
+    if code:
+        raise typer.Exit(code)
+
+
 # -- helpers --------------------------------------------------------------------
 
 

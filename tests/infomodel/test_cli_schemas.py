@@ -122,3 +122,10 @@ def test_convert_json_without_type_outside_an_examples_folder_asks_for_it(tmp_pa
     result = runner.invoke(app, ["convert", str(path)])
     assert result.exit_code == 2
     assert "--type" in result.output
+
+
+def test_docs_check_passes_on_the_committed_doc_and_fails_on_a_stale_one(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["docs", "--check"]).exit_code == 0
+    stale = tmp_path / "information-model.md"
+    stale.write_text("# oud\n", encoding="utf-8")
+    assert runner.invoke(app, ["docs", "--check", "--doc", str(stale)]).exit_code == 1
