@@ -274,7 +274,10 @@ class InfoModel:
     # -- lookup -----------------------------------------------------------------
 
     def types(self) -> list[MessageType]:
-        return [mt for _, mt in sorted(self._by_type.values(), key=lambda rm: (rm[1].name, rm[1].version))]
+        """Every message type at every version, by name and then version (numerically: 1.9 before 1.10)."""
+        return [
+            mt for _, mt in sorted(self._by_type.values(), key=lambda rm: (rm[1].name, _version_key(rm[1].version)))
+        ]
 
     def versions_of(self, name: str) -> list[str]:
         """The versions of a type, oldest first."""
