@@ -187,3 +187,13 @@ def test_a_broken_rule_in_a_catalog_does_not_load(tmp_path: Path, schemas_dir: P
     catalog.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ConfigurationError, match=message):
         InfoModel(tmp_path / "schemas")
+
+
+def test_every_code_list_is_a_named_type(model: InfoModel) -> None:
+    """Anonymous enumerations would not show up as code lists in the docs."""
+    for mtype in model.types():
+        root = model.release_of(mtype).conversion_schema().elements[mtype.element]
+        for element in root.iter():
+            xsd_type = element.type
+            if xsd_type.is_simple() and getattr(xsd_type, "enumeration", None):
+                assert xsd_type.is_global(), f"{mtype.name}: {element.name} has an anonymous code list"
