@@ -17,6 +17,7 @@ import copy
 import difflib
 import itertools
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -154,6 +155,7 @@ class _Release:
     types: dict[str, MessageType]
     lxml_schema: etree.XMLSchema
     _xmlschema: xmlschema.XMLSchema | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def conversion_schema(self) -> xmlschema.XMLSchema:
         """The xmlschema form, built on first use (it is slow to build)."""
@@ -196,6 +198,7 @@ class InfoModel:
         envelope_xsd = schemas_dir / "envelope" / "1.0" / "envelope.xsd"
         if not envelope_xsd.is_file():
             raise ConfigurationError(f"envelope schema missing: {envelope_xsd}")
+        self._envelope_lock = threading.Lock()
         self.envelope_schema = etree.XMLSchema(etree.parse(str(envelope_xsd), parser=safe_parser()))
         self._releases: dict[tuple[str, str], _Release] = {}
         self._json_schemas: dict[tuple[str, str], dict[str, Any]] = {}
@@ -342,10 +345,13 @@ class InfoModel:
 
     def validate_envelope(self, root: etree._Element) -> None:
         """Check the envelope's own structure (the payload is checked separately)."""
-        if not self.envelope_schema.validate(root):
+        with self._envelope_lock:
+            ok = self.envelope_schema.validate(root)
+            errors = [] if ok else _xsd_errors(self.envelope_schema.error_log, root)
+        if not ok:
             raise ValidationFailed(
                 "de envelop voldoet niet aan envelope.xsd",
-                invalid_params=_xsd_errors(self.envelope_schema.error_log, root),
+                invalid_params=errors,
             )
 
     def validate_payload(
@@ -375,11 +381,13 @@ class InfoModel:
             errors.raise_if_any(f"payload past niet bij {mtype.name} {mtype.version}")
         release = self.release_of(mtype)
         params: list[InvalidParam] = []
-        if not release.lxml_schema.validate(payload):
-            params.extend(_xsd_errors(release.lxml_schema.error_log, payload, release))
-        else:
-            for rule in mtype.rules:
-                params.extend(rule.violations(payload))
+        # a schema keeps its error log on itself: one validation at a time per release
+        with release.lock:
+            if not release.lxml_schema.validate(payload):
+                params.extend(_xsd_errors(release.lxml_schema.error_log, payload, release))
+            else:
+                for rule in mtype.rules:
+                    params.extend(rule.violations(payload))
         params.extend(_identifier_errors(payload, mtype.namespace, allow_test_numbers))
         for param in _dedupe(params):
             errors.params.append(_as_pointer(param) if pointer == "json" else param)

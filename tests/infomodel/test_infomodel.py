@@ -197,3 +197,22 @@ def test_every_code_list_is_a_named_type(model: InfoModel) -> None:
             xsd_type = element.type
             if xsd_type.is_simple() and getattr(xsd_type, "enumeration", None):
                 assert xsd_type.is_global(), f"{mtype.name}: {element.name} has an anonymous code list"
+
+
+def test_validation_from_many_threads_keeps_each_callers_errors(schemas_dir: Path, model: InfoModel) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    mtype = model.get("pip", "1.0")
+    valid = _load(schemas_dir, "1.0", "pip", "valid-b1-route")
+    invalid = _load(schemas_dir, "1.0", "pip", "invalid-leerroute")
+
+    def check(i: int) -> list[tuple[str, str]]:
+        try:
+            model.validate_payload(mtype, invalid if i % 2 else valid)
+        except ValidationFailed as exc:
+            return [(p.name, p.code) for p in exc.invalid_params]
+        return []
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(check, range(200)))
+    assert all(r == ([("/Pip/leerroute", "enumeration")] if i % 2 else []) for i, r in enumerate(results))
