@@ -92,7 +92,7 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
             assert c.post("/v1/berichten", json=doc).status_code == 202
         first.wait_status("coa", doc["messageId"], {"retrying"})
     finally:
-        first.thread.stop()
+        first.stop()
     slow = settings.model_copy(
         update={
             "delivery": settings.delivery.model_copy(
@@ -110,4 +110,4 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
         second.wait_status("coa", doc["messageId"], {"delivered"})
         assert [m["messageId"] for m in second.received("gemeente-utrecht")["messages"]] == [doc["messageId"]]
     finally:
-        second.thread.stop()
+        second.stop()
