@@ -55,7 +55,37 @@ def _version_entry(request: Request, mtype: MessageType) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/schemas", summary="Berichttypes en hun versies", name="schema_list")
+# the information model is public: partners build against it before they have credentials
+_PUBLIC: dict[str, Any] = {"security": []}
+_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "schemas": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "flow": {"type": "string"},
+                    "senders": {"type": "array", "items": {"type": "string"}},
+                    "receivers": {"type": "array", "items": {"type": "string"}},
+                    "subjectField": {"type": ["string", "null"]},
+                    "versions": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        }
+    },
+}
+
+
+@router.get(
+    "/v1/schemas",
+    summary="Berichttypes en hun versies",
+    name="schema_list",
+    openapi_extra=_PUBLIC,
+    responses={200: {"description": "De berichttypes", "content": {"application/json": {"schema": _LIST_SCHEMA}}}},
+)
 async def list_schemas(request: Request) -> Response:
     """Every message type with its title, flow, partner roles and versions, each with links."""
     model = _infomodel(request)
@@ -83,8 +113,15 @@ async def list_schemas(request: Request) -> Response:
     "/v1/schemas/{type}/{version}",
     summary="XSD of JSON Schema van één berichttype",
     name="schema_document",
+    openapi_extra=_PUBLIC,
     responses={
-        200: {"content": {"application/xml": {}, SCHEMA_JSON: {}}, "description": "Het schema"},
+        200: {
+            "description": "Het schema",
+            "content": {
+                "application/xml": {"schema": {"type": "string", "description": "XSD, includes ingevoegd"}},
+                SCHEMA_JSON: {"schema": {"type": "object", "description": "JSON Schema (draft 2020-12)"}},
+            },
+        },
         **_PROBLEM_RESPONSE,
     },
 )
