@@ -159,8 +159,7 @@ class Dispatcher:
         mtype = hub.infomodel.get(envelope.type, envelope.version)
         subject_hash = None
         if stored.payload is not None:
-            full = hub.with_subject_from_payload(mtype, envelope, stored.payload)
-            subject_hash = hub.hasher(full.subject_type, str(full.subject))
+            subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
         await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:

@@ -95,7 +95,7 @@ class LiveHub:
     def control(self, partner: str, **body: Any) -> None:
         httpx.post(f"{self.sim_urls[partner]}/_control", json=body, timeout=5).raise_for_status()
 
-    def wait_status(self, partner: str, message_id: str, want: set[str], timeout: float = 10) -> dict[str, Any]:
+    def wait_status(self, partner: str, message_id: str, want: set[str], timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self.client(partner) as c:
             while True:
