@@ -1,0 +1,293 @@
+"""What the partner simulators share: fault injection, a ledger of what they
+sent and received, and a uvicorn server in a background thread.
+
+Control endpoint (both simulators), JSON::
+
+    GET  /control                      the current fault settings
+    POST /control                      {"delaySeconds": 2.5}             answer every contract call late
+                                       {"downForSeconds": 60}            answer 503 + Retry-After for a while
+                                       {"refuseForSeconds": 60}          close the port for a while (serve()/SimulatorServer only)
+                                       {"fault": {"code": "server_busy", "transient": true, "count": 2}}
+                                                                         answer the next N calls with a fault
+                                                                         (count absent: until reset)
+                                       {"reset": true}                   back to normal (combine freely)
+    GET  /control/received             received message ids with counts per type
+    GET  /control/reconcile?period=P   {"received": PeriodSummary, "sent": PeriodSummary}
+    DELETE /control/received/{id}      forget one received message (to make a gap on purpose)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import uvicorn
+
+from adapters._digikoppeling.reconcile import PeriodSummary, check_period, in_period
+from adapters._digikoppeling.reliability import DuplicateStore
+from adapters._digikoppeling.wss import utcnow
+from hub.errors import InputError
+from hub.ports import JSON
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedFault:
+    """A fault the simulator answers with instead of processing."""
+
+    code: str
+    message: str
+    transient: bool
+
+
+@dataclass(slots=True)
+class FaultInjection:
+    """The simulator's misbehaviour, set through ``POST /control``."""
+
+    delay_seconds: float = 0.0
+    down_until: float = 0.0
+    fault: InjectedFault | None = None
+    fault_count: int | None = None
+    refuse: Callable[[float], None] | None = None
+
+    def configure(self, doc: Any) -> None:
+        """Apply a control document (see the module docstring).
+
+        Raises:
+            InputError: an unknown key or a wrong value.
+        """
+        if not isinstance(doc, dict):
+            raise InputError("verwacht een JSON-object")
+        unknown = set(doc) - {"delaySeconds", "downForSeconds", "refuseForSeconds", "fault", "reset"}
+        if unknown:
+            raise InputError(f"onbekende sleutels: {sorted(unknown)}")
+        if doc.get("reset"):
+            self.delay_seconds, self.down_until, self.fault, self.fault_count = 0.0, 0.0, None, None
+        if "delaySeconds" in doc:
+            self.delay_seconds = _non_negative(doc["delaySeconds"], "delaySeconds")
+        if "downForSeconds" in doc:
+            self.down_until = time.monotonic() + _non_negative(doc["downForSeconds"], "downForSeconds")
+        if "fault" in doc:
+            spec = doc["fault"]
+            if spec is None:
+                self.fault, self.fault_count = None, None
+            elif isinstance(spec, dict) and isinstance(spec.get("code", "server_error"), str):
+                count = spec.get("count")
+                if count is not None and (not isinstance(count, int) or count < 1):
+                    raise InputError("fault.count is een positief geheel getal")
+                self.fault = InjectedFault(
+                    code=str(spec.get("code", "server_error")),
+                    message=str(spec.get("message", "gesimuleerde fout")),
+                    transient=bool(spec.get("transient", True)),
+                )
+                self.fault_count = count
+            else:
+                raise InputError("fault is {code, message?, transient?, count?} of null")
+        if "refuseForSeconds" in doc:
+            seconds = _non_negative(doc["refuseForSeconds"], "refuseForSeconds")
+            if self.refuse is None:
+                raise InputError("refuseForSeconds werkt alleen met serve() of SimulatorServer")
+            self.refuse(seconds)
+
+    def state(self) -> dict[str, JSON]:
+        fault: JSON = None
+        if self.fault is not None:
+            fault = {"code": self.fault.code, "transient": self.fault.transient, "count": self.fault_count}
+        return {
+            "delaySeconds": self.delay_seconds,
+            "downForSeconds": max(0.0, round(self.down_until - time.monotonic(), 3)),
+            "fault": fault,
+        }
+
+    def is_down(self) -> float:
+        """Seconds of outage left (0 when up)."""
+        return max(0.0, self.down_until - time.monotonic())
+
+    async def delay(self) -> None:
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+
+    def take_fault(self) -> InjectedFault | None:
+        """The fault to answer this call with (counting it down), or None."""
+        fault = self.fault
+        if fault is not None and self.fault_count is not None:
+            self.fault_count -= 1
+            if self.fault_count <= 0:
+                self.fault, self.fault_count = None, None
+        return fault
+
+
+def _non_negative(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InputError(f"{name} is een getal >= 0")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One message a simulator received or sent."""
+
+    message_id: str
+    message_type: str
+    created_at: datetime
+    at: datetime
+    payload_sha256: str
+    counterpart_oin: str | None = None
+    replaces: str | None = None
+    answer: bytes = b""
+
+
+@dataclass(slots=True)
+class Ledger:
+    """What the simulator received (deduplicated on message id) and sent."""
+
+    duplicates: DuplicateStore[LedgerEntry]
+    received: dict[str, LedgerEntry] = field(default_factory=dict)
+    sent: dict[str, LedgerEntry] = field(default_factory=dict)
+    duplicate_count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def seen(self, message_id: str) -> LedgerEntry | None:
+        """The first receipt of a message id still remembered, or None."""
+        entry = self.duplicates.get(message_id)
+        if entry is not None:
+            with self.lock:
+                self.duplicate_count += 1
+        return entry
+
+    def accept(self, entry: LedgerEntry) -> LedgerEntry:
+        """Record a received message; returns the first entry if it raced with a duplicate."""
+        first = self.duplicates.remember(entry.message_id, entry)
+        if first is entry:
+            with self.lock:
+                self.received[entry.message_id] = entry
+        return first
+
+    def record_sent(self, entry: LedgerEntry) -> None:
+        with self.lock:
+            self.sent[entry.message_id] = entry
+
+    def forget(self, message_id: str) -> bool:
+        """Drop a received message from the books (not from duplicate elimination)."""
+        with self.lock:
+            return self.received.pop(message_id, None) is not None
+
+    def is_known(self, message_id: uuid.UUID) -> bool:
+        key = str(message_id)
+        with self.lock:
+            return key in self.received or key in self.sent
+
+    def listing(self) -> dict[str, JSON]:
+        with self.lock:
+            entries = list(self.received.values())
+            sent = list(self.sent.values())
+            duplicates = self.duplicate_count
+        by_type: dict[str, JSON] = {}
+        for entry in entries:
+            count = by_type.get(entry.message_type, 0)
+            by_type[entry.message_type] = (count if isinstance(count, int) else 0) + 1
+        return {
+            "count": len(entries),
+            "duplicatesEliminated": duplicates,
+            "byType": by_type,
+            "messageIds": [e.message_id for e in entries],
+            "sentMessageIds": [e.message_id for e in sent],
+        }
+
+    def summaries(self, period: str) -> tuple[PeriodSummary, PeriodSummary]:
+        """(received, sent) in a period of the messages' creation time."""
+        check_period(period)
+        with self.lock:
+            received = [(e.message_id, e.message_type) for e in self.received.values() if in_period(e.created_at, period)]
+            sent = [(e.message_id, e.message_type) for e in self.sent.values() if in_period(e.created_at, period)]
+        return PeriodSummary.of(period, received), PeriodSummary.of(period, sent)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class SimulatorServer:
+    """Runs an ASGI app with uvicorn in a daemon thread on loopback; can stop and start again on the same port.
+
+    ``refuse_for(seconds)`` closes the port (connections are refused) and
+    reopens it afterwards; the app and its state live on.
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port or free_port(host)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", lifespan="off")
+            server = uvicorn.Server(config)
+            thread = threading.Thread(target=server.run, name=f"simulator-{self.port}", daemon=True)
+            thread.start()
+            deadline = time.monotonic() + timeout
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"simulator did not start on {self.url}")
+                time.sleep(0.01)
+            self._server, self._thread = server, thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server, self._thread = None, None
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout)
+
+    def wait(self) -> None:
+        """Block until interrupted (Ctrl-C); survives refuse_for() restarts."""
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+
+    def refuse_for(self, seconds: float) -> None:
+        """Close the port now (after the current answers) and reopen it after ``seconds``."""
+
+        def outage() -> None:
+            time.sleep(0.05)  # let the control request that asked for this be answered
+            self.stop()
+            time.sleep(seconds)
+            self.start()
+
+        threading.Thread(target=outage, name=f"outage-{self.port}", daemon=True).start()
+
+    def __enter__(self) -> SimulatorServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def now() -> datetime:
+    return utcnow()
