@@ -250,7 +250,13 @@ class InfoModel:
         schema = self.release_of(mtype).conversion_schema()
         try:
             encoded, errors = schema.encode(
-                data, path=mtype.qname, namespaces={"": mtype.namespace}, validation="lax", indent=0
+                data,
+                path=mtype.qname,
+                namespaces={"": mtype.namespace},
+                validation="lax",
+                indent=0,
+                # JSON objects are unordered: put children in the XSD's sequence order
+                converter=xmlschema.UnorderedConverter,
             )
         except (xmlschema.XMLSchemaException, ValueError, TypeError, KeyError) as exc:
             raise ValidationFailed(
@@ -260,7 +266,7 @@ class InfoModel:
         if errors:
             params = [_xmlschema_error(e) for e in errors]
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
-        element = etree.fromstring(ElementTree.tostring(encoded), parser=safe_parser())
+        element = etree.fromstring(ElementTree.tostring(encoded, default_namespace=mtype.namespace), parser=safe_parser())
         for node in element.iter():
             # xmlschema indents what it encodes; that whitespace is not data
             if len(node) and node.text is not None and not node.text.strip():

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     max_xml_depth: int = Field(default=64, ge=8)
     insz_test_numbers: bool = False
     run_workers: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)

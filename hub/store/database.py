@@ -109,6 +109,9 @@ class Writer:
             self._thread = threading.Thread(target=self._run, name="knooppunt-writer", daemon=True)
             self._thread.start()
 
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
