@@ -28,7 +28,7 @@ _KEY_BITS = 2048
 
 
 @dataclass(frozen=True, slots=True)
-class TestParty:
+class DemoParty:
     """One party's files."""
 
     name: str
@@ -38,11 +38,11 @@ class TestParty:
 
 
 @dataclass(frozen=True, slots=True)
-class TestPki:
+class DemoPki:
     """The CA bundle and the parties issued by it."""
 
     ca_file: Path
-    parties: Mapping[str, TestParty]
+    parties: Mapping[str, DemoParty]
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -124,7 +124,7 @@ def new_ca(common_name: str = "Knooppunt Test CA", days: int = 365) -> tuple[rsa
     return key, certificate
 
 
-def ensure_test_pki(directory: str | Path, parties: Mapping[str, str]) -> TestPki:
+def ensure_test_pki(directory: str | Path, parties: Mapping[str, str]) -> DemoPki:
     """Create (or reuse) a CA and a key and certificate for each ``name -> OIN`` in ``parties``.
 
     Existing files are reused while the CA is valid and the party's OIN is
@@ -141,7 +141,7 @@ def ensure_test_pki(directory: str | Path, parties: Mapping[str, str]) -> TestPk
             stale.unlink()
     else:
         ca_key, ca_cert = loaded
-    result: dict[str, TestParty] = {}
+    result: dict[str, DemoParty] = {}
     for name, raw_oin in parties.items():
         oin = parse_oin(raw_oin)
         key_file, cert_file = root / f"{name}.key.pem", root / f"{name}.cert.pem"
@@ -149,8 +149,8 @@ def ensure_test_pki(directory: str | Path, parties: Mapping[str, str]) -> TestPk
             key, certificate = issue(ca_key, ca_cert, name, oin)
             _write_key(key_file, key)
             cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        result[name] = TestParty(name=name, oin=oin, key_file=key_file, cert_file=cert_file)
-    return TestPki(ca_file=root / "ca.pem", parties=result)
+        result[name] = DemoParty(name=name, oin=oin, key_file=key_file, cert_file=cert_file)
+    return DemoPki(ca_file=root / "ca.pem", parties=result)
 
 
 def _reusable(cert_file: Path, key_file: Path, oin: str, ca_cert: x509.Certificate) -> bool:
