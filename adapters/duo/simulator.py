@@ -57,7 +57,7 @@ from hub.envelope import Envelope
 from hub.errors import ConfigurationError, HubError, InputError, PayloadTooLarge
 from hub.identifiers import IdentifierError, parse_subject
 
-DUO_OIN = "00000004000000001000"
+DUO_OIN = "00000001003214345000"
 """The simulator's default OIN (fictitious)."""
 KNOOPPUNT_OIN = "00000004000000002000"
 """The knooppunt's default OIN in the demo (fictitious)."""

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from adapters._digikoppeling.simserver import SimulatorServer
 from adapters._digikoppeling.testpki import DemoPki, ensure_test_pki
 
+from adapters.coa import simulator as coa_simulator
 from adapters.duo import DuoAdapter
 from adapters.duo import simulator as duo_simulator
 from hub.envelope import Envelope
@@ -33,7 +34,7 @@ from hub.ports import Delivery
 
 DUO_OIN = duo_simulator.DUO_OIN
 HUB_OIN = duo_simulator.KNOOPPUNT_OIN
-COA_OIN = "00000004000000003000"
+COA_OIN = coa_simulator.COA_OIN
 STRANGER_OIN = "00000004000000009000"
 BSN = "111222333"
 INB = "urn:knooppunt:inburgering:1"
@@ -189,3 +190,58 @@ def pki_files(pki: DemoPki, name: str) -> tuple[Path, Path]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def hub_rest() -> Iterator[HubStandIn]:
+    """A stand-in for the hub's POST /v1/berichten: records what COA posts, answers 202."""
+    state = HubStandIn()
+
+    async def endpoint(request: Request) -> Response:
+        doc = await request.json()
+        if request.headers.get("X-Transaction-Id") != doc.get("messageId"):
+            return Response(status_code=400)
+        state.accepted[doc["messageId"]] = {"oin": request.headers.get("X-OIN"), "message": doc}
+        return Response(b'{"status": "accepted"}', status_code=202, media_type="application/json")
+
+    server = SimulatorServer(Starlette(routes=[Route("/v1/berichten", endpoint, methods=["POST"])]))
+    state.url = f"{server.url}/v1/berichten"
+    with server:
+        yield state
+
+
+@pytest.fixture(scope="session")
+def coa_server(hub_rest: HubStandIn) -> Iterator[SimulatorServer]:
+    config = coa_simulator.CoaSimulatorConfig(trusted_oins=(HUB_OIN,), hub_url=hub_rest.url)
+    server = SimulatorServer(None)
+    server.app = coa_simulator.create_app(config, server)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def coa(coa_server: SimulatorServer) -> Iterator[SimulatorServer]:
+    httpx.post(f"{coa_server.url}/control", json={"reset": True})
+    yield coa_server
+    httpx.post(f"{coa_server.url}/control", json={"reset": True})
+
+
+def coa_config(base_url: str, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {"base_url": base_url, "oin": HUB_OIN, "partner_oin": COA_OIN, "timeout_seconds": 5}
+    config.update(extra)
+    return config
+
+
+def klantprofiel_json() -> dict[str, Any]:
+    return {
+        "type": "klantprofiel",
+        "version": "1.0",
+        "subject": {"type": "BSN", "id": BSN},
+        "purpose": "nl-klantprofiel",
+        "payload": {
+            "persoon": {"identificatie": {"bsn": BSN}, "achternaam": "Haddad"},
+            "gemeentecode": "0344",
+            "koppeldatum": "2026-10-05",
+            "taalniveau": "A2",
+        },
+    }
