@@ -17,8 +17,7 @@ that the fault's ``detail`` carries::
     └── AddressingInvalid         wsa:InvalidAddressingHeader addressing_invalid
     InputError
     ├── UnknownAction             wsa:ActionNotSupported    action_unknown
-    └── UnknownSignal             soap:Client               correction_unknown_signal
-    InputError
+    ├── UnknownSignal             soap:Client               correction_unknown_signal
     └── UnknownCorrelation        soap:Client               relates_to_unknown
 """
 
@@ -91,14 +90,14 @@ class AddressingInvalid(MalformedInput):
     fault_code: FaultCode = (WSA_NS, "InvalidAddressingHeader")
 
 
-class UnknownAction(InputError):
+class UnknownAction(InputError):  # noqa: N818 - named like hub.errors (PartnerRejected, NotFound)
     """The wsa:Action names no operation of this service."""
 
     code = "action_unknown"
     fault_code: FaultCode = (WSA_NS, "ActionNotSupported")
 
 
-class UnknownSignal(InputError):
+class UnknownSignal(InputError):  # noqa: N818 - named like hub.errors (PartnerRejected, NotFound)
     """A correction refers to a message id the receiver never accepted."""
 
     code = "correction_unknown_signal"
@@ -107,7 +106,7 @@ class UnknownSignal(InputError):
     fault_code: FaultCode = CLIENT
 
 
-class UnknownCorrelation(InputError):
+class UnknownCorrelation(InputError):  # noqa: N818 - named like hub.errors (PartnerRejected, NotFound)
     """An answer's RelatesTo matches no open question."""
 
     code = "relates_to_unknown"

@@ -6,7 +6,8 @@ Control endpoint (both simulators), JSON::
     GET  /control                      the current fault settings
     POST /control                      {"delaySeconds": 2.5}             answer every contract call late
                                        {"downForSeconds": 60}            answer 503 + Retry-After for a while
-                                       {"refuseForSeconds": 60}          close the port for a while (serve()/SimulatorServer only)
+                                       {"refuseForSeconds": 60}          close the port for a while
+                                                                         (only when run by serve()/SimulatorServer)
                                        {"fault": {"code": "server_busy", "transient": true, "count": 2}}
                                                                          answer the next N calls with a fault
                                                                          (count absent: until reset)
@@ -205,7 +206,9 @@ class Ledger:
         """(received, sent) in a period of the messages' creation time."""
         check_period(period)
         with self.lock:
-            received = [(e.message_id, e.message_type) for e in self.received.values() if in_period(e.created_at, period)]
+            received = [
+                (e.message_id, e.message_type) for e in self.received.values() if in_period(e.created_at, period)
+            ]
             sent = [(e.message_id, e.message_type) for e in self.sent.values() if in_period(e.created_at, period)]
         return PeriodSummary.of(period, received), PeriodSummary.of(period, sent)
 

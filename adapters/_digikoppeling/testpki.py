@@ -64,7 +64,9 @@ def _load_ca(directory: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate] | No
         return None
     key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
     certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    if not isinstance(key, rsa.RSAPrivateKey) or certificate.not_valid_after_utc < datetime.now(UTC) + timedelta(days=1):
+    if not isinstance(key, rsa.RSAPrivateKey) or certificate.not_valid_after_utc < datetime.now(UTC) + timedelta(
+        days=1
+    ):
         return None
     return key, certificate
 
@@ -94,9 +96,7 @@ def issue(
         .not_valid_before(start)
         .not_valid_after(start + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     return key, certificate
@@ -116,9 +116,7 @@ def new_ca(common_name: str = "Knooppunt Test CA", days: int = 365) -> tuple[rsa
         .not_valid_before(start)
         .not_valid_after(start + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(key, hashes.SHA256())
     )
     return key, certificate

@@ -155,7 +155,8 @@ class SigningIdentity:
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError(f"de sleutel {key_file} is geen RSA-sleutel")
         certificate = load_certificates(cert_file)[0]
-        if certificate.public_key().public_numbers() != key.public_key().public_numbers():
+        public = certificate.public_key()
+        if not isinstance(public, rsa.RSAPublicKey) or public.public_numbers() != key.public_key().public_numbers():
             raise ConfigurationError(f"het certificaat {cert_file} hoort niet bij de sleutel {key_file}")
         return cls(private_key=key, certificate=certificate)
 

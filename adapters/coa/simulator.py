@@ -98,8 +98,9 @@ def _problem(status: int, code: str, detail: str, **headers: str) -> Response:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers={"API-Version": API_VERSION})
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers={"API-Version": API_VERSION}
+    )
 
 
 class CoaSimulator:
@@ -154,7 +155,9 @@ class CoaSimulator:
             conversation = str(envelope.conversation_id) if envelope.conversation_id else ""
             sent = self.ledger.sent.get(conversation)
             if sent is None or sent.message_type != "klantprofiel":
-                return _problem(422, "transaction_unknown", f"COA verstuurde geen klantprofiel {conversation or '(geen)'}")
+                return _problem(
+                    422, "transaction_unknown", f"COA verstuurde geen klantprofiel {conversation or '(geen)'}"
+                )
             self.handovers.confirmed[conversation] = transaction
         self._references += 1
         entry = LedgerEntry(
@@ -242,11 +245,13 @@ class CoaSimulator:
         with self.ledger.lock:
             sent = [e.message_id for e in self.ledger.sent.values() if e.message_type == "klantprofiel"]
         confirmed = {k: v for k, v in self.handovers.confirmed.items() if k in sent}
-        return JSONResponse({
-            "sent": sent,
-            "confirmed": confirmed,
-            "unconfirmed": [m for m in sent if m not in confirmed],
-        })
+        return JSONResponse(
+            {
+                "sent": sent,
+                "confirmed": confirmed,
+                "unconfirmed": [m for m in sent if m not in confirmed],
+            }
+        )
 
     async def control_get(self, request: Request) -> Response:
         return JSONResponse(self.control.state())

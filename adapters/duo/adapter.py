@@ -79,7 +79,9 @@ class DuoAdapter:
         try:
             ack = Ontvangstbevestiging.from_xml(answer)
         except HubError as exc:
-            raise PartnerUnavailable(f"DUO antwoordde met iets anders dan een ontvangstbevestiging: {exc.detail}") from exc
+            raise PartnerUnavailable(
+                f"DUO antwoordde met iets anders dan een ontvangstbevestiging: {exc.detail}"
+            ) from exc
         if ack.message_id != envelope.message_id:
             raise PartnerUnavailable(f"DUO bevestigde {ack.message_id}, niet {envelope.message_id}")
         return DeliveryReceipt(partner_reference=ack.reference, detail=ack.status)

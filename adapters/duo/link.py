@@ -27,8 +27,8 @@ from adapters._digikoppeling.wss import (
 )
 from adapters.duo.messages import Bericht, action_for, response_action, type_of_action
 from hub import xmlsafe
-from hub.errors import ConfigurationError, ValidationFailed
 from hub.envelope import Message
+from hub.errors import ConfigurationError, ValidationFailed
 from hub.ports import JSON
 
 IsKnown = Callable[[uuid.UUID], bool | Awaitable[bool]]
@@ -111,9 +111,7 @@ class WusLink:
             correction_types=cfg.strings(config, "correction_types", DEFAULT_CORRECTION_TYPES),
         )
 
-    def request(
-        self, *, action: str, message_id: uuid.UUID, to_url: str, to_oin: str, body: etree._Element
-    ) -> bytes:
+    def request(self, *, action: str, message_id: uuid.UUID, to_url: str, to_oin: str, body: etree._Element) -> bytes:
         """A signed request to the other party."""
         addressing = soap.Addressing(
             action=action,

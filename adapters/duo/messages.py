@@ -114,7 +114,7 @@ class Bericht:
         )
 
     def to_xml(self) -> etree._Element:
-        root = etree.Element(_D + "Bericht", nsmap={None: NS})
+        root = etree.Element(_D + "Bericht", nsmap={"duo": NS})
         etree.SubElement(root, _D + "berichttype").text = self.message_type
         etree.SubElement(root, _D + "versie").text = self.version
         etree.SubElement(root, _D + "doelbinding").text = self.purpose
@@ -177,7 +177,7 @@ class Ontvangstbevestiging:
     reference: str | None = None
 
     def to_xml(self) -> etree._Element:
-        root = etree.Element(_D + "Ontvangstbevestiging", nsmap={None: NS})
+        root = etree.Element(_D + "Ontvangstbevestiging", nsmap={"duo": NS})
         etree.SubElement(root, _D + "berichtId").text = str(self.message_id)
         etree.SubElement(root, _D + "status").text = self.status
         if self.reference:
@@ -199,7 +199,7 @@ class Ontvangstbevestiging:
 
 
 def afstemming_vraag(period: str) -> etree._Element:
-    root = etree.Element(_D + "AfstemmingVraag", nsmap={None: NS})
+    root = etree.Element(_D + "AfstemmingVraag", nsmap={"duo": NS})
     etree.SubElement(root, _D + "periode").text = period
     return root
 
@@ -212,7 +212,7 @@ def read_afstemming_vraag(element: etree._Element) -> str:
 
 
 def afstemming_antwoord(period: str, received: PeriodSummary, sent: PeriodSummary) -> etree._Element:
-    root = etree.Element(_D + "AfstemmingAntwoord", nsmap={None: NS})
+    root = etree.Element(_D + "AfstemmingAntwoord", nsmap={"duo": NS})
     etree.SubElement(root, _D + "periode").text = period
     for name, summary in (("ontvangen", received), ("verzonden", sent)):
         telling = etree.SubElement(root, _D + name)

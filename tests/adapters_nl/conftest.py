@@ -23,7 +23,6 @@ from starlette.routing import Route
 
 from adapters._digikoppeling.simserver import SimulatorServer
 from adapters._digikoppeling.testpki import DemoPki, ensure_test_pki
-
 from adapters.coa import simulator as coa_simulator
 from adapters.duo import DuoAdapter
 from adapters.duo import simulator as duo_simulator
@@ -76,8 +75,10 @@ def hub_soap(pki: DemoPki) -> Iterator[HubStandIn]:
         key = str(inbound.message.envelope.message_id)
         duplicate = key in state.accepted
         state.accepted.setdefault(key, inbound)
-        return Response(adapter.acknowledge(inbound, duplicate=duplicate, reference=f"HUB-{key[:8]}"),
-                        media_type="text/xml; charset=utf-8")
+        return Response(
+            adapter.acknowledge(inbound, duplicate=duplicate, reference=f"HUB-{key[:8]}"),
+            media_type="text/xml; charset=utf-8",
+        )
 
     server = SimulatorServer(Starlette(routes=[Route("/soap/duo", endpoint, methods=["POST"])]))
     state.url = f"{server.url}/soap/duo"
@@ -153,8 +154,14 @@ def inburgeringsplicht_xml(extra: str = "") -> str:
 
 
 def delivery(
-    payload: bytes, *, message_type: str = "pip", message_id: uuid.UUID | None = None, attempt: int = 1,
-    receiver: str = "duo", payload_json: dict[str, Any] | None = None, created_at: datetime | None = None,
+    payload: bytes,
+    *,
+    message_type: str = "pip",
+    message_id: uuid.UUID | None = None,
+    attempt: int = 1,
+    receiver: str = "duo",
+    payload_json: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
 ) -> Delivery:
     envelope = Envelope(
         message_id=message_id or uuid.uuid4(),
@@ -166,8 +173,9 @@ def delivery(
         receivers=(receiver,),
         created_at=created_at or datetime.now(UTC),
     )
-    return Delivery(envelope=envelope, receiver=receiver, payload_xml=payload, payload_json=payload_json,
-                    attempt=attempt)
+    return Delivery(
+        envelope=envelope, receiver=receiver, payload_xml=payload, payload_json=payload_json, attempt=attempt
+    )
 
 
 def control(server: SimulatorServer, **body: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,14 +37,19 @@ def handover(coa: SimulatorServer) -> str:
     return message_id
 
 
-def confirmation(klantprofiel_id: str | None, *, message_id: uuid.UUID | None = None,
-                 created_at: datetime | None = None) -> Any:
-    d = delivery(b"<unused/>", message_type="klantprofiel-ontvangst", message_id=message_id, receiver="coa",
-                 payload_json={"ontvangen": True}, created_at=created_at)
+def confirmation(
+    klantprofiel_id: str | None, *, message_id: uuid.UUID | None = None, created_at: datetime | None = None
+) -> Any:
+    d = delivery(
+        b"<unused/>",
+        message_type="klantprofiel-ontvangst",
+        message_id=message_id,
+        receiver="coa",
+        payload_json={"ontvangen": True},
+        created_at=created_at,
+    )
     if klantprofiel_id is None:
         return d
-    from dataclasses import replace
-
     return replace(d, envelope=replace(d.envelope, conversation_id=uuid.UUID(klantprofiel_id)))
 
 
@@ -65,7 +71,8 @@ async def test_municipality_confirms_receipt_of_the_klantprofiel(coa_adapter: Co
     assert klantprofiel_id in httpx.get(f"{coa.url}/control/handovers").json()["unconfirmed"]
     receipt = await coa_adapter.deliver(confirmation(klantprofiel_id))
     assert receipt.detail == "ontvangen"
-    assert receipt.partner_reference and receipt.partner_reference.startswith("COA-")
+    assert receipt.partner_reference
+    assert receipt.partner_reference.startswith("COA-")
     status = httpx.get(f"{coa.url}/control/handovers").json()
     assert klantprofiel_id in status["confirmed"]
     assert klantprofiel_id not in status["unconfirmed"]
@@ -99,8 +106,9 @@ async def test_unknown_oin_is_rejected(coa, http: httpx.AsyncClient) -> None:
 
 def test_transaction_id_must_be_the_message_id(coa) -> None:
     doc = {**klantprofiel_json(), "messageId": str(uuid.uuid4())}
-    response = httpx.post(f"{coa.url}/v1/berichten", json=doc,
-                          headers={"X-OIN": HUB_OIN, "X-Transaction-Id": str(uuid.uuid4())})
+    response = httpx.post(
+        f"{coa.url}/v1/berichten", json=doc, headers={"X-OIN": HUB_OIN, "X-Transaction-Id": str(uuid.uuid4())}
+    )
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "transaction_id_mismatch"

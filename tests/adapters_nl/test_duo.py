@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import zeep
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from adapters._digikoppeling import soap
-from adapters._digikoppeling.reconcile import compare
+from adapters._digikoppeling.reconcile import PeriodSummary, compare
 from adapters._digikoppeling.simserver import free_port
 from adapters._digikoppeling.testpki import DemoPki
 from adapters._digikoppeling.wss import DS_NS, SigningIdentity, sign_envelope
@@ -21,7 +23,7 @@ from adapters.duo import DuoAdapter
 from adapters.duo.messages import CONTRACT_DIR, Bericht, action_for
 from hub.errors import PartnerRejected, PartnerUnavailable
 from hub.identifiers import parse_bsn
-from hub.ports import Adapter
+from hub.ports import Adapter, LookupRequest
 
 from .conftest import (
     DUO_OIN,
@@ -39,19 +41,31 @@ pytestmark = pytest.mark.anyio
 
 
 def signed_request(
-    pki: DemoPki, url: str, *, signer: str = "knooppunt", now: datetime | None = None,
-    message_id: uuid.UUID | None = None, sign: bool = True, rogue: DemoPki | None = None,
+    pki: DemoPki,
+    url: str,
+    *,
+    signer: str = "knooppunt",
+    now: datetime | None = None,
+    message_id: uuid.UUID | None = None,
+    sign: bool = True,
+    rogue: DemoPki | None = None,
 ) -> tuple[uuid.UUID, bytes]:
     """A pip request to DUO built by hand, so tests can break it on purpose."""
     source = rogue or pki
     identity = SigningIdentity.from_pem_files(source.parties[signer].key_file, source.parties[signer].cert_file)
     message_id = message_id or uuid.uuid4()
     bericht = Bericht(
-        message_type="pip", version="1.0", purpose="inburgering-pip", subject=parse_bsn("111222333"),
-        created_at=datetime.now(UTC), payload=etree.fromstring(pip_xml()),
+        message_type="pip",
+        version="1.0",
+        purpose="inburgering-pip",
+        subject=parse_bsn("111222333"),
+        created_at=datetime.now(UTC),
+        payload=etree.fromstring(pip_xml()),
     )
     addressing = soap.Addressing(
-        action=action_for("pip"), message_id=message_id, to=soap.oin_address(url, DUO_OIN),
+        action=action_for("pip"),
+        message_id=message_id,
+        to=soap.oin_address(url, DUO_OIN),
         from_address=soap.oin_address(soap.ANONYMOUS, identity.oin),
     )
     envelope = soap.build_envelope(addressing, bericht.to_xml())
@@ -70,6 +84,7 @@ def post_fault(url: str, body: bytes) -> soap.Fault:
 
 # -- the adapter honours the port -----------------------------------------------------------------
 
+
 async def test_duo_adapter_implements_the_port(duo_adapter: DuoAdapter) -> None:
     assert isinstance(duo_adapter, Adapter)
     assert duo_adapter.partner_id == "duo"
@@ -80,7 +95,8 @@ async def test_signed_pip_is_acknowledged_and_recorded(duo_adapter: DuoAdapter, 
     d = delivery(pip_xml())
     receipt = await duo_adapter.deliver(d)
     assert receipt.detail == "ONTVANGEN"
-    assert receipt.partner_reference and receipt.partner_reference.startswith("DUO-")
+    assert receipt.partner_reference
+    assert receipt.partner_reference.startswith("DUO-")
     assert str(d.envelope.message_id) in received(duo)["messageIds"]
 
 
@@ -88,8 +104,9 @@ async def test_resent_message_is_eliminated_as_duplicate(duo_adapter: DuoAdapter
     d = delivery(pip_xml(), message_type="handhaving")
     before = received(duo)
     first = await duo_adapter.deliver(d)
-    again = await duo_adapter.deliver(delivery(pip_xml(), message_type="handhaving", message_id=d.envelope.message_id,
-                                               attempt=2))
+    again = await duo_adapter.deliver(
+        delivery(pip_xml(), message_type="handhaving", message_id=d.envelope.message_id, attempt=2)
+    )
     after = received(duo)
     assert (first.detail, again.detail) == ("ONTVANGEN", "DUPLICAAT")
     assert again.partner_reference == first.partner_reference
@@ -104,6 +121,7 @@ async def test_health_is_a_signed_round_trip(duo_adapter: DuoAdapter) -> None:
 
 
 # -- bad input is refused with a specific fault -----------------------------------------------------
+
 
 def test_unsigned_message_gets_invalid_security(pki: DemoPki, duo) -> None:
     url = f"{duo.url}/wus/duo"
@@ -128,12 +146,10 @@ def test_signature_by_another_key_gets_failed_check(pki: DemoPki, duo) -> None:
     envelope = etree.fromstring(body)
     token = envelope.find(".//{*}BinarySecurityToken")
     knooppunt = SigningIdentity.from_pem_files(pki.parties["knooppunt"].key_file, pki.parties["knooppunt"].cert_file)
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
     token.text = base64.b64encode(knooppunt.certificate.public_bytes(serialization.Encoding.DER)).decode()
     from_address = envelope.find(".//{*}From/{*}Address")
-    assert from_address is not None and envelope.find(f".//{{{DS_NS}}}Signature") is not None
+    assert from_address is not None
+    assert envelope.find(f".//{{{DS_NS}}}Signature") is not None
     fault = post_fault(url, etree.tostring(envelope))
     assert fault.code == (soap.WSSE_NS, "FailedCheck")
 
@@ -171,8 +187,9 @@ def test_refused_messages_are_not_recorded(pki: DemoPki, duo) -> None:
 
 async def test_pip_change_for_unknown_pip_is_refused(duo_adapter: DuoAdapter, duo) -> None:
     unknown = uuid.uuid4()
-    change = delivery(pip_xml(leerroute="Z", extra=f"<vervangtBericht>{unknown}</vervangtBericht>"),
-                      message_type="pip-wijziging")
+    change = delivery(
+        pip_xml(leerroute="Z", extra=f"<vervangtBericht>{unknown}</vervangtBericht>"), message_type="pip-wijziging"
+    )
     with pytest.raises(PartnerRejected, match="correction_unknown_signal"):
         await duo_adapter.deliver(change)
     assert str(change.envelope.message_id) not in received(duo)["messageIds"]
@@ -181,8 +198,10 @@ async def test_pip_change_for_unknown_pip_is_refused(duo_adapter: DuoAdapter, du
 async def test_pip_change_for_known_pip_is_accepted(duo_adapter: DuoAdapter) -> None:
     original = delivery(pip_xml())
     await duo_adapter.deliver(original)
-    change = delivery(pip_xml(leerroute="Z", extra=f"<vervangtBericht>{original.envelope.message_id}</vervangtBericht>"),
-                      message_type="pip-wijziging")
+    change = delivery(
+        pip_xml(leerroute="Z", extra=f"<vervangtBericht>{original.envelope.message_id}</vervangtBericht>"),
+        message_type="pip-wijziging",
+    )
     assert (await duo_adapter.deliver(change)).detail == "ONTVANGEN"
 
 
@@ -192,6 +211,7 @@ async def test_pip_change_without_reference_is_not_sent(duo_adapter: DuoAdapter)
 
 
 # -- the adapter maps failures to the hub's errors --------------------------------------------------
+
 
 async def test_outage_then_recovery_delivers_once(duo_adapter: DuoAdapter, duo) -> None:
     d = delivery(pip_xml())
@@ -251,14 +271,14 @@ async def test_answer_signed_by_an_untrusted_oin_is_not_believed(pki: DemoPki, d
 
 
 async def test_lookups_are_refused(duo_adapter: DuoAdapter) -> None:
-    from hub.ports import LookupRequest
-
     with pytest.raises(PartnerRejected):
-        await duo_adapter.lookup(LookupRequest(kind="geef-persoon", subject=parse_bsn("111222333"),
-                                               purpose="x", requester="y"))
+        await duo_adapter.lookup(
+            LookupRequest(kind="geef-persoon", subject=parse_bsn("111222333"), purpose="x", requester="y")
+        )
 
 
 # -- reconcile ----------------------------------------------------------------------------------------
+
 
 async def test_reconcile_finds_a_dropped_message(duo_adapter: DuoAdapter, duo) -> None:
     day = datetime(2026, 10, 7, 12, tzinfo=UTC)
@@ -268,8 +288,6 @@ async def test_reconcile_finds_a_dropped_message(duo_adapter: DuoAdapter, duo) -
     dropped = str(sent[1].envelope.message_id)
     assert httpx.delete(f"{duo.url}/control/received/{dropped}").status_code == 204
     duo_received, _ = await duo_adapter.reconcile("2026-10-07")
-    from adapters._digikoppeling.reconcile import PeriodSummary
-
     ours = PeriodSummary.of("2026-10-07", [(d.envelope.message_id, "pip") for d in sent])
     gaps = compare(ours, duo_received)
     assert duo_received.count == 2
@@ -279,9 +297,11 @@ async def test_reconcile_finds_a_dropped_message(duo_adapter: DuoAdapter, duo) -
 
 # -- DUO -> gemeente through the hub's SOAP endpoint ------------------------------------------------
 
+
 def send_from_duo(duo, **body: object) -> httpx.Response:
-    return httpx.post(f"{duo.url}/control/send", json={"subject": {"type": "BSN", "id": "111222333"}, **body},
-                      timeout=10)
+    return httpx.post(
+        f"{duo.url}/control/send", json={"subject": {"type": "BSN", "id": "111222333"}, **body}, timeout=10
+    )
 
 
 def test_duo_signal_is_verified_by_the_hub_endpoint(duo, hub_soap: HubStandIn) -> None:
@@ -297,8 +317,9 @@ def test_duo_signal_is_verified_by_the_hub_endpoint(duo, hub_soap: HubStandIn) -
 
 
 def test_correction_for_unknown_signal_is_refused_by_the_hub(duo, hub_soap: HubStandIn) -> None:
-    response = send_from_duo(duo, type="correctiesignaal", payloadXml=inburgeringsplicht_xml(),
-                             replaces=str(uuid.uuid4()))
+    response = send_from_duo(
+        duo, type="correctiesignaal", payloadXml=inburgeringsplicht_xml(), replaces=str(uuid.uuid4())
+    )
     assert response.status_code == 422
     assert response.json()["fault"]["detailCode"] == "correction_unknown_signal"
     assert response.json()["messageId"] not in hub_soap.accepted
@@ -326,10 +347,12 @@ def test_resent_signal_is_acknowledged_as_duplicate(duo, hub_soap: HubStandIn) -
 
 # -- the contract --------------------------------------------------------------------------------------
 
+
 def test_wsdl_loads_in_zeep_with_both_ports() -> None:
     client = zeep.Client(str(CONTRACT_DIR / "duo-inburgering.wsdl"))
     operations = {
-        port.name: set(port.binding._operations) for service in client.wsdl.services.values()
+        port.name: set(port.binding._operations)
+        for service in client.wsdl.services.values()
         for port in service.ports.values()
     }
     assert operations == {
@@ -347,4 +370,5 @@ def test_simulator_serves_its_wsdl(duo) -> None:
 def test_hub_oin_is_in_the_addressing(pki: DemoPki, duo) -> None:
     _, body = signed_request(pki, f"{duo.url}/wus/duo")
     addressing = soap.read_addressing(etree.fromstring(body))
-    assert addressing.from_oin == HUB_OIN and addressing.to_oin == DUO_OIN
+    assert addressing.from_oin == HUB_OIN
+    assert addressing.to_oin == DUO_OIN
