@@ -71,12 +71,26 @@ def _ts(value: datetime) -> str:
 
 
 _HASHED = (
-    "seq", "event", "occurred_at", "status", "trace_id", "span_id", "parent_span_id", "message_id",
-    "message_type", "sender", "receiver", "actor", "protocol_id", "subject_type", "subject_hash", "detail",
+    "seq",
+    "event",
+    "occurred_at",
+    "status",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "message_id",
+    "message_type",
+    "sender",
+    "receiver",
+    "actor",
+    "protocol_id",
+    "subject_type",
+    "subject_hash",
+    "detail",
 )
 
 
-def record_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+def record_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:
     """SHA-256(prev_hash || canonical JSON of the record's fields)."""
     body = {k: row.get(k) for k in _HASHED}
     body["occurred_at"] = _ts(row["occurred_at"])
@@ -94,7 +108,9 @@ class ChainWriter:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        row = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()).first()
+        row = conn.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+        ).first()
         if row is None:
             conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
             self.seq, self.hash = 0, GENESIS
@@ -163,12 +179,16 @@ class VerifyResult:
     reason: str = ""
 
 
-def iter_records(conn: Connection, batch: int = 5000) -> Iterator[Mapping[str, Any]]:
+def iter_records(conn: Connection, batch: int = 5000) -> Iterator[Mapping[Any, Any]]:
     last = 0
     while True:
-        rows = conn.execute(
-            select(audit_events).where(audit_events.c.seq > last).order_by(audit_events.c.seq).limit(batch)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                select(audit_events).where(audit_events.c.seq > last).order_by(audit_events.c.seq).limit(batch)
+            )
+            .mappings()
+            .all()
+        )
         if not rows:
             return
         yield from rows

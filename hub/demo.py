@@ -22,8 +22,7 @@ def make_bsn(rng: random.Random) -> str:
         total = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True))
         last = total % 11
         if last <= 9 and digits[0] != 0:
-            number = "".join(map(str, digits)) + str(last)
-            return number
+            return "".join(map(str, digits)) + str(last)
 
 
 def make_insz(rng: random.Random, *, born: date | None = None, bis: bool = False) -> str:
@@ -165,7 +164,13 @@ def aanmelding(rng: random.Random, nis_code: str = "44021") -> dict[str, Any]:
         subject_id=insz,
         payload={
             "persoon": _person({"insz": insz}, rng),
-            "adres": {"straat": "Korenmarkt", "huisnummer": "1", "postcode": "9000", "woonplaats": "Gent", "land": "BE"},
+            "adres": {
+                "straat": "Korenmarkt",
+                "huisnummer": "1",
+                "postcode": "9000",
+                "woonplaats": "Gent",
+                "land": "BE",
+            },
             "nisCode": nis_code,
             "aanmeldingsdatum": date.today().isoformat(),
             "doelgroep": "VERPLICHT",

@@ -19,6 +19,7 @@ delivery that is already delivered is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ LEASE = timedelta(seconds=60)
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Seconds before attempt ``attempt + 1``: exponential, capped, with full jitter on the upper half."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = min(cap, base * float(2 ** max(0, attempt - 1)))
     return delay / 2 + random.random() * delay / 2  # noqa: S311 - jitter, not cryptography
 
 
@@ -88,10 +89,8 @@ class Dispatcher:
 
     async def _relay_loop(self) -> None:
         while not self._stopping.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.hub.settings.delivery.poll_seconds)
-            except TimeoutError:
-                pass
             if self._stopping.is_set():
                 return
             try:
@@ -227,12 +226,19 @@ class Dispatcher:
                 tx.conn.execute(
                     update(deliveries)
                     .where(deliveries.c.id == job.delivery_id)
-                    .values(status=status, attempts=attempt, updated_at=tx.now, last_error=outcome.error[:2000],
-                            next_attempt_at=None)
+                    .values(
+                        status=status,
+                        attempts=attempt,
+                        updated_at=tx.now,
+                        last_error=outcome.error[:2000],
+                        next_attempt_at=None,
+                    )
                 )
                 tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
                 tx.audit(
-                    AuditEvent("failed", status="failed", detail={"attempt": attempt, "error": outcome.error[:500]}, **common)
+                    AuditEvent(
+                        "failed", status="failed", detail={"attempt": attempt, "error": outcome.error[:500]}, **common
+                    )
                 )
             else:
                 status = "retrying"
@@ -242,8 +248,13 @@ class Dispatcher:
                 tx.conn.execute(
                     update(deliveries)
                     .where(deliveries.c.id == job.delivery_id)
-                    .values(status=status, attempts=attempt, updated_at=tx.now, last_error=outcome.error[:2000],
-                            next_attempt_at=due)
+                    .values(
+                        status=status,
+                        attempts=attempt,
+                        updated_at=tx.now,
+                        last_error=outcome.error[:2000],
+                        next_attempt_at=due,
+                    )
                 )
                 tx.conn.execute(
                     update(outbox).where(outbox.c.id == job.outbox_id).values(available_at=due, published_at=None)
@@ -283,8 +294,7 @@ def _drop_outbox(outbox_id: int) -> Any:
     return unit
 
 
-def replay_unit(*, actor: str, message_id: str | None = None, receiver: str | None = None,
-                status: str = "dead") -> Any:
+def replay_unit(*, actor: str, message_id: str | None = None, receiver: str | None = None, status: str = "dead") -> Any:
     """Put deliveries back in the outbox (dead ones by default); audit "replayed" per delivery."""
 
     def unit(tx: Tx) -> int:
@@ -304,14 +314,23 @@ def replay_unit(*, actor: str, message_id: str | None = None, receiver: str | No
             )
             tx.conn.execute(
                 outbox.insert().values(
-                    delivery_id=r.id, message_id=r.message_id, receiver=r.receiver, available_at=tx.now,
+                    delivery_id=r.id,
+                    message_id=r.message_id,
+                    receiver=r.receiver,
+                    available_at=tx.now,
                     published_at=None,
                 )
             )
             mtype = tx.conn.execute(select(messages.c.type).where(messages.c.id == r.message_id)).scalar()
             tx.audit(
-                AuditEvent("replayed", actor=actor, message_id=r.message_id, receiver=r.receiver, message_type=mtype,
-                           detail={"from": status})
+                AuditEvent(
+                    "replayed",
+                    actor=actor,
+                    message_id=r.message_id,
+                    receiver=r.receiver,
+                    message_type=mtype,
+                    detail={"from": status},
+                )
             )
         return len(rows)
 

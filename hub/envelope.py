@@ -123,9 +123,7 @@ def _subject(kind: Any, raw: Any, name: str, errors: ErrorCollector, allow_test:
         return None
 
 
-def _build(
-    values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, str], allow_test: bool
-) -> Envelope:
+def _build(values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, str], allow_test: bool) -> Envelope:
     """Shared by the XML and JSON readers: check every header field, collect all errors."""
     message_id = _parse_uuid(values.get("messageId", ""), pointer["messageId"], errors)
     mtype = _check(_TYPE, values.get("type"), pointer["type"], errors, "berichttype")
@@ -195,7 +193,7 @@ _JSON_POINTERS = {
 def from_xml(root: etree._Element, *, allow_test_numbers: bool = False) -> Message:
     """Read a parsed (and envelope-schema-valid) ``Envelope`` element."""
     if root.tag != _E + "Envelope":
-        raise MalformedInput(f"verwacht <Envelope xmlns=\"{ENV_NS}\">, kreeg {root.tag}")
+        raise MalformedInput(f'verwacht <Envelope xmlns="{ENV_NS}">, kreeg {root.tag}')
     header = root.find(_E + "header")
     payload_holder = root.find(_E + "payload")
     if header is None or payload_holder is None or len(payload_holder) != 1:
@@ -224,7 +222,7 @@ def from_json(doc: Any, *, allow_test_numbers: bool = False) -> tuple[Envelope, 
     errors = ErrorCollector()
     subject = doc.get("subject")
     if not isinstance(subject, dict):
-        errors.add("/subject", "verwacht {\"type\": \"INSZ|BSN\", \"id\": \"...\"}", "required")
+        errors.add("/subject", 'verwacht {"type": "INSZ|BSN", "id": "..."}', "required")
         subject = {}
     if "payload" not in doc:
         errors.add("/payload", "de payload ontbreekt", "required")
@@ -257,7 +255,7 @@ def header_to_json(envelope: Envelope) -> dict[str, Any]:
 
 def to_xml(envelope: Envelope, payload: etree._Element) -> bytes:
     """Serialise envelope and payload as the canonical XML form."""
-    root = etree.Element(_E + "Envelope", nsmap={None: ENV_NS})
+    root = etree.Element(_E + "Envelope", nsmap={None: ENV_NS})  # type: ignore[dict-item]
     header = etree.SubElement(root, _E + "header")
     etree.SubElement(header, _E + "messageId").text = str(envelope.message_id)
     etree.SubElement(header, _E + "type").text = envelope.type

@@ -18,7 +18,7 @@ from hub.protocols import PartnerRef
 from hub.store.database import Tx
 from hub.store.tables import partners
 
-TOKEN_PREFIX = "kpt_"
+TOKEN_PREFIX = "kpt_"  # noqa: S105 - a visible prefix so leaked tokens are recognisable, not a secret
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Partner:
         return PartnerRef(id=self.id, role=self.role, plateau=self.plateau)
 
 
-def _from_row(row: Mapping[str, Any]) -> Partner:
+def _from_row(row: Mapping[Any, Any]) -> Partner:
     return Partner(
         id=row["id"],
         name=row["name"],
@@ -155,7 +155,9 @@ def upsert_partner(partner: Partner, *, actor: str) -> Any:
             tx.conn.execute(update(partners).where(partners.c.id == partner.id).values(**values))
         else:
             return
-        tx.audit(AuditEvent("admin_changed", actor=actor, detail={"action": "partner_configured", "partner": partner.id}))
+        tx.audit(
+            AuditEvent("admin_changed", actor=actor, detail={"action": "partner_configured", "partner": partner.id})
+        )
 
     return unit
 

@@ -110,9 +110,13 @@ class KeyRing:
         """A unit of work that returns the (id, key) of the scope, creating it if needed."""
 
         def unit(tx: Tx) -> tuple[int, bytes]:
-            row = tx.conn.execute(
-                select(data_keys).where(and_(data_keys.c.protocol_id == protocol_id, data_keys.c.period == period))
-            ).mappings().first()
+            row = (
+                tx.conn.execute(
+                    select(data_keys).where(and_(data_keys.c.protocol_id == protocol_id, data_keys.c.period == period))
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 key = new_data_key()
                 result = tx.conn.execute(
@@ -130,10 +134,12 @@ class KeyRing:
 
         return unit
 
-    def _unwrap(self, row: Mapping[str, Any]) -> bytes:
+    def _unwrap(self, row: Mapping[Any, Any]) -> bytes:
         if row["wrapped_key"] is None:
             raise NotFound(f"de gegevens van {row['protocol_id']} {row['period']} zijn vernietigd (bewaartermijn)")
-        return self.master.unwrap(row["master_kid"], row["wrapped_key"], self._context(row["protocol_id"], row["period"]))
+        return self.master.unwrap(
+            row["master_kid"], row["wrapped_key"], self._context(row["protocol_id"], row["period"])
+        )
 
     def remember(self, protocol_id: str, period: str, key_id: int, key: bytes) -> None:
         self._by_scope[(protocol_id, period)] = (key_id, key)
@@ -336,7 +342,11 @@ class Hub:
         if not receivers:
             raise NotAllowed(
                 f"geen ontvanger gevonden voor {mtype.name} van {caller.id}: geen routeringsregel past",
-                invalid_params=[InvalidParam("receivers", "geef een ontvanger of een gemeentecode die gerouteerd kan worden", "routing")],
+                invalid_params=[
+                    InvalidParam(
+                        "receivers", "geef een ontvanger of een gemeentecode die gerouteerd kan worden", "routing"
+                    )
+                ],
             )
         unknown = ErrorCollector()
         refs = []
@@ -355,7 +365,9 @@ class Hub:
         if extra:
             raise NotAllowed(
                 f"protocol {protocol.id} staat deze velden niet toe (dataminimalisatie)",
-                invalid_params=[InvalidParam(f, "veld niet toegestaan onder dit protocol", "minimisation") for f in extra],
+                invalid_params=[
+                    InvalidParam(f, "veld niet toegestaan onder dit protocol", "minimisation") for f in extra
+                ],
             )
         envelope = envelope.with_receivers(tuple(receivers))
         return mtype, protocol, envelope, etree.tostring(message.payload)
@@ -414,7 +426,7 @@ class Hub:
             channel=row["channel"],
         )
 
-    def _envelope_of(self, row: Mapping[str, Any]) -> env.Envelope:
+    def _envelope_of(self, row: Mapping[Any, Any]) -> env.Envelope:
         # The subject id itself is not stored in the row (only its keyed hash);
         # it is inside the encrypted payload. The envelope read back carries a
         # placeholder that callers replace from the payload when they need it.
@@ -467,7 +479,9 @@ class Hub:
             ],
         }
 
-    def inbox(self, caller: Partner, *, after: int = 0, limit: int = 50, message_type: str | None = None) -> dict[str, Any]:
+    def inbox(
+        self, caller: Partner, *, after: int = 0, limit: int = 50, message_type: str | None = None
+    ) -> dict[str, Any]:
         """Messages for the calling partner, oldest first from a cursor, payload minimised to its protocol."""
         limit = max(1, min(limit, 200))
         with self.engine.connect() as conn:
@@ -507,7 +521,9 @@ class Hub:
         out["payload"] = self.infomodel.xml_to_json(mtype, payload)
         return out
 
-    def with_subject_from_payload(self, mtype: MessageType, envelope: env.Envelope, payload: etree._Element) -> env.Envelope:
+    def with_subject_from_payload(
+        self, mtype: MessageType, envelope: env.Envelope, payload: etree._Element
+    ) -> env.Envelope:
         found = self.infomodel.subject_of(mtype, payload)
         if found is None:
             return envelope
@@ -522,7 +538,14 @@ def _with_traceparent(envelope: env.Envelope) -> env.Envelope:
 def _digest(envelope: env.Envelope, payload: bytes) -> str:
     """What makes a resend 'the same message': header fields that matter plus the payload."""
     h = hashlib.sha256()
-    for part in (envelope.type, envelope.version, envelope.sender, envelope.subject_type, str(envelope.subject), envelope.purpose):
+    for part in (
+        envelope.type,
+        envelope.version,
+        envelope.sender,
+        envelope.subject_type,
+        str(envelope.subject),
+        envelope.purpose,
+    ):
         h.update(part.encode())
         h.update(b"\x00")
     h.update(payload)
@@ -607,7 +630,9 @@ class _IngestUnit:
             "subject_type": e.subject_type,
             "subject_hash": self.subject_hash,
         }
-        tx.audit(AuditEvent("received", detail={"channel": self.channel, "version": e.version, "bytes": self.size}, **common))
+        tx.audit(
+            AuditEvent("received", detail={"channel": self.channel, "version": e.version, "bytes": self.size}, **common)
+        )
         tx.audit(AuditEvent("routed", detail={"receivers": list(e.receivers)}, **common))
         transport = self.transport
         if transport is not None:

@@ -46,9 +46,7 @@ class StoreSettings(BaseModel):
 class Settings(BaseSettings):
     """The hub's configuration."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KNOOPPUNT_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="KNOOPPUNT_", env_nested_delimiter="__", extra="ignore")
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = f"sqlite:///{ROOT / 'var' / 'knooppunt.db'}"
@@ -87,9 +85,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> Settings:
-        if self.env == "production" and (
-            self.payload_key == DEV_PAYLOAD_KEY or self.audit_hmac_key == DEV_AUDIT_KEY
-        ):
+        if self.env == "production" and (self.payload_key == DEV_PAYLOAD_KEY or self.audit_hmac_key == DEV_AUDIT_KEY):
             raise ConfigurationError(
                 "KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must be set outside development"
             )

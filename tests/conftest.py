@@ -27,8 +27,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "env": "test",
         "database_url": f"sqlite:///{tmp_path / 'hub.db'}",
         "log_level": "warning",
-        "delivery": DeliverySettings(max_attempts=3, backoff_base_seconds=0.05, backoff_max_seconds=0.2,
-                                     poll_seconds=0.05, timeout_seconds=2),
+        "delivery": DeliverySettings(
+            max_attempts=3, backoff_base_seconds=0.05, backoff_max_seconds=0.2, poll_seconds=0.05, timeout_seconds=2
+        ),
     }
     values.update(overrides)
     return Settings(**values)

@@ -280,7 +280,8 @@ def test_no_protocol_allowing_it_gives_403_naming_why(live: LiveHub) -> None:
     with live.client("duo") as c:  # DUO receives PIPs, it does not send them
         r = c.post("/v1/berichten", json=doc)
     problem = _problem(r, 403, "not_allowed")
-    assert "nl-pip" in str(problem["detail"]) and "duo" in str(problem["detail"])
+    assert "nl-pip" in str(problem["detail"])
+    assert "duo" in str(problem["detail"])
     assert count_messages(live.settings) == 0
     refused = audit_rows(live.settings, "refused")
     assert refused[-1]["sender"] == "duo"
@@ -302,8 +303,11 @@ def test_fields_outside_the_protocol_are_refused(live: LiveHub) -> None:
     with live.client("gemeente-utrecht") as c:
         r = c.post("/v1/berichten", json=doc)
     problem = _problem(r, 403, "not_allowed")
-    assert {"name": "mapAfspraak", "reason": "veld niet toegestaan onder dit protocol",
-            "code": "minimisation"} in problem["invalidParams"]  # type: ignore[operator]
+    assert {
+        "name": "mapAfspraak",
+        "reason": "veld niet toegestaan onder dit protocol",
+        "code": "minimisation",
+    } in problem["invalidParams"]  # type: ignore[operator]
     assert count_messages(live.settings) == 0
 
 

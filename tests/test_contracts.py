@@ -21,9 +21,11 @@ def test_openapi_passes_the_nlgov_design_rules() -> None:
     spectral = ROOT / ".tools" / "node_modules" / ".bin" / "spectral"
     assert spectral.exists(), "spectral is installed by `make test` (npm); run it through make"
     result = subprocess.run(
-        [str(spectral), "lint", "-r", str(SHARED / "lint" / "adr-ruleset.yaml"), "-f", "json",
-         str(contracts.OPENAPI)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [str(spectral), "lint", "-r", str(SHARED / "lint" / "adr-ruleset.yaml"), "-f", "json", str(contracts.OPENAPI)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     findings = json.loads(result.stdout or "[]")
     errors = [f for f in findings if f["severity"] == 0]

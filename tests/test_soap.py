@@ -50,10 +50,16 @@ def test_invalid_soap_message_gets_a_fault_with_uitzonderingen(live: LiveHub) ->
     leerroute = doc["payload"]["leerroute"].encode()
     inner = good.replace(b">" + leerroute + b"</leerroute>", b">C2</leerroute>")
     assert inner != good
-    body = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>' + inner
-            + b"</soap:Body></soap:Envelope>")
-    r = httpx.post(f"{live.url}/soap/berichten", content=body,
-                   headers={"Content-Type": "text/xml", "Authorization": f"Bearer {live.setup.tokens['gemeente-utrecht']}"})
+    body = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        + inner
+        + b"</soap:Body></soap:Envelope>"
+    )
+    r = httpx.post(
+        f"{live.url}/soap/berichten",
+        content=body,
+        headers={"Content-Type": "text/xml", "Authorization": f"Bearer {live.setup.tokens['gemeente-utrecht']}"},
+    )
     assert r.status_code == 500
     fault = etree.fromstring(r.content)
     ns = {"ks": "urn:knooppunt:soap:1", "soap": "http://schemas.xmlsoap.org/soap/envelope/"}
@@ -67,11 +73,16 @@ def test_invalid_soap_message_gets_a_fault_with_uitzonderingen(live: LiveHub) ->
 
 
 def test_soap_with_a_doctype_is_refused(live: LiveHub) -> None:
-    body = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/hostname">]>'
-            b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>&e;</soap:Body>'
-            b"</soap:Envelope>")
-    r = httpx.post(f"{live.url}/soap/berichten", content=body,
-                   headers={"Content-Type": "text/xml", "Authorization": f"Bearer {live.setup.tokens['duo']}"})
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/hostname">]>'
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>&e;</soap:Body>'
+        b"</soap:Envelope>"
+    )
+    r = httpx.post(
+        f"{live.url}/soap/berichten",
+        content=body,
+        headers={"Content-Type": "text/xml", "Authorization": f"Bearer {live.setup.tokens['duo']}"},
+    )
     assert r.status_code == 500
     assert b"malformed_input" in r.content
     assert count_messages(live.settings) == 0

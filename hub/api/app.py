@@ -73,29 +73,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         params = [
-            InvalidParam(".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path")), e.get("msg", ""),
-                         e.get("type", "invalid"))
+            InvalidParam(
+                ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path")),
+                e.get("msg", ""),
+                e.get("type", "invalid"),
+            )
             for e in exc.errors()
         ]
-        return problem(status=400, title="Ongeldige parameters", detail="een of meer parameters zijn ongeldig",
-                       code="invalid_parameters", instance=request.url.path, invalid_params=params)
+        return problem(
+            status=400,
+            title="Ongeldige parameters",
+            detail="een of meer parameters zijn ongeldig",
+            code="invalid_parameters",
+            instance=request.url.path,
+            invalid_params=params,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return problem(status=exc.status_code, title=str(exc.detail), detail=str(exc.detail),
-                       code=f"http_{exc.status_code}", instance=request.url.path)
+        return problem(
+            status=exc.status_code,
+            title=str(exc.detail),
+            detail=str(exc.detail),
+            code=f"http_{exc.status_code}",
+            instance=request.url.path,
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("request_crashed", error=exc.__class__.__name__, path=request.url.path)
-        return problem(status=500, title="Interne fout", detail="er ging iets mis in de hub; het is gelogd",
-                       code="internal_error", instance=request.url.path)
+        return problem(
+            status=500,
+            title="Interne fout",
+            detail="er ging iets mis in de hub; het is gelogd",
+            code="internal_error",
+            instance=request.url.path,
+        )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes,
-                             contact=CONTACT, license_info={"name": "EUPL-1.2"})
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            contact=CONTACT,
+            license_info={"name": "EUPL-1.2"},
+        )
         app.openapi_schema = nlgov_openapi(schema, settings.public_url)
         return app.openapi_schema
 
@@ -121,7 +146,10 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas.setdefault("MessageIn", messages.MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"))
     components["headers"] = {
-        "API-Version": {"description": "De volledige versie van de API", "schema": {"type": "string", "example": API_VERSION}}
+        "API-Version": {
+            "description": "De volledige versie van de API",
+            "schema": {"type": "string", "example": API_VERSION},
+        }
     }
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     schema["security"] = [{"bearer": []}]

@@ -15,8 +15,10 @@ from hub.partners import Partner
 
 router = APIRouter(prefix="/v1", tags=["berichten"])
 
-_PROBLEM = {"description": "Probleem (RFC 9457)",
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+_PROBLEM = {
+    "description": "Probleem (RFC 9457)",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 
 
 class Subject(BaseModel):
@@ -149,7 +151,7 @@ async def inbox(
     caller: Annotated[Partner, Depends(current_partner)],
     after: Annotated[int, Query(ge=0, description="Cursor: geef berichten na deze")] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    type: Annotated[str | None, Query(description="Alleen dit berichttype", pattern="^[a-z][a-z0-9-]{1,62}$")] = None,  # noqa: A002
+    type: Annotated[str | None, Query(description="Alleen dit berichttype", pattern="^[a-z][a-z0-9-]{1,62}$")] = None,
 ) -> Response:
     """Messages addressed to the caller, oldest first, each minimised to the caller's protocol."""
     return _json(get_hub(request).inbox(caller, after=after, limit=limit, message_type=type))

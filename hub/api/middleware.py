@@ -8,7 +8,6 @@ structlog's context (from ``X-Correlation-Id`` or ``traceparent``, else new).
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,9 +52,10 @@ class HeadersMiddleware:
                     if key in present:
                         continue
                     if key == b"content-security-policy" and html_page:
-                        value = _DOCS_CSP if path.endswith("/docs") else value
                         if path.startswith("/portaal"):
                             continue  # the portal sets its own CSP
+                        headers.append((key, _DOCS_CSP))
+                        continue
                     headers.append((key, value))
                 headers.append((b"x-correlation-id", correlation.encode()))
                 message["headers"] = headers
@@ -67,7 +67,7 @@ class HeadersMiddleware:
             structlog.contextvars.unbind_contextvars("correlation_id")
 
 
-def _correlation(scope: dict[str, Any]) -> str:
+def _correlation(scope: Scope) -> str:
     for key, value in scope.get("headers", []):
         if key == b"x-correlation-id" and 0 < len(value) <= 64:
             return str(value.decode("latin-1"))

@@ -13,7 +13,12 @@ PROBLEM = "application/problem+json"
 
 
 def problem_body(
-    *, status: int, title: str, detail: str, code: str, instance: str | None = None,
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    instance: str | None = None,
     invalid_params: list[InvalidParam] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
@@ -31,8 +36,14 @@ def problem_body(
 
 
 def problem(
-    *, status: int, title: str, detail: str, code: str, instance: str | None = None,
-    invalid_params: list[InvalidParam] | None = None, headers: dict[str, str] | None = None,
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    instance: str | None = None,
+    invalid_params: list[InvalidParam] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     body = problem_body(
         status=status, title=title, detail=detail, code=code, instance=instance, invalid_params=invalid_params
@@ -43,6 +54,11 @@ def problem(
 def from_error(exc: HubError, instance: str | None = None) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="knooppunt"'} if exc.status == 401 else None
     return problem(
-        status=exc.status, title=exc.title, detail=exc.detail, code=exc.code, instance=instance,
-        invalid_params=exc.invalid_params, headers=headers,
+        status=exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        code=exc.code,
+        instance=instance,
+        invalid_params=exc.invalid_params,
+        headers=headers,
     )

@@ -35,7 +35,9 @@ router = APIRouter(tags=["soap"], include_in_schema=False)
 
 def wsdl(public_url: str, schemas_dir: Path) -> bytes:
     """The WSDL, with the envelope schema inlined so a client needs no second fetch."""
-    envelope_xsd = etree.parse(str(schemas_dir / "envelope" / "1.0" / "envelope.xsd"), parser=xmlsafe.parser()).getroot()
+    envelope_xsd = etree.parse(
+        str(schemas_dir / "envelope" / "1.0" / "envelope.xsd"), parser=xmlsafe.parser()
+    ).getroot()
     text = f"""<?xml version="1.0" encoding="UTF-8"?>
 <wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
     xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
@@ -93,7 +95,7 @@ def wsdl(public_url: str, schemas_dir: Path) -> bytes:
   </wsdl:binding>
   <wsdl:service name="BerichtenService">
     <wsdl:port name="BerichtenPort" binding="ks:BerichtenBinding">
-      <soap:address location="{public_url.rstrip('/')}/soap/berichten"/>
+      <soap:address location="{public_url.rstrip("/")}/soap/berichten"/>
     </wsdl:port>
   </wsdl:service>
 </wsdl:definitions>
@@ -126,8 +128,11 @@ def fault(exc: HubError) -> Response:
     status = 500 if exc.status >= 500 or exc.status < 400 else exc.status
     # SOAP 1.1 over HTTP answers faults with 500; keep 401/413/415 visible to HTTP clients.
     http_status = status if status in (401, 413, 415) else 500
-    return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), status_code=http_status,
-                    media_type="text/xml; charset=utf-8")
+    return Response(
+        etree.tostring(root, xml_declaration=True, encoding="UTF-8"),
+        status_code=http_status,
+        media_type="text/xml; charset=utf-8",
+    )
 
 
 @router.get("/soap/berichten")

@@ -6,6 +6,8 @@ Settings come from ``KNOOPPUNT_*`` environment variables (see hub/settings.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
 from typing import Annotated
 
@@ -78,7 +80,9 @@ def run(
         sims.add_column("ontvangt op")
         sims.add_column("token")
         for p in setup.partners:
-            where = f"http://127.0.0.1:{setup.simulators[p.id]}/berichten" if p.id in setup.simulators else "portaal-inbox"
+            where = (
+                f"http://127.0.0.1:{setup.simulators[p.id]}/berichten" if p.id in setup.simulators else "portaal-inbox"
+            )
             sims.add_row(p.id, p.role, where, setup.tokens[p.id])
         console.print(sims)
         duo = setup.tokens["duo"]
@@ -88,13 +92,13 @@ def run(
             "-H 'Content-Type: application/json' --data @examples/inburgeringsplicht.json",
             soft_wrap=True,
         )
-        console.print(f"  curl -s http://127.0.0.1:{setup.simulators['gemeente-utrecht']}/berichten   # wat Utrecht ontving")
+        console.print(
+            f"  curl -s http://127.0.0.1:{setup.simulators['gemeente-utrecht']}/berichten   # wat Utrecht ontving"
+        )
         console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
     console.print("\nStoppen: Ctrl-C\n")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings, host, port, setup))
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
@@ -113,18 +117,43 @@ def demo(
 
 
 @partners_app.command("list")
-def partners_list() -> None:
+def partners_list(as_json: Annotated[bool, typer.Option("--json", help="Als JSON")] = False) -> None:
     """Toon alle partners."""
+    from hub.store.tables import partners
+
     hub = _open()
     try:
-        table = Table("id", "naam", "rol", "plateau", "adapter", "codes", "token")
-        from hub.store.tables import partners
-
         with hub.engine.connect() as conn:
             tokens = {r.id: bool(r.token_hash) for r in conn.execute(select(partners.c.id, partners.c.token_hash))}
+        if as_json:
+            rows = [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "role": p.role,
+                    "plateau": p.plateau,
+                    "adapter": p.adapter,
+                    "codes": list(p.codes),
+                    "oin": p.oin,
+                    "kbo": p.kbo,
+                    "active": p.active,
+                    "token": tokens.get(p.id),
+                }
+                for p in hub.partners.all()
+            ]
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        table = Table("id", "naam", "rol", "plateau", "adapter", "codes", "token")
         for p in hub.partners.all():
-            table.add_row(p.id, p.name, p.role, str(p.plateau), p.adapter or "-", ",".join(p.codes),
-                          "ja" if tokens.get(p.id) else "nee")
+            table.add_row(
+                p.id,
+                p.name,
+                p.role,
+                str(p.plateau),
+                p.adapter or "-",
+                ",".join(p.codes),
+                "ja" if tokens.get(p.id) else "nee",
+            )
         console.print(table)
     finally:
         hub.close_store()
@@ -150,8 +179,17 @@ def partners_add(
         err.print(f"[red]ongeldige invoer:[/red] {exc}")
         raise typer.Exit(2) from exc
     config = {"url": url} if url else {}
-    partner = Partner(id=partner_id, name=name, role=role, plateau=plateau, adapter=adapter,
-                      adapter_config=config, codes=tuple(code or ()), oin=oin, kbo=kbo)
+    partner = Partner(
+        id=partner_id,
+        name=name,
+        role=role,
+        plateau=plateau,
+        adapter=adapter,
+        adapter_config=config,
+        codes=tuple(code or ()),
+        oin=oin,
+        kbo=kbo,
+    )
     hub = _open()
     try:
         hub.writer.run_sync(add_partner(partner, actor="cli"))
@@ -203,8 +241,15 @@ def deliveries_list(
             rows = conn.execute(query).mappings().all()
         table = Table("bericht", "type", "van", "naar", "status", "pogingen", "laatste fout")
         for r in rows:
-            table.add_row(r["message_id"], r["type"], r["sender"], r["receiver"], r["status"], str(r["attempts"]),
-                          (r["last_error"] or "")[:60])
+            table.add_row(
+                r["message_id"],
+                r["type"],
+                r["sender"],
+                r["receiver"],
+                r["status"],
+                str(r["attempts"]),
+                (r["last_error"] or "")[:60],
+            )
         console.print(table)
     finally:
         hub.close_store()

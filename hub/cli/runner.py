@@ -63,9 +63,7 @@ def seed_demo(settings: Settings, *, path: Path = DEMO_PARTNERS, ports: dict[str
 def hub_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     from hub.api.app import create_app
 
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="warning", access_log=False
-    )
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     return uvicorn.Server(config)
 
 

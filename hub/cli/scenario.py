@@ -32,7 +32,7 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
     while not all(s.started for s in servers):
         await asyncio.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
-    rng = random.Random()
+    rng = random.Random()  # noqa: S311 - fictitious demo persons, not secrets
     plan: list[tuple[str, str, dict[str, Any]]] = []
     for _ in range(per_flow):
         plan += [
@@ -49,17 +49,20 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("berichten versturen", total=len(plan) + 2)
                 for sender, label, doc in plan:
-                    r = await client.post("/v1/berichten", json=doc,
-                                          headers={"Authorization": f"Bearer {setup.tokens[sender]}"})
+                    r = await client.post(
+                        "/v1/berichten", json=doc, headers={"Authorization": f"Bearer {setup.tokens[sender]}"}
+                    )
                     results.append((doc["messageId"], sender, label, str(r.status_code)))
                     progress.advance(task)
                 # a resend of the same id: acknowledged again, stored once
-                again = await client.post("/v1/berichten", json=plan[0][2],
-                                          headers={"Authorization": f"Bearer {setup.tokens[plan[0][0]]}"})
+                again = await client.post(
+                    "/v1/berichten", json=plan[0][2], headers={"Authorization": f"Bearer {setup.tokens[plan[0][0]]}"}
+                )
                 progress.advance(task)
                 # DUO may not send a PIP: no protocol allows it
-                refused = await client.post("/v1/berichten", json=refused_doc,
-                                            headers={"Authorization": f"Bearer {setup.tokens['duo']}"})
+                refused = await client.post(
+                    "/v1/berichten", json=refused_doc, headers={"Authorization": f"Bearer {setup.tokens['duo']}"}
+                )
                 progress.advance(task)
             statuses = await _wait_delivered(client, results, setup.tokens, console)
             received = {}
@@ -76,7 +79,9 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
     for mid, sender, label, code in results:
         table.add_row(mid[:8], sender, label, code, statuses.get(mid, "?"))
     console.print(table)
-    console.print(f"Opnieuw verzonden met hetzelfde id: HTTP {again.status_code} (zelfde antwoord, niet dubbel opgeslagen)")
+    console.print(
+        f"Opnieuw verzonden met hetzelfde id: HTTP {again.status_code} (zelfde antwoord, niet dubbel opgeslagen)"
+    )
     problem = refused.json()
     console.print(f"DUO stuurt een PIP: HTTP {refused.status_code} — {problem.get('detail')}")
     sims = Table(title="Ontvangen door de gesimuleerde partners")
