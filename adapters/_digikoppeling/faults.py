@@ -90,14 +90,14 @@ class AddressingInvalid(MalformedInput):
     fault_code: FaultCode = (WSA_NS, "InvalidAddressingHeader")
 
 
-class UnknownAction(InputError):  # noqa: N818 - named like hub.errors (PartnerRejected, NotFound)
+class UnknownAction(InputError):
     """The wsa:Action names no operation of this service."""
 
     code = "action_unknown"
     fault_code: FaultCode = (WSA_NS, "ActionNotSupported")
 
 
-class UnknownSignal(InputError):  # noqa: N818 - named like hub.errors (PartnerRejected, NotFound)
+class UnknownSignal(InputError):
     """A correction refers to a message id the receiver never accepted."""
 
     code = "correction_unknown_signal"
@@ -106,7 +106,7 @@ class UnknownSignal(InputError):  # noqa: N818 - named like hub.errors (PartnerR
     fault_code: FaultCode = CLIENT
 
 
-class UnknownCorrelation(InputError):  # noqa: N818 - named like hub.errors (PartnerRejected, NotFound)
+class UnknownCorrelation(InputError):
     """An answer's RelatesTo matches no open question."""
 
     code = "relates_to_unknown"
