@@ -330,3 +330,19 @@ def serve(
         finally:
             server.stop()
     return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m adapters.coa.simulator [--port 8202] [--hub-url URL] [--hub-token T]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="COA-simulator (Digikoppeling REST) op loopback")
+    parser.add_argument("--port", type=int, default=8202)
+    parser.add_argument("--hub-url", default=None, help="POST /v1/berichten van het knooppunt voor /control/send")
+    parser.add_argument("--hub-token", default=None)
+    args = parser.parse_args(argv)
+    serve(port=args.port, hub_url=args.hub_url, hub_token=args.hub_token)
+
+
+if __name__ == "__main__":
+    main()

@@ -34,7 +34,7 @@ DEFAULT_INBOUND_TYPES = ("inburgeringsplicht", "correctiesignaal")
 class DuoAdapter:
     """Delivers canonical messages to DUO as signed WUS messages, and verifies what DUO sends in."""
 
-    capabilities = Capabilities(deliver=True, lookups=frozenset(), notifications=True, formats=frozenset({"xml"}))
+    capabilities = Capabilities(deliver=True, lookups=frozenset(), notifications=False, formats=frozenset({"xml"}))
 
     def __init__(self, partner_id: str, config: Mapping[str, JSON], http: httpx.AsyncClient) -> None:
         self.partner_id = partner_id

@@ -358,3 +358,19 @@ def serve(
         finally:
             server.stop()
     return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m adapters.duo.simulator [--port 8201] [--hub-url URL] [--pki-dir var/testpki]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="DUO-simulator (Digikoppeling WUS) op loopback")
+    parser.add_argument("--port", type=int, default=8201)
+    parser.add_argument("--hub-url", default=None, help="SOAP-endpoint van het knooppunt voor /control/send")
+    parser.add_argument("--pki-dir", default="var/testpki")
+    args = parser.parse_args(argv)
+    serve(port=args.port, hub_url=args.hub_url, pki_dir=args.pki_dir)
+
+
+if __name__ == "__main__":
+    main()
