@@ -11,7 +11,7 @@ import orjson
 
 from adapters._digikoppeling import config as cfg
 from adapters._digikoppeling.reconcile import PeriodSummary, check_period
-from adapters._digikoppeling.reliability import RetryPolicy
+from adapters._digikoppeling.reliability import RetryPolicy, next_attempt
 from hub.envelope import header_to_json
 from hub.errors import HubError, InputError, PartnerRejected, PartnerUnavailable
 from hub.ports import JSON, Capabilities, Delivery, DeliveryReceipt, HealthStatus, LookupRequest, LookupResult
@@ -115,6 +115,10 @@ class CoaAdapter:
             return PeriodSummary.from_json(doc.get("ontvangen")), PeriodSummary.from_json(doc.get("verzonden"))
         except InputError as exc:
             raise PartnerUnavailable(f"COA gaf geen leesbare afstemming: {exc.detail}") from exc
+
+    def next_attempt(self, attempts_made: int, first_attempt_at: datetime, now: datetime) -> datetime | None:
+        """When the hub should try this partner again, or None when its retry window is over."""
+        return next_attempt(attempts_made, first_attempt_at, self.retry_policy, now)
 
     async def lookup(self, request: LookupRequest) -> LookupResult:
         """COA answers no synchronous questions on this link."""

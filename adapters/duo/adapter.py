@@ -13,7 +13,7 @@ from adapters._digikoppeling import config as cfg
 from adapters._digikoppeling import soap
 from adapters._digikoppeling.faults import UnknownCorrelation, WsSecurityFault
 from adapters._digikoppeling.reconcile import PeriodSummary, check_period
-from adapters._digikoppeling.reliability import Correlator, RetryPolicy
+from adapters._digikoppeling.reliability import Correlator, RetryPolicy, next_attempt
 from adapters.duo.link import DEFAULT_CORRECTION_TYPES, InboundMessage, IsKnown, WusLink
 from adapters.duo.messages import (
     AFSTEMMING,
@@ -166,6 +166,10 @@ class DuoAdapter:
             return read_afstemming_antwoord(answer)
         except HubError as exc:
             raise PartnerUnavailable(f"DUO gaf geen leesbare afstemming: {exc.detail}") from exc
+
+    def next_attempt(self, attempts_made: int, first_attempt_at: datetime, now: datetime) -> datetime | None:
+        """When the hub should try this partner again, or None when its retry window is over."""
+        return next_attempt(attempts_made, first_attempt_at, self.retry_policy, now)
 
     async def lookup(self, request: LookupRequest) -> LookupResult:
         """DUO answers no synchronous questions on this link."""

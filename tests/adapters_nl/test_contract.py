@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -126,3 +127,17 @@ class TestCoaAdapterContract(NlAdapterContract):
             b"<unused/>", message_type="klantprofiel-ontvangst", receiver="coa", payload_json={"ontvangen": True}
         )
         return replace(d, envelope=replace(d.envelope, conversation_id=uuid.UUID(handover.json()["messageId"])))
+
+
+async def test_each_adapter_plans_retries_in_its_own_window(pki: DemoPki, http: httpx.AsyncClient) -> None:
+    duo = DuoAdapter(
+        "duo", hub_config(pki, "http://127.0.0.1:1/wus/duo", retry_interval_seconds=3600, retry_window_days=2), http
+    )
+    coa = CoaAdapter(
+        "coa", coa_config("http://127.0.0.1:1/v1", retry_interval_seconds=60, retry_window_days=0.01), http
+    )
+    start = datetime(2026, 10, 7, 10, tzinfo=UTC)
+    assert duo.next_attempt(1, start, start) == start + timedelta(hours=1)
+    assert duo.next_attempt(40, start, start + timedelta(days=2)) is None
+    assert coa.next_attempt(1, start, start) == start + timedelta(minutes=1)
+    assert coa.next_attempt(14, start, start + timedelta(minutes=14)) is None
