@@ -6,6 +6,7 @@ Control endpoint (both simulators), JSON::
     GET  /control                      the current fault settings
     POST /control                      {"delaySeconds": 2.5}             answer every contract call late
                                        {"downForSeconds": 60}            answer 503 + Retry-After for a while
+                                       {"down": true} / {"down": false}  answer 503 until told otherwise
                                        {"refuseForSeconds": 60}          close the port for a while
                                                                          (only when run by serve()/SimulatorServer)
                                        {"fault": {"code": "server_busy", "transient": true, "count": 2}}
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import socket
 import threading
 import time
@@ -66,13 +68,17 @@ class FaultInjection:
         """
         if not isinstance(doc, dict):
             raise InputError("verwacht een JSON-object")
-        unknown = set(doc) - {"delaySeconds", "downForSeconds", "refuseForSeconds", "fault", "reset"}
+        unknown = set(doc) - {"delaySeconds", "down", "downForSeconds", "refuseForSeconds", "fault", "reset"}
         if unknown:
             raise InputError(f"onbekende sleutels: {sorted(unknown)}")
         if doc.get("reset"):
             self.delay_seconds, self.down_until, self.fault, self.fault_count = 0.0, 0.0, None, None
         if "delaySeconds" in doc:
             self.delay_seconds = _non_negative(doc["delaySeconds"], "delaySeconds")
+        if "down" in doc:
+            if not isinstance(doc["down"], bool):
+                raise InputError("down is true of false")
+            self.down_until = math.inf if doc["down"] else 0.0
         if "downForSeconds" in doc:
             self.down_until = time.monotonic() + _non_negative(doc["downForSeconds"], "downForSeconds")
         if "fault" in doc:
@@ -103,13 +109,21 @@ class FaultInjection:
             fault = {"code": self.fault.code, "transient": self.fault.transient, "count": self.fault_count}
         return {
             "delaySeconds": self.delay_seconds,
-            "downForSeconds": max(0.0, round(self.down_until - time.monotonic(), 3)),
+            "down": self.is_down() > 0,
+            "downForSeconds": None
+            if math.isinf(self.down_until)
+            else max(0.0, round(self.down_until - time.monotonic(), 3)),
             "fault": fault,
         }
 
     def is_down(self) -> float:
         """Seconds of outage left (0 when up)."""
         return max(0.0, self.down_until - time.monotonic())
+
+    def retry_after(self) -> str:
+        """The Retry-After value (seconds) for an outage: what is left, or 60 for an open-ended one."""
+        left = self.is_down()
+        return "60" if math.isinf(left) else str(int(left) + 1)
 
     async def delay(self) -> None:
         if self.delay_seconds:

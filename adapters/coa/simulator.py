@@ -122,7 +122,7 @@ class CoaSimulator:
         """Outage, injected fault and caller check, in that order."""
         down = self.control.is_down()
         if down:
-            return _problem(503, "unavailable", "COA is in onderhoud", **{"Retry-After": str(int(down) + 1)})
+            return _problem(503, "unavailable", "COA is in onderhoud", **{"Retry-After": self.control.retry_after()})
         injected = self.control.take_fault()
         if injected is not None:
             return _problem(503 if injected.transient else 422, injected.code, injected.message)

@@ -111,7 +111,7 @@ class DuoSimulator:
             return Response((CONTRACT_DIR / "duo-inburgering.wsdl").read_bytes(), media_type="text/xml")
         down = self.control.is_down()
         if down:
-            return Response("DUO is in onderhoud", status_code=503, headers={"Retry-After": str(int(down) + 1)})
+            return Response("DUO is in onderhoud", status_code=503, headers={"Retry-After": self.control.retry_after()})
         await self.control.delay()
         injected = self.control.take_fault()
         if injected is not None:

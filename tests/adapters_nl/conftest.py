@@ -7,6 +7,7 @@ store, acknowledge, or answer with the fault of the refusal.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -253,3 +254,15 @@ def klantprofiel_json() -> dict[str, Any]:
             "taalniveau": "A2",
         },
     }
+
+
+def wait_until_refusing(server: SimulatorServer, timeout: float = 10.0) -> None:
+    """After refuseForSeconds: wait until the port really refuses connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{server.url}/control", timeout=1)
+        except httpx.ConnectError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the simulator kept accepting connections")

@@ -19,7 +19,17 @@ from adapters.coa.simulator import openapi
 from hub.errors import PartnerRejected, PartnerUnavailable
 from hub.ports import Adapter
 
-from .conftest import COA_OIN, HUB_OIN, HubStandIn, coa_config, control, delivery, klantprofiel_json, received
+from .conftest import (
+    COA_OIN,
+    HUB_OIN,
+    HubStandIn,
+    coa_config,
+    control,
+    delivery,
+    klantprofiel_json,
+    received,
+    wait_until_refusing,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -122,19 +132,19 @@ async def test_delivery_without_json_payload_is_rejected(coa_adapter: CoaAdapter
 
 async def test_outage_then_recovery_delivers_once(coa_adapter: CoaAdapter, coa) -> None:
     d = confirmation(handover(coa))
-    control(coa, downForSeconds=1.0)
+    control(coa, down=True)
     with pytest.raises(PartnerUnavailable, match="503"):
         await coa_adapter.deliver(d)
     assert not (await coa_adapter.health()).ok
-    await asyncio.sleep(1.1)
+    control(coa, down=False)
     assert (await coa_adapter.deliver(d)).detail == "ontvangen"
     assert received(coa)["messageIds"].count(str(d.envelope.message_id)) == 1
 
 
 async def test_refused_connections_are_transient_and_pass(coa_adapter: CoaAdapter, coa) -> None:
     klantprofiel_id = handover(coa)
-    control(coa, refuseForSeconds=1.0)
-    time.sleep(0.3)
+    control(coa, refuseForSeconds=1.5)
+    wait_until_refusing(coa)
     d = confirmation(klantprofiel_id)
     with pytest.raises(PartnerUnavailable, match="niet bereikbaar"):
         await coa_adapter.deliver(d)

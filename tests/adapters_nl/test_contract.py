@@ -9,7 +9,6 @@ PartnerRejected, health, lookups refused, aclose.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -68,10 +67,10 @@ class NlAdapterContract:
     ) -> None:
         adapter = self.make(server.url, http)
         d = self.accepted_delivery(server)
-        control(server, downForSeconds=0.6)
+        control(server, down=True)
         with pytest.raises(PartnerUnavailable):
             await adapter.deliver(d)
-        await asyncio.sleep(0.7)
+        control(server, down=False)
         await adapter.deliver(replace(d, attempt=2))
         assert str(d.envelope.message_id) in received(server)["messageIds"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time as time_module
 import uuid
 from datetime import UTC, datetime, time, timedelta
 
@@ -27,9 +28,10 @@ from adapters._digikoppeling.reliability import (
     duplicate_retention,
     next_attempt,
 )
+from adapters._digikoppeling.simserver import FaultInjection
 from adapters._digikoppeling.testpki import DemoPki
 from adapters._digikoppeling.wss import SigningIdentity, WssVerifier, load_certificates, sign_envelope
-from hub.errors import ConfigurationError
+from hub.errors import ConfigurationError, InputError
 
 from .conftest import DUO_OIN, HUB_OIN
 
@@ -261,3 +263,30 @@ def test_compare_names_what_is_missing_on_each_side() -> None:
     assert (gaps.missing_at_receiver, gaps.unexpected_at_receiver) == ((b,), (c,))
     assert compare(sent, sent).complete
     assert PeriodSummary.from_json(sent.to_json()) == sent
+
+
+# -- simulator fault injection -------------------------------------------------------------------
+
+
+def test_timed_outage_ends_by_itself_and_open_outage_does_not() -> None:
+    control = FaultInjection()
+    control.configure({"downForSeconds": 0.2})
+    assert control.is_down() > 0
+    assert control.retry_after() == "1"
+    time_module.sleep(0.25)
+    assert control.is_down() == 0
+    control.configure({"down": True})
+    assert control.retry_after() == "60"
+    assert control.state()["down"] is True
+    control.configure({"reset": True})
+    assert control.is_down() == 0
+
+
+def test_counted_fault_runs_out_and_bad_control_is_refused() -> None:
+    control = FaultInjection()
+    control.configure({"fault": {"code": "x", "transient": False, "count": 2}})
+    assert [control.take_fault() is not None for _ in range(3)] == [True, True, False]
+    with pytest.raises(InputError):
+        control.configure({"downForSecs": 1})
+    with pytest.raises(InputError, match="serve"):
+        control.configure({"refuseForSeconds": 1})

@@ -35,6 +35,7 @@ from .conftest import (
     inburgeringsplicht_xml,
     pip_xml,
     received,
+    wait_until_refusing,
 )
 
 pytestmark = pytest.mark.anyio
@@ -215,18 +216,18 @@ async def test_pip_change_without_reference_is_not_sent(duo_adapter: DuoAdapter)
 
 async def test_outage_then_recovery_delivers_once(duo_adapter: DuoAdapter, duo) -> None:
     d = delivery(pip_xml())
-    control(duo, downForSeconds=1.0)
+    control(duo, down=True)
     with pytest.raises(PartnerUnavailable, match="503"):
         await duo_adapter.deliver(d)
-    await asyncio.sleep(1.1)
+    control(duo, down=False)
     receipt = await duo_adapter.deliver(delivery(pip_xml(), message_id=d.envelope.message_id, attempt=2))
     assert receipt.detail == "ONTVANGEN"
     assert received(duo)["messageIds"].count(str(d.envelope.message_id)) == 1
 
 
 async def test_refused_connections_are_transient_and_pass(duo_adapter: DuoAdapter, duo) -> None:
-    control(duo, refuseForSeconds=1.0)
-    time.sleep(0.3)
+    control(duo, refuseForSeconds=1.5)
+    wait_until_refusing(duo)
     with pytest.raises(PartnerUnavailable, match="niet bereikbaar"):
         await duo_adapter.deliver(delivery(pip_xml()))
     deadline = time.monotonic() + 10
