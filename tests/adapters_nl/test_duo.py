@@ -373,3 +373,33 @@ def test_hub_oin_is_in_the_addressing(pki: DemoPki, duo) -> None:
     addressing = soap.read_addressing(etree.fromstring(body))
     assert addressing.from_oin == HUB_OIN
     assert addressing.to_oin == DUO_OIN
+
+
+class _SignPlugin(zeep.Plugin):  # type: ignore[misc]
+    """Signs what zeep sends with our WS-Security implementation."""
+
+    def __init__(self, identity: SigningIdentity) -> None:
+        self.identity = identity
+
+    def egress(self, envelope, http_headers, operation, binding_options):  # type: ignore[no-untyped-def]
+        sign_envelope(envelope, self.identity)
+        return envelope, http_headers
+
+
+def test_a_zeep_client_built_from_the_wsdl_is_understood(pki: DemoPki, duo) -> None:
+    """A standard SOAP stack, driven only by the WSDL (zeep adds WS-Addressing itself), gets a DUO receipt."""
+    identity = SigningIdentity.from_pem_files(pki.parties["knooppunt"].key_file, pki.parties["knooppunt"].cert_file)
+    client = zeep.Client(str(CONTRACT_DIR / "duo-inburgering.wsdl"), plugins=[_SignPlugin(identity)])
+    service = client.create_service(
+        "{urn:knooppunt:duo:wus:1}DuoBinding", soap.oin_address(f"{duo.url}/wus/duo", DUO_OIN)
+    )
+    answer = service.Pip(
+        berichttype="pip",
+        versie="1.0",
+        doelbinding="inburgering-pip",
+        betrokkene={"_value_1": "111222333", "type": "BSN"},
+        aangemaaktOp=datetime.now(UTC),
+        inhoud={"_value_1": etree.fromstring(pip_xml())},
+    )
+    assert answer["status"] == "ONTVANGEN"
+    assert answer["berichtId"] in received(duo)["messageIds"]
