@@ -76,6 +76,8 @@ class DuoSimulatorConfig:
         hub_url: the knooppunt's SOAP endpoint for what DUO sends in (``/control/send``).
         hub_oin: the knooppunt's OIN (wsa:To of what DUO sends).
         duplicate_retention: how long message ids are remembered.
+        timestamp_ttl: lifetime of the Timestamps DUO writes.
+        clock_skew: tolerance on the senders' Timestamps.
     """
 
     key_file: Path
@@ -87,6 +89,7 @@ class DuoSimulatorConfig:
     accepted_types: tuple[str, ...] = ACCEPTED_TYPES
     duplicate_retention: timedelta = timedelta(days=3, minutes=5)
     timestamp_ttl: timedelta = timedelta(minutes=5)
+    clock_skew: timedelta = timedelta(seconds=60)
 
 
 class DuoSimulator:
@@ -94,7 +97,7 @@ class DuoSimulator:
 
     def __init__(self, config: DuoSimulatorConfig) -> None:
         identity = SigningIdentity.from_pem_files(config.key_file, config.cert_file)
-        verifier = WssVerifier(load_certificates(config.ca_file), config.trusted_oins)
+        verifier = WssVerifier(load_certificates(config.ca_file), config.trusted_oins, clock_skew=config.clock_skew)
         self.config = config
         self.link = WusLink(identity, verifier, own_oin=identity.oin, timestamp_ttl=config.timestamp_ttl)
         self.control = FaultInjection()

@@ -16,11 +16,12 @@ from lxml import etree
 
 from adapters._digikoppeling import soap
 from adapters._digikoppeling.reconcile import PeriodSummary, compare
-from adapters._digikoppeling.simserver import free_port
+from adapters._digikoppeling.simserver import SimulatorServer, free_port
 from adapters._digikoppeling.testpki import DemoPki
 from adapters._digikoppeling.wss import DS_NS, SigningIdentity, sign_envelope
 from adapters.duo import DuoAdapter
 from adapters.duo.messages import CONTRACT_DIR, Bericht, action_for
+from adapters.duo.simulator import DuoSimulatorConfig, create_app
 from hub.errors import PartnerRejected, PartnerUnavailable
 from hub.identifiers import parse_bsn
 from hub.ports import Adapter, LookupRequest
@@ -403,3 +404,50 @@ def test_a_zeep_client_built_from_the_wsdl_is_understood(pki: DemoPki, duo) -> N
     )
     assert answer["status"] == "ONTVANGEN"
     assert answer["berichtId"] in received(duo)["messageIds"]
+
+
+async def test_expired_on_arrival_is_transient_for_the_sender(pki: DemoPki, http: httpx.AsyncClient) -> None:
+    """A Timestamp that expired on the way: the retry re-signs, so the hub should try again."""
+    party = pki.parties["duo"]
+    config = DuoSimulatorConfig(
+        key_file=party.key_file,
+        cert_file=party.cert_file,
+        ca_file=pki.ca_file,
+        trusted_oins=(HUB_OIN,),
+        clock_skew=timedelta(0),
+    )
+    server = SimulatorServer(None)
+    server.app = create_app(config, server)
+    with server:
+        adapter = DuoAdapter("duo", hub_config(pki, f"{server.url}/wus/duo", timestamp_ttl_seconds=0.001), http)
+        with pytest.raises(PartnerUnavailable, match="MessageExpired"):
+            await adapter.deliver(delivery(pip_xml()))
+        assert received(server)["count"] == 0
+
+
+def test_hub_endpoint_refuses_a_message_for_another_oin(pki: DemoPki, hub_soap: HubStandIn) -> None:
+    duo_identity = SigningIdentity.from_pem_files(pki.parties["duo"].key_file, pki.parties["duo"].cert_file)
+    addressing = soap.Addressing(
+        action=action_for("inburgeringsplicht"),
+        message_id=uuid.uuid4(),
+        to=soap.oin_address(hub_soap.url, "00000004000000009000"),
+        from_address=soap.oin_address(soap.ANONYMOUS, DUO_OIN),
+    )
+    envelope = soap.build_envelope(addressing, etree.fromstring(inburgeringsplicht_xml()))
+    sign_envelope(envelope, duo_identity)
+    fault = post_fault(hub_soap.url, etree.tostring(envelope))
+    assert fault.code == (soap.WSA_NS, "InvalidAddressingHeader")
+    assert fault.detail_code == "addressing_invalid"
+
+
+def test_hub_endpoint_refuses_a_from_that_is_not_the_signer(pki: DemoPki, hub_soap: HubStandIn) -> None:
+    duo_identity = SigningIdentity.from_pem_files(pki.parties["duo"].key_file, pki.parties["duo"].cert_file)
+    addressing = soap.Addressing(
+        action=action_for("inburgeringsplicht"),
+        message_id=uuid.uuid4(),
+        to=soap.oin_address(hub_soap.url, HUB_OIN),
+        from_address=soap.oin_address(soap.ANONYMOUS, "00000004000000009000"),
+    )
+    envelope = soap.build_envelope(addressing, etree.fromstring(inburgeringsplicht_xml()))
+    sign_envelope(envelope, duo_identity)
+    assert post_fault(hub_soap.url, etree.tostring(envelope)).detail_code == "addressing_invalid"
