@@ -12,6 +12,8 @@ Control endpoint (both simulators), JSON::
                                        {"fault": {"code": "server_busy", "transient": true, "count": 2}}
                                                                          answer the next N calls with a fault
                                                                          (count absent: until reset)
+                                       {"dropNext": 1}                   acknowledge the next N messages but lose them
+                                                                         (a gap for reconcile to find)
                                        {"reset": true}                   back to normal (combine freely)
     GET  /control/received             received message ids with counts per type
     GET  /control/reconcile?period=P   {"received": PeriodSummary, "sent": PeriodSummary}
@@ -59,6 +61,7 @@ class FaultInjection:
     fault: InjectedFault | None = None
     fault_count: int | None = None
     refuse: Callable[[float], None] | None = None
+    drop_next: int = 0
 
     def configure(self, doc: Any) -> None:
         """Apply a control document (see the module docstring).
@@ -68,11 +71,25 @@ class FaultInjection:
         """
         if not isinstance(doc, dict):
             raise InputError("verwacht een JSON-object")
-        unknown = set(doc) - {"delaySeconds", "down", "downForSeconds", "refuseForSeconds", "fault", "reset"}
+        unknown = set(doc) - {
+            "delaySeconds",
+            "down",
+            "downForSeconds",
+            "refuseForSeconds",
+            "fault",
+            "dropNext",
+            "reset",
+        }
         if unknown:
             raise InputError(f"onbekende sleutels: {sorted(unknown)}")
         if doc.get("reset"):
             self.delay_seconds, self.down_until, self.fault, self.fault_count = 0.0, 0.0, None, None
+            self.drop_next = 0
+        if "dropNext" in doc:
+            drop = doc["dropNext"]
+            if isinstance(drop, bool) or not isinstance(drop, int) or drop < 0:
+                raise InputError("dropNext is een geheel getal >= 0")
+            self.drop_next = drop
         if "delaySeconds" in doc:
             self.delay_seconds = _non_negative(doc["delaySeconds"], "delaySeconds")
         if "down" in doc:
@@ -114,6 +131,7 @@ class FaultInjection:
             if math.isinf(self.down_until)
             else max(0.0, round(self.down_until - time.monotonic(), 3)),
             "fault": fault,
+            "dropNext": self.drop_next,
         }
 
     def is_down(self) -> float:
@@ -128,6 +146,13 @@ class FaultInjection:
     async def delay(self) -> None:
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
+
+    def take_drop(self) -> bool:
+        """Whether to acknowledge this message but lose it (counting down ``dropNext``)."""
+        if self.drop_next > 0:
+            self.drop_next -= 1
+            return True
+        return False
 
     def take_fault(self) -> InjectedFault | None:
         """The fault to answer this call with (counting it down), or None."""

@@ -169,7 +169,8 @@ class CoaSimulator:
             counterpart_oin=request.headers.get(OIN_HEADER),
             answer=f"COA-{self._references:06d}".encode(),
         )
-        first = self.ledger.accept(entry)
+        # a dropped message is acknowledged, then lost: neither booked nor remembered
+        first = entry if self.control.take_drop() else self.ledger.accept(entry)
         return _json(self._ack(first, "ontvangen" if first is entry else "duplicaat"), 201 if first is entry else 200)
 
     @staticmethod

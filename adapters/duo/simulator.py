@@ -152,7 +152,8 @@ class DuoSimulator:
                     replaces=str(inbound.replaces) if inbound.replaces else None,
                     answer=f"DUO-{self._references:06d}".encode(),
                 )
-                first = self.ledger.accept(entry)
+                # a dropped message is acknowledged, then lost: neither booked nor remembered
+                first = entry if self.control.take_drop() else self.ledger.accept(entry)
                 status = "ONTVANGEN" if first is entry else "DUPLICAAT"
             else:
                 status = "DUPLICAAT"

@@ -451,3 +451,17 @@ def test_hub_endpoint_refuses_a_from_that_is_not_the_signer(pki: DemoPki, hub_so
     envelope = soap.build_envelope(addressing, etree.fromstring(inburgeringsplicht_xml()))
     sign_envelope(envelope, duo_identity)
     assert post_fault(hub_soap.url, etree.tostring(envelope)).detail_code == "addressing_invalid"
+
+
+async def test_acknowledged_but_lost_message_is_found_by_reconcile(duo_adapter: DuoAdapter, duo) -> None:
+    day = datetime(2026, 9, 3, 9, tzinfo=UTC)
+    sent = [delivery(pip_xml(), created_at=day + timedelta(minutes=i)) for i in range(3)]
+    await duo_adapter.deliver(sent[0])
+    control(duo, dropNext=1)
+    lost = await duo_adapter.deliver(sent[1])
+    await duo_adapter.deliver(sent[2])
+    assert lost.detail == "ONTVANGEN"
+    duo_received, _ = await duo_adapter.reconcile("2026-09")
+    ours = PeriodSummary.of("2026-09", [(d.envelope.message_id, "pip") for d in sent])
+    assert duo_received.checksum != ours.checksum
+    assert compare(ours, duo_received).missing_at_receiver == (str(sent[1].envelope.message_id),)
