@@ -247,6 +247,10 @@ class Correlator:
             raise UnknownCorrelation(f"het antwoord hoort bij {relates_to}, niet bij de vraag {question_id}")
         self._open.pop(question_id, None)
 
+    def discard(self, message_id: uuid.UUID) -> None:
+        """Forget a question whose exchange failed (it is asked again on the next attempt)."""
+        self._open.pop(message_id, None)
+
     def answer(self, relates_to: uuid.UUID | None, answer: object) -> str:
         """Match an asynchronous answer; returns the question's action.
 

@@ -406,6 +406,12 @@ class WssVerifier:
             raise CertificateUntrusted("het certificaat in het token is onleesbaar") from exc
 
     def _check_certificate(self, certificate: x509.Certificate, now: datetime) -> None:
+        try:
+            usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        except x509.ExtensionNotFound:
+            usage = None
+        if usage is not None and not usage.digital_signature:
+            raise CertificateUntrusted("het certificaat van de ondertekenaar mag niet ondertekenen (KeyUsage)")
         if not certificate.not_valid_before_utc - self._skew <= now <= certificate.not_valid_after_utc + self._skew:
             raise CertificateUntrusted("het certificaat van de ondertekenaar is (nog) niet geldig")
         for anchor in self._anchors:

@@ -99,6 +99,13 @@ class DuoAdapter:
         """POST a signed request; return the verified answer's body element or raise the mapped error."""
         self.correlator.ask(message_id, action)
         try:
+            return await self._post(action, message_id, body)
+        except HubError:
+            self.correlator.discard(message_id)
+            raise
+
+    async def _post(self, action: str, message_id: uuid.UUID, body: bytes) -> etree._Element:
+        try:
             response = await self._http.post(
                 self.endpoint_url,
                 content=body,

@@ -263,6 +263,7 @@ async def test_unreachable_port_is_unavailable(pki: DemoPki, http: httpx.AsyncCl
     adapter = DuoAdapter("duo", hub_config(pki, f"http://127.0.0.1:{free_port()}/wus/duo"), http)
     with pytest.raises(PartnerUnavailable):
         await adapter.deliver(delivery(pip_xml()))
+    assert adapter.correlator.pending() == []
     assert not (await adapter.health()).ok
 
 
