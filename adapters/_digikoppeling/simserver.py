@@ -282,27 +282,45 @@ class SimulatorServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
+        """Serve in a background thread; retries the bind while the port is still being released."""
         with self._lock:
             if self._thread is not None:
                 return
-            config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", lifespan="off")
-            server = uvicorn.Server(config)
-            thread = threading.Thread(target=server.run, name=f"simulator-{self.port}", daemon=True)
-            thread.start()
             deadline = time.monotonic() + timeout
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
+            while True:
+                config = uvicorn.Config(
+                    self.app,
+                    host=self.host,
+                    port=self.port,
+                    log_level="warning",
+                    lifespan="off",
+                    timeout_graceful_shutdown=1,
+                )
+                server = uvicorn.Server(config)
+                thread = threading.Thread(target=server.run, name=f"simulator-{self.port}", daemon=True)
+                thread.start()
+                while not server.started and thread.is_alive() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if server.started:
+                    self._server, self._thread = server, thread
+                    return
+                server.should_exit = True
+                thread.join(1)
+                if time.monotonic() >= deadline:
                     raise RuntimeError(f"simulator did not start on {self.url}")
-                time.sleep(0.01)
-            self._server, self._thread = server, thread
+                time.sleep(0.1)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving: graceful first, forced when connections linger."""
         with self._lock:
             server, thread = self._server, self._thread
             self._server, self._thread = None, None
         if server is not None and thread is not None:
             server.should_exit = True
-            thread.join(timeout)
+            thread.join(timeout / 2)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(timeout / 2)
 
     def wait(self) -> None:
         """Block until interrupted (Ctrl-C); survives refuse_for() restarts."""

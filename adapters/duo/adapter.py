@@ -11,9 +11,10 @@ from lxml import etree
 
 from adapters._digikoppeling import config as cfg
 from adapters._digikoppeling import soap
-from adapters._digikoppeling.faults import UnknownCorrelation, WsSecurityFault
+from adapters._digikoppeling.faults import SOAP11_NS, UnknownCorrelation, WsSecurityFault
 from adapters._digikoppeling.reconcile import PeriodSummary, check_period
 from adapters._digikoppeling.reliability import Correlator, RetryPolicy, next_attempt
+from adapters._digikoppeling.transfer import TRANSIENT_STATUS, Answer, clean, exchange
 from adapters.duo.link import DEFAULT_CORRECTION_TYPES, InboundMessage, IsKnown, WusLink
 from adapters.duo.messages import (
     AFSTEMMING,
@@ -27,7 +28,6 @@ from hub import xmlsafe
 from hub.errors import HubError, InputError, PartnerRejected, PartnerUnavailable
 from hub.ports import JSON, Capabilities, Delivery, DeliveryReceipt, HealthStatus, LookupRequest, LookupResult
 
-_TRANSIENT_STATUS = frozenset({408, 425, 429, 502, 503, 504})
 DEFAULT_INBOUND_TYPES = ("inburgeringsplicht", "correctiesignaal")
 
 
@@ -79,11 +79,9 @@ class DuoAdapter:
         try:
             ack = Ontvangstbevestiging.from_xml(answer)
         except HubError as exc:
-            raise PartnerUnavailable(
-                f"DUO antwoordde met iets anders dan een ontvangstbevestiging: {exc.detail}"
-            ) from exc
+            raise PartnerRejected(f"DUO antwoordde met iets anders dan een ontvangstbevestiging ({exc.code})") from exc
         if ack.message_id != envelope.message_id:
-            raise PartnerUnavailable(f"DUO bevestigde {ack.message_id}, niet {envelope.message_id}")
+            raise PartnerRejected(f"DUO bevestigde {ack.message_id}, niet {envelope.message_id}")
         return DeliveryReceipt(partner_reference=ack.reference, detail=ack.status)
 
     def _replaces(self, payload: etree._Element) -> uuid.UUID | None:
@@ -105,53 +103,63 @@ class DuoAdapter:
             raise
 
     async def _post(self, action: str, message_id: uuid.UUID, body: bytes) -> etree._Element:
-        try:
-            response = await self._http.post(
-                self.endpoint_url,
-                content=body,
-                headers={"Content-Type": soap.CONTENT_TYPE, "SOAPAction": f'"{action}"'},
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise PartnerUnavailable(f"DUO antwoordde niet binnen {self.timeout:g} s") from exc
-        except httpx.TransportError as exc:
-            raise PartnerUnavailable(f"DUO is niet bereikbaar: {type(exc).__name__}") from exc
-        envelope = self._answer_envelope(response)
+        answer = await exchange(
+            self._http,
+            "POST",
+            self.endpoint_url,
+            partner="DUO",
+            timeout=self.timeout,
+            max_bytes=self.link.max_message_bytes,
+            content=body,
+            headers={"Content-Type": soap.CONTENT_TYPE, "SOAPAction": f'"{action}"'},
+        )
+        envelope = self._answer_envelope(answer)
         fault = soap.read_fault(envelope)
         if fault is not None:
-            text = f"DUO gaf een SOAP-fout {fault.code[1]} ({fault.detail_code or '-'}): {fault.string}"
+            code, detail_code = clean(fault.code[1]), clean(fault.detail_code or "-")
+            text = f"DUO gaf een SOAP-fout {code} ({detail_code}): {clean(fault.string)}"
             if fault.transient or fault.code[1] == "MessageExpired":
                 # a retry re-signs with a fresh Timestamp, so an expired one is worth another try
                 raise PartnerUnavailable(text)
             raise PartnerRejected(text)
-        if response.status_code != 200:
-            raise PartnerUnavailable(f"DUO antwoordde HTTP {response.status_code} zonder SOAP-fout")
+        if answer.status != 200:
+            error = PartnerRejected if 400 <= answer.status < 500 else PartnerUnavailable
+            raise error(f"DUO antwoordde HTTP {answer.status} zonder SOAP-fout")
         if self.verify_responses:
             try:
-                received = self.link.receive(response.content)
+                received = self.link.receive(answer.content)
             except HubError as exc:
-                raise PartnerUnavailable(f"het antwoord van DUO is niet te vertrouwen: {exc.detail}") from exc
-            addressing, answer = received.addressing, received.body
+                raise PartnerRejected(f"het antwoord van DUO is niet te vertrouwen ({exc.code})") from exc
+            addressing, element = received.addressing, received.body
         else:
-            addressing, answer = soap.read_addressing(envelope), soap.body_element(envelope)
+            try:
+                addressing, element = soap.read_addressing(envelope), soap.body_element(envelope)
+            except HubError as exc:
+                raise PartnerRejected(f"het antwoord van DUO is geen geldig WUS-bericht ({exc.code})") from exc
         try:
             self.correlator.check(addressing.relates_to, message_id)
         except UnknownCorrelation as exc:
-            raise PartnerUnavailable(exc.detail) from exc
-        return answer
+            raise PartnerRejected(exc.detail) from exc
+        return element
 
-    def _answer_envelope(self, response: httpx.Response) -> etree._Element:
-        status = response.status_code
-        if status in _TRANSIENT_STATUS:
-            raise PartnerUnavailable(f"DUO is tijdelijk niet beschikbaar (HTTP {status})")
-        if "xml" not in response.headers.get("content-type", ""):
-            if 400 <= status < 500:
-                raise PartnerRejected(f"DUO weigerde het bericht (HTTP {status})")
-            raise PartnerUnavailable(f"DUO antwoordde HTTP {status} zonder SOAP-envelop")
+    def _answer_envelope(self, answer: Answer) -> etree._Element:
+        """The SOAP envelope of an answer; transient statuses first, then a hardened parse.
+
+        Raises:
+            PartnerUnavailable: 408/425/429/5xx without a SOAP envelope.
+            PartnerRejected: a 4xx, or a body that is no safe, readable SOAP 1.1 envelope.
+        """
+        if answer.status in TRANSIENT_STATUS and ("xml" not in answer.content_type or answer.status == 503):
+            raise PartnerUnavailable(f"DUO is tijdelijk niet beschikbaar (HTTP {answer.status})")
+        if "xml" not in answer.content_type:
+            raise PartnerRejected(f"DUO antwoordde HTTP {answer.status} zonder SOAP-envelop")
         try:
-            return self.link.parse(response.content)
+            envelope = self.link.parse(answer.content)
         except InputError as exc:
-            raise PartnerUnavailable(f"het antwoord van DUO is onleesbaar: {exc.detail}") from exc
+            raise PartnerRejected(f"het antwoord van DUO is onleesbaar of onveilig ({exc.code})") from exc
+        if envelope.tag != "{%s}Envelope" % SOAP11_NS:
+            raise PartnerRejected("het antwoord van DUO is geen SOAP 1.1-envelop")
+        return envelope
 
     async def reconcile(self, period: str) -> tuple[PeriodSummary, PeriodSummary]:
         """Ask DUO what it received and sent in a period (``YYYY-MM`` or ``YYYY-MM-DD``): (received, sent).
@@ -172,7 +180,7 @@ class DuoAdapter:
         try:
             return read_afstemming_antwoord(answer)
         except HubError as exc:
-            raise PartnerUnavailable(f"DUO gaf geen leesbare afstemming: {exc.detail}") from exc
+            raise PartnerRejected(f"DUO gaf geen leesbare afstemming ({exc.code})") from exc
 
     def next_attempt(self, attempts_made: int, first_attempt_at: datetime, now: datetime) -> datetime | None:
         """When the hub should try this partner again, or None when its retry window is over."""

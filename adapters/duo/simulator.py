@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 from lxml import etree
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -127,6 +127,9 @@ class DuoSimulator:
             return Response(body, status_code=500, media_type=soap.CONTENT_TYPE)
         try:
             raw = await _capped_body(request, _MAX_BODY)
+        except ClientDisconnect:
+            return Response(status_code=400)  # the sender gave up (e.g. its timeout); nobody reads this
+        try:
             received = self.link.receive(raw)
             if type_of_action(received.addressing.action) == AFSTEMMING:
                 period = read_afstemming_vraag(received.body)

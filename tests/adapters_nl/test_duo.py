@@ -269,7 +269,7 @@ async def test_unreachable_port_is_unavailable(pki: DemoPki, http: httpx.AsyncCl
 
 async def test_answer_signed_by_an_untrusted_oin_is_not_believed(pki: DemoPki, duo, http: httpx.AsyncClient) -> None:
     adapter = DuoAdapter("duo", hub_config(pki, f"{duo.url}/wus/duo", trusted_oins=["00000004000000009000"]), http)
-    with pytest.raises(PartnerUnavailable, match="niet te vertrouwen"):
+    with pytest.raises(PartnerRejected, match="niet te vertrouwen"):
         await adapter.deliver(delivery(pip_xml()))
 
 
