@@ -12,6 +12,10 @@ Control endpoint (both simulators), JSON::
                                        {"fault": {"code": "server_busy", "transient": true, "count": 2}}
                                                                          answer the next N calls with a fault
                                                                          (count absent: until reset)
+                                       {"hostile": {"kind": "xxe", "count": 1}}
+                                                                         answer with a hostile or broken body: xxe,
+                                                                         truncated, wrong-envelope, huge, unsigned,
+                                                                         not-xml, not-json, wrong-shape
                                        {"dropNext": 1}                   acknowledge the next N messages but lose them
                                                                          (a gap for reconcile to find)
                                        {"reset": true}                   back to normal (combine freely)
@@ -42,6 +46,10 @@ from adapters._digikoppeling.wss import utcnow
 from hub.errors import InputError
 from hub.ports import JSON
 
+HOSTILE_KINDS = ("xxe", "truncated", "wrong-envelope", "huge", "unsigned", "not-xml", "not-json", "wrong-shape")
+"""Hostile or broken answers a simulator can give instead of its real one."""
+HUGE_BYTES = 6_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class InjectedFault:
@@ -62,6 +70,8 @@ class FaultInjection:
     fault_count: int | None = None
     refuse: Callable[[float], None] | None = None
     drop_next: int = 0
+    hostile: str | None = None
+    hostile_count: int | None = None
 
     def configure(self, doc: Any) -> None:
         """Apply a control document (see the module docstring).
@@ -78,13 +88,25 @@ class FaultInjection:
             "refuseForSeconds",
             "fault",
             "dropNext",
+            "hostile",
             "reset",
         }
         if unknown:
             raise InputError(f"onbekende sleutels: {sorted(unknown)}")
         if doc.get("reset"):
             self.delay_seconds, self.down_until, self.fault, self.fault_count = 0.0, 0.0, None, None
-            self.drop_next = 0
+            self.drop_next, self.hostile, self.hostile_count = 0, None, None
+        if "hostile" in doc:
+            spec = doc["hostile"]
+            if spec is None:
+                self.hostile, self.hostile_count = None, None
+            elif isinstance(spec, dict) and spec.get("kind") in HOSTILE_KINDS:
+                count = spec.get("count")
+                if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                    raise InputError("hostile.count is een positief geheel getal")
+                self.hostile, self.hostile_count = str(spec["kind"]), count
+            else:
+                raise InputError(f"hostile is {{kind: {'|'.join(HOSTILE_KINDS)}, count?}} of null")
         if "dropNext" in doc:
             drop = doc["dropNext"]
             if isinstance(drop, bool) or not isinstance(drop, int) or drop < 0:
@@ -132,6 +154,7 @@ class FaultInjection:
             else max(0.0, round(self.down_until - time.monotonic(), 3)),
             "fault": fault,
             "dropNext": self.drop_next,
+            "hostile": self.hostile,
         }
 
     def is_down(self) -> float:
@@ -146,6 +169,15 @@ class FaultInjection:
     async def delay(self) -> None:
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
+
+    def take_hostile(self) -> str | None:
+        """The kind of hostile answer to give this call (counting it down), or None."""
+        kind = self.hostile
+        if kind is not None and self.hostile_count is not None:
+            self.hostile_count -= 1
+            if self.hostile_count <= 0:
+                self.hostile, self.hostile_count = None, None
+        return kind
 
     def take_drop(self) -> bool:
         """Whether to acknowledge this message but lose it (counting down ``dropNext``)."""

@@ -23,7 +23,8 @@ Features:
     - reconcile: ``reconcile(period)`` reads COA's ``GET /afstemming``.
     - health: ``GET /status``.
     - errors: unreachable, timeout, 408/425/429/5xx -> PartnerUnavailable;
-      other 4xx -> PartnerRejected (with the problem's code).
+      other 4xx (with the problem's code), and answers that are too large,
+      not JSON or not what the contract says -> PartnerRejected.
 
 Configuration keys:
     base_url                COA's API base, e.g. http://127.0.0.1:8202/v1 (required)
@@ -31,6 +32,7 @@ Configuration keys:
     partner_oin             COA's OIN (required)
     token                   optional bearer token
     timeout_seconds         per HTTP exchange (default 30)
+    max_message_bytes       cap on an answer read from COA (default 5000000)
     retry_interval_seconds, retry_window_days, retry_backoff, retry_max_interval_seconds,
     business_hours          the retry window (see adapters._digikoppeling.reliability.RetryPolicy)
 """

@@ -12,11 +12,11 @@ import orjson
 from adapters._digikoppeling import config as cfg
 from adapters._digikoppeling.reconcile import PeriodSummary, check_period
 from adapters._digikoppeling.reliability import RetryPolicy, next_attempt
+from adapters._digikoppeling.transfer import TRANSIENT_STATUS, Answer, clean, exchange
 from hub.envelope import header_to_json
 from hub.errors import HubError, InputError, PartnerRejected, PartnerUnavailable
 from hub.ports import JSON, Capabilities, Delivery, DeliveryReceipt, HealthStatus, LookupRequest, LookupResult
 
-_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 OIN_HEADER = "X-OIN"
 TRANSACTION_HEADER = "X-Transaction-Id"
 
@@ -35,6 +35,7 @@ class CoaAdapter:
         token = config.get("token")
         self.token = token if isinstance(token, str) and token else None
         self.timeout = cfg.number(config, "timeout_seconds", 30)
+        self.max_answer_bytes = int(cfg.number(config, "max_message_bytes", 5_000_000))
         self.retry_policy = RetryPolicy.from_config(config)
 
     def _headers(self, transaction_id: str | None = None) -> dict[str, str]:
@@ -62,43 +63,64 @@ class CoaAdapter:
         if envelope.traceparent:
             headers["traceparent"] = envelope.traceparent
         response = await self._call("POST", "/berichten", content=orjson.dumps(doc), headers=headers)
-        if response.status_code not in (200, 201):
-            raise PartnerUnavailable(f"COA antwoordde onverwacht HTTP {response.status_code}")
+        if response.status not in (200, 201):
+            raise PartnerRejected(f"COA antwoordde onverwacht HTTP {response.status}")
         answer = self._json(response)
         if answer.get("transactionId") != str(envelope.message_id):
-            raise PartnerUnavailable("COA bevestigde een andere transactie")
+            raise PartnerRejected("COA bevestigde een andere transactie")
         reference = answer.get("referentie")
         return DeliveryReceipt(
-            partner_reference=reference if isinstance(reference, str) else None, detail=str(answer.get("status", ""))
+            partner_reference=clean(reference, 100) if isinstance(reference, str) else None,
+            detail=clean(str(answer.get("status", "")), 40),
         )
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._http.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise PartnerUnavailable(f"COA antwoordde niet binnen {self.timeout:g} s") from exc
-        except httpx.TransportError as exc:
-            raise PartnerUnavailable(f"COA is niet bereikbaar: {type(exc).__name__}") from exc
-        if response.status_code in _TRANSIENT_STATUS:
-            raise PartnerUnavailable(f"COA is tijdelijk niet beschikbaar (HTTP {response.status_code})")
-        if response.status_code >= 400:
-            problem = self._json(response, strict=False)
-            raise PartnerRejected(
-                f"COA weigerde ({problem.get('code', response.status_code)}): {problem.get('detail', '')}".rstrip(": ")
-            )
-        return response
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Answer:
+        answer = await exchange(
+            self._http,
+            method,
+            self.base_url + path,
+            partner="COA",
+            timeout=self.timeout,
+            max_bytes=self.max_answer_bytes,
+            content=content,
+            headers=headers,
+            params=params,
+        )
+        if answer.status in TRANSIENT_STATUS:
+            raise PartnerUnavailable(f"COA is tijdelijk niet beschikbaar (HTTP {answer.status})")
+        if answer.status >= 400:
+            problem = self._json(answer, strict=False)
+            code = clean(str(problem.get("code", answer.status)), 80)
+            detail = clean(str(problem.get("detail", "")))
+            raise PartnerRejected(f"COA weigerde ({code}): {detail}".rstrip(": "))
+        return answer
 
     @staticmethod
-    def _json(response: httpx.Response, *, strict: bool = True) -> dict[str, Any]:
+    def _json(answer: Answer, *, strict: bool = True) -> dict[str, Any]:
+        """The answer's JSON object; a broken or hostile body is the partner answering badly.
+
+        Raises:
+            PartnerRejected: (when ``strict``) not JSON, or not an object.
+        """
+        if strict and "json" not in answer.content_type:
+            raise PartnerRejected("COA antwoordde niet met JSON")
         try:
-            doc = orjson.loads(response.content)
+            doc = orjson.loads(answer.content)
         except orjson.JSONDecodeError as exc:
             if strict:
-                raise PartnerUnavailable("COA antwoordde met onleesbare JSON") from exc
+                raise PartnerRejected("COA antwoordde met onleesbare JSON") from exc
             return {}
         if not isinstance(doc, dict):
             if strict:
-                raise PartnerUnavailable("COA antwoordde niet met een JSON-object")
+                raise PartnerRejected("COA antwoordde niet met een JSON-object")
             return {}
         return doc
 
@@ -114,7 +136,7 @@ class CoaAdapter:
         try:
             return PeriodSummary.from_json(doc.get("ontvangen")), PeriodSummary.from_json(doc.get("verzonden"))
         except InputError as exc:
-            raise PartnerUnavailable(f"COA gaf geen leesbare afstemming: {exc.detail}") from exc
+            raise PartnerRejected(f"COA gaf geen leesbare afstemming ({exc.code})") from exc
 
     def next_attempt(self, attempts_made: int, first_attempt_at: datetime, now: datetime) -> datetime | None:
         """When the hub should try this partner again, or None when its retry window is over."""
@@ -131,7 +153,7 @@ class CoaAdapter:
             response = await self._call("GET", "/status", headers=self._headers())
         except HubError as exc:
             return HealthStatus(ok=False, detail=exc.detail, facts=facts)
-        facts["api_version"] = response.headers.get("API-Version")
+        facts["api_version"] = clean(response.headers.get("api-version", ""), 40) or None
         facts["checked_at"] = datetime.now(UTC).isoformat()
         return HealthStatus(ok=True, detail="COA antwoordt", facts=facts)
 

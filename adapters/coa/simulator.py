@@ -37,7 +37,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters._digikoppeling.reliability import DuplicateStore
-from adapters._digikoppeling.simserver import FaultInjection, Ledger, LedgerEntry, SimulatorServer, now, sha256_hex
+from adapters._digikoppeling.simserver import (
+    HUGE_BYTES,
+    FaultInjection,
+    Ledger,
+    LedgerEntry,
+    SimulatorServer,
+    now,
+    sha256_hex,
+)
 from adapters._digikoppeling.wss import utcnow
 from adapters.coa.adapter import OIN_HEADER, TRANSACTION_HEADER
 from hub.envelope import from_json
@@ -97,6 +105,23 @@ def _problem(status: int, code: str, detail: str, **headers: str) -> Response:
     )
 
 
+def _hostile(kind: str) -> Response:
+    """A hostile or broken answer (fault injection); the request is not processed."""
+    ack = orjson.dumps({"transactionId": str(uuid.uuid4()), "status": "ontvangen", "referentie": "COA-X"})
+    headers = {"API-Version": API_VERSION}
+    if kind == "truncated":
+        return Response(ack[: len(ack) // 2], status_code=201, media_type="application/json", headers=headers)
+    if kind == "huge":
+        filler = b'{"x": "' + b"y" * HUGE_BYTES + b'"}'
+        return Response(filler, status_code=201, media_type="application/json", headers=headers)
+    if kind == "wrong-shape":
+        return Response(b"[1, 2, 3]", status_code=201, media_type="application/json", headers=headers)
+    if kind == "xxe":
+        body = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
+        return Response(body, status_code=201, media_type="application/xml", headers=headers)
+    return Response(b"<html><body>Onderhoud</body></html>", status_code=200, media_type="text/html", headers=headers)
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(
         orjson.dumps(body), status_code=status, media_type="application/json", headers={"API-Version": API_VERSION}
@@ -136,6 +161,9 @@ class CoaSimulator:
         refused = self._gate(request)
         if refused is not None:
             return refused
+        hostile = self.control.take_hostile()
+        if hostile is not None:
+            return _hostile(hostile)
         transaction = request.headers.get(TRANSACTION_HEADER, "")
         body = await request.body()
         if len(body) > _MAX_BODY:

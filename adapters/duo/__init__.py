@@ -27,9 +27,12 @@ Features:
     - reconcile: ``reconcile(period)`` asks DUO (Afstemming) what it received
       and sent in a month or day: counts, checksums, message ids.
     - health: a signed Afstemming round trip and the certificate's expiry.
-    - errors: unreachable, timeout, 429/502/503/504, soap:Server faults and
-      wsse:MessageExpired -> PartnerUnavailable; soap:Client and other
-      WS-Security faults, other 4xx -> PartnerRejected.
+    - errors: unreachable, timeout, 408/425/429/5xx without a fault, 503,
+      soap:Server faults and wsse:MessageExpired -> PartnerUnavailable;
+      soap:Client and other WS-Security faults, other 4xx, and answers that
+      are hostile (DTD, too large), unreadable, unsigned or wrongly signed,
+      or relate to another message -> PartnerRejected (the detail never
+      repeats the partner's markup).
     - ``retry_policy``: the partner's Digikoppeling retry window
       (:func:`adapters._digikoppeling.reliability.next_attempt`).
 

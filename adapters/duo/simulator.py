@@ -36,9 +36,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters._digikoppeling import soap
-from adapters._digikoppeling.faults import CLIENT, SERVER
+from adapters._digikoppeling.faults import CLIENT, SERVER, SOAP11_NS
 from adapters._digikoppeling.reliability import DuplicateStore
-from adapters._digikoppeling.simserver import FaultInjection, Ledger, LedgerEntry, SimulatorServer, now, sha256_hex
+from adapters._digikoppeling.simserver import (
+    HUGE_BYTES,
+    FaultInjection,
+    Ledger,
+    LedgerEntry,
+    SimulatorServer,
+    now,
+    sha256_hex,
+)
 from adapters._digikoppeling.testpki import ensure_test_pki
 from adapters._digikoppeling.wss import SigningIdentity, WssVerifier, load_certificates, utcnow
 from adapters.duo.link import WusLink
@@ -125,6 +133,9 @@ class DuoSimulator:
                 transient=injected.transient,
             )
             return Response(body, status_code=500, media_type=soap.CONTENT_TYPE)
+        hostile = self.control.take_hostile()
+        if hostile is not None:
+            return self._hostile(hostile)
         try:
             raw = await _capped_body(request, _MAX_BODY)
         except ClientDisconnect:
@@ -169,6 +180,27 @@ class DuoSimulator:
             reference=first.answer.decode(),
         )
         return self._xml(self.link.answer(received.addressing, received.sender.oin, ack.to_xml()))
+
+    def _hostile(self, kind: str) -> Response:
+        """A hostile or broken answer (fault injection); the request is not processed."""
+        ack = Ontvangstbevestiging(message_id=uuid.uuid4(), status="ONTVANGEN", received_at=now(), reference="DUO-X")
+        plain = soap.build_envelope(
+            soap.Addressing(action="urn:x", message_id=uuid.uuid4(), to=soap.ANONYMOUS), ack.to_xml()
+        )
+        text = etree.tostring(plain)
+        bodies = {
+            "xxe": b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+            + text.replace(b"DUO-X", b"&e;"),
+            "truncated": text[: len(text) // 2],
+            "wrong-envelope": text.replace(SOAP11_NS.encode(), b"http://www.w3.org/2003/05/soap-envelope"),
+            "huge": b"<x>" + b"<y>DUO</y>" * (HUGE_BYTES // 10) + b"</x>",
+            "unsigned": text,
+        }
+        if kind in bodies:
+            return Response(bodies[kind], media_type=soap.CONTENT_TYPE)
+        if kind == "wrong-shape":
+            return Response(b"<html><body>Onderhoud</body></html>", media_type="text/xml")
+        return Response(b"<html><body>Onderhoud</body></html>", media_type="text/html")
 
     @staticmethod
     def _xml(body: bytes) -> Response:

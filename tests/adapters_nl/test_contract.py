@@ -140,3 +140,31 @@ async def test_each_adapter_plans_retries_in_its_own_window(pki: DemoPki, http: 
     assert duo.next_attempt(40, start, start + timedelta(days=2)) is None
     assert coa.next_attempt(1, start, start) == start + timedelta(minutes=1)
     assert coa.next_attempt(14, start, start + timedelta(minutes=14)) is None
+
+
+HOSTILE = ["xxe", "truncated", "wrong-envelope", "huge", "unsigned", "not-xml", "not-json", "wrong-shape"]
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+async def test_duo_hostile_answer_is_rejected_without_leaking_it(
+    kind: str, pki: DemoPki, duo: SimulatorServer, http: httpx.AsyncClient
+) -> None:
+    adapter = DuoAdapter("duo", hub_config(pki, f"{duo.url}/wus/duo"), http)
+    control(duo, hostile={"kind": kind, "count": 1})
+    with pytest.raises(PartnerRejected) as caught:
+        await adapter.deliver(delivery(pip_xml()))
+    assert "<" not in caught.value.detail
+    assert "passwd" not in caught.value.detail
+    assert (await adapter.deliver(delivery(pip_xml()))).detail == "ONTVANGEN"
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+async def test_coa_hostile_answer_is_rejected_without_leaking_it(
+    kind: str, coa: SimulatorServer, http: httpx.AsyncClient
+) -> None:
+    adapter = CoaAdapter("coa", coa_config(f"{coa.url}/v1"), http)
+    control(coa, hostile={"kind": kind, "count": 1})
+    with pytest.raises(PartnerRejected) as caught:
+        await adapter.deliver(delivery(b"<x/>", message_type="bericht", receiver="coa", payload_json={"a": 1}))
+    assert "<" not in caught.value.detail
+    assert "passwd" not in caught.value.detail
