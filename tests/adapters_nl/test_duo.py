@@ -20,8 +20,9 @@ from adapters._digikoppeling.simserver import SimulatorServer, free_port
 from adapters._digikoppeling.testpki import DemoPki
 from adapters._digikoppeling.wss import DS_NS, SigningIdentity, sign_envelope
 from adapters.duo import DuoAdapter
-from adapters.duo.messages import CONTRACT_DIR, Bericht, action_for
-from adapters.duo.simulator import DuoSimulatorConfig, create_app
+from adapters.duo.adapter import DEFAULT_INBOUND_TYPES
+from adapters.duo.messages import ACTION_PREFIX, CONTRACT_DIR, Bericht, action_for
+from adapters.duo.simulator import ACCEPTED_TYPES, DuoSimulatorConfig, create_app
 from hub.errors import PartnerRejected, PartnerUnavailable
 from hub.identifiers import parse_bsn
 from hub.ports import Adapter, LookupRequest
@@ -466,3 +467,16 @@ async def test_acknowledged_but_lost_message_is_found_by_reconcile(duo_adapter: 
     ours = PeriodSummary.of("2026-09", [(d.envelope.message_id, "pip") for d in sent])
     assert duo_received.checksum != ours.checksum
     assert compare(ours, duo_received).missing_at_receiver == (str(sent[1].envelope.message_id),)
+
+
+def test_wsdl_actions_are_the_types_the_code_handles() -> None:
+    """The contract and the code cannot drift: each port's input Actions are exactly what its side accepts."""
+    wsdl = etree.parse(str(CONTRACT_DIR / "duo-inburgering.wsdl"))
+    ns = {"wsdl": "http://schemas.xmlsoap.org/wsdl/", "wsam": "http://www.w3.org/2007/05/addressing/metadata"}
+
+    def actions(port: str) -> set[str]:
+        found = wsdl.xpath(f"//wsdl:portType[@name='{port}']/wsdl:operation/wsdl:input/@wsam:Action", namespaces=ns)
+        return {str(a).removeprefix(ACTION_PREFIX) for a in found}
+
+    assert actions("DuoPort") == {*ACCEPTED_TYPES, "afstemming"}
+    assert actions("GemeentePort") == {*DEFAULT_INBOUND_TYPES, "afstemming"}
