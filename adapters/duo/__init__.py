@@ -20,10 +20,12 @@ Features:
       same message id on every attempt, so DUO eliminates duplicates; a
       correction type must carry ``<vervangtBericht>`` (the id it replaces) as
       a child of its payload root, sent as ``vervangt``.
-    - receive (DUO -> gemeente, for the hub's SOAP endpoint): ``receive()``
-      verifies signature, certificate, OIN, Timestamp and addressing and
-      refuses a correctiesignaal for an unknown signal; ``acknowledge()``
-      builds the signed answer, ``fault()`` the SOAP fault for any refusal.
+    - receive (DUO -> gemeente, for the hub's SOAP endpoint): ``handle()`` is
+      the whole endpoint (verify, accept through the hub's callback, answer
+      signed, or fault; Afstemming answered from the hub's counts). Its parts:
+      ``receive()`` verifies signature, certificate, OIN, Timestamp and
+      addressing and refuses a correctiesignaal for an unknown signal;
+      ``acknowledge()`` builds the signed answer, ``fault()`` the SOAP fault.
     - reconcile: ``reconcile(period)`` asks DUO (Afstemming) what it received
       and sent in a month or day: counts, checksums, message ids.
     - health: a signed Afstemming round trip and the certificate's expiry.

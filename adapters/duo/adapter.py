@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 
 import httpx
@@ -21,14 +21,25 @@ from adapters.duo.messages import (
     Bericht,
     Ontvangstbevestiging,
     action_for,
+    afstemming_antwoord,
     afstemming_vraag,
     read_afstemming_antwoord,
+    read_afstemming_vraag,
+    type_of_action,
 )
 from hub import xmlsafe
 from hub.errors import HubError, InputError, PartnerRejected, PartnerUnavailable
 from hub.ports import JSON, Capabilities, Delivery, DeliveryReceipt, HealthStatus, LookupRequest, LookupResult
 
 DEFAULT_INBOUND_TYPES = ("inburgeringsplicht", "correctiesignaal")
+
+
+Accept = Callable[[InboundMessage], Awaitable[tuple[bool, str | None]]]
+"""The hub takes an inbound message durably: returns (was it a duplicate, the hub's reference)."""
+Counts = Callable[[str], Awaitable[tuple[Mapping[str, str], Mapping[str, str]]]]
+"""The hub's (received, sent) with DUO in a period, each as {message id: message type}."""
+Refused = Callable[[HubError], Awaitable[None]]
+"""Told about every refused inbound message (to audit it)."""
 
 
 class DuoAdapter:
@@ -236,6 +247,51 @@ class DuoAdapter:
             reference=reference,
         )
         return self.link.answer(inbound.addressing, inbound.signer_oin, ack.to_xml())
+
+    async def handle(
+        self,
+        body: bytes,
+        *,
+        is_known: IsKnown,
+        accept: Accept,
+        counts: Counts | None = None,
+        refused: Refused | None = None,
+    ) -> tuple[int, bytes]:
+        """The whole WUS endpoint for what DUO sends in: returns (HTTP status, text/xml body).
+
+        Verifies the message, then for a Bericht calls ``accept`` (the hub stores it durably and
+        says whether it was a duplicate and its reference) and answers with a signed
+        Ontvangstbevestiging; for an Afstemming it calls ``counts(period)`` and answers with the
+        hub's counts. Every refusal is passed to ``refused`` (to audit it) and answered with its
+        SOAP fault; nothing is accepted then.
+
+        Args:
+            body: the raw HTTP request body (already capped by the caller).
+            is_known: whether the hub accepted a message with this id (a correction must replace one).
+            accept: ``async (InboundMessage) -> (duplicate, reference)``; raise a HubError to refuse.
+            counts: ``async (period) -> (received, sent)``, each ``{message id: type}`` of the period.
+            refused: ``async (error) -> None``, called before a fault is returned.
+        """
+        try:
+            received = self.link.receive(body)
+            if type_of_action(received.addressing.action) == AFSTEMMING and counts is not None:
+                period = check_period(read_afstemming_vraag(received.body))
+                ours_received, ours_sent = await counts(period)
+                answer = afstemming_antwoord(
+                    period,
+                    PeriodSummary.of(period, ours_received.items()),
+                    PeriodSummary.of(period, ours_sent.items()),
+                )
+                return 200, self.link.answer(received.addressing, received.sender.oin, answer)
+            inbound = await self.link.read_bericht(
+                received, accepted_types=self.inbound_types, is_known=is_known, sender_partner=self.partner_id
+            )
+            duplicate, reference = await accept(inbound)
+        except HubError as exc:
+            if refused is not None:
+                await refused(exc)
+            return self.fault(exc)
+        return 200, self.acknowledge(inbound, duplicate=duplicate, reference=reference)
 
     @staticmethod
     def fault(error: HubError) -> tuple[int, bytes]:

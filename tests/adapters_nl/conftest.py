@@ -59,6 +59,7 @@ class HubStandIn:
 
     url: str = ""
     accepted: dict[str, Any] = field(default_factory=dict)
+    refused: list[HubError] = field(default_factory=list)
 
 
 @pytest.fixture(scope="session")
@@ -66,20 +67,32 @@ def hub_soap(pki: DemoPki) -> Iterator[HubStandIn]:
     state = HubStandIn()
     adapter = DuoAdapter("duo", hub_config(pki, "http://127.0.0.1:1/unused"), httpx.AsyncClient())
 
-    async def endpoint(request: Request) -> Response:
-        body = await request.body()
-        try:
-            inbound = await adapter.receive(body, is_known=lambda mid: str(mid) in state.accepted)
-        except HubError as exc:
-            status, fault = adapter.fault(exc)
-            return Response(fault, status_code=status, media_type="text/xml; charset=utf-8")
+    async def accept(inbound: Any) -> tuple[bool, str | None]:
         key = str(inbound.message.envelope.message_id)
         duplicate = key in state.accepted
         state.accepted.setdefault(key, inbound)
-        return Response(
-            adapter.acknowledge(inbound, duplicate=duplicate, reference=f"HUB-{key[:8]}"),
-            media_type="text/xml; charset=utf-8",
+        return duplicate, f"HUB-{key[:8]}"
+
+    async def counts(period: str) -> tuple[dict[str, str], dict[str, str]]:
+        got = {
+            key: inbound.message.envelope.type
+            for key, inbound in state.accepted.items()
+            if inbound.message.envelope.created_at.date().isoformat().startswith(period)
+        }
+        return got, {}
+
+    async def refused(error: HubError) -> None:
+        state.refused.append(error)
+
+    async def endpoint(request: Request) -> Response:
+        status, body = await adapter.handle(
+            await request.body(),
+            is_known=lambda mid: str(mid) in state.accepted,
+            accept=accept,
+            counts=counts,
+            refused=refused,
         )
+        return Response(body, status_code=status, media_type="text/xml; charset=utf-8")
 
     server = SimulatorServer(Starlette(routes=[Route("/soap/duo", endpoint, methods=["POST"])]))
     state.url = f"{server.url}/soap/duo"

@@ -18,10 +18,17 @@ from adapters._digikoppeling import soap
 from adapters._digikoppeling.reconcile import PeriodSummary, compare
 from adapters._digikoppeling.simserver import SimulatorServer, free_port
 from adapters._digikoppeling.testpki import DemoPki
-from adapters._digikoppeling.wss import DS_NS, SigningIdentity, sign_envelope
+from adapters._digikoppeling.wss import DS_NS, SigningIdentity, WssVerifier, load_certificates, sign_envelope
 from adapters.duo import DuoAdapter
 from adapters.duo.adapter import DEFAULT_INBOUND_TYPES
-from adapters.duo.messages import ACTION_PREFIX, CONTRACT_DIR, Bericht, action_for
+from adapters.duo.messages import (
+    ACTION_PREFIX,
+    CONTRACT_DIR,
+    Bericht,
+    action_for,
+    afstemming_vraag,
+    read_afstemming_antwoord,
+)
 from adapters.duo.simulator import ACCEPTED_TYPES, DuoSimulatorConfig, create_app
 from hub.errors import PartnerRejected, PartnerUnavailable
 from hub.identifiers import parse_bsn
@@ -327,6 +334,7 @@ def test_correction_for_unknown_signal_is_refused_by_the_hub(duo, hub_soap: HubS
     assert response.status_code == 422
     assert response.json()["fault"]["detailCode"] == "correction_unknown_signal"
     assert response.json()["messageId"] not in hub_soap.accepted
+    assert hub_soap.refused[-1].code == "correction_unknown_signal"
 
 
 def test_correction_for_known_signal_is_accepted_by_the_hub(duo, hub_soap: HubStandIn) -> None:
@@ -480,3 +488,27 @@ def test_wsdl_actions_are_the_types_the_code_handles() -> None:
 
     assert actions("DuoPort") == {*ACCEPTED_TYPES, "afstemming"}
     assert actions("GemeentePort") == {*DEFAULT_INBOUND_TYPES, "afstemming"}
+
+
+def test_duo_can_reconcile_with_the_hub(pki: DemoPki, duo, hub_soap: HubStandIn) -> None:
+    signal = send_from_duo(duo, type="inburgeringsplicht", payloadXml=inburgeringsplicht_xml()).json()["messageId"]
+    duo_identity = SigningIdentity.from_pem_files(pki.parties["duo"].key_file, pki.parties["duo"].cert_file)
+    question = uuid.uuid4()
+    addressing = soap.Addressing(
+        action=action_for("afstemming"),
+        message_id=question,
+        to=soap.oin_address(hub_soap.url, HUB_OIN),
+        from_address=soap.oin_address(soap.ANONYMOUS, DUO_OIN),
+    )
+    today = datetime.now(UTC).date().isoformat()
+    envelope = soap.build_envelope(addressing, afstemming_vraag(today))
+    sign_envelope(envelope, duo_identity)
+    response = httpx.post(hub_soap.url, content=etree.tostring(envelope), headers={"Content-Type": soap.CONTENT_TYPE})
+    assert response.status_code == 200, response.text
+    verifier = WssVerifier(load_certificates(pki.ca_file), [HUB_OIN])
+    answer = etree.fromstring(response.content)
+    assert verifier.verify(answer).oin == HUB_OIN
+    assert soap.read_addressing(answer).relates_to == question
+    hub_received, _ = read_afstemming_antwoord(soap.body_element(answer))
+    assert signal in hub_received.message_ids
+    assert hub_received.count == len(hub_received.message_ids)
