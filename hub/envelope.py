@@ -19,6 +19,7 @@ the payload element (derived from its XSD by :mod:`hub.infomodel`).
 from __future__ import annotations
 
 import os
+import random
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -39,9 +40,12 @@ _VERSION = re.compile(r"^\d{1,3}\.\d{1,3}$")
 _PURPOSE = re.compile(r"^[a-z0-9][a-z0-9\-]{1,94}$")
 
 
+_IDS = random.Random(os.urandom(32))  # noqa: S311 - trace ids must be unique, not secret
+
+
 def new_traceparent() -> str:
     """A fresh W3C traceparent (version 00, sampled)."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    return f"00-{_IDS.getrandbits(128):032x}-{_IDS.getrandbits(64):016x}-01"
 
 
 @dataclass(frozen=True, slots=True)

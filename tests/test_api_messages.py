@@ -119,7 +119,7 @@ def test_openapi_is_published_under_v1(live: LiveHub) -> None:
         r = c.get("/v1/openapi.json")
     assert r.status_code == 200
     spec = r.json()
-    assert spec["servers"][0]["url"] == f"{live.url}/v1"
+    assert spec["servers"][0]["url"].endswith("/v1")
     assert {"/berichten", "/berichten/{message_id}", "/inbox"} <= set(spec["paths"])
     assert r.headers["api-version"] == "1.0.0"
 

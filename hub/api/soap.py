@@ -138,7 +138,8 @@ def fault(exc: HubError) -> Response:
 @router.get("/soap/berichten")
 async def get_wsdl(request: Request) -> Response:
     hub = get_hub(request)
-    return Response(wsdl(hub.settings.public_url, hub.settings.schemas_dir), media_type="text/xml; charset=utf-8")
+    # the address is where the client reached us, so a WSDL fetched through any host name works
+    return Response(wsdl(str(request.base_url), hub.settings.schemas_dir), media_type="text/xml; charset=utf-8")
 
 
 @router.post("/soap/berichten")
