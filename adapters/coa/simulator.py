@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import orjson
+import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -328,6 +329,21 @@ def create_app(config: CoaSimulatorConfig | None = None, server: SimulatorServer
     if server is not None:
         simulator.control.refuse = server.refuse_for
     return app
+
+
+def server(
+    host: str = "127.0.0.1",
+    port: int = 8202,
+    *,
+    config: CoaSimulatorConfig | None = None,
+    hub_url: str | None = None,
+    hub_token: str | None = None,
+) -> uvicorn.Server:
+    """A uvicorn server for this simulator, to run beside the hub in one event loop."""
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        raise ConfigurationError("de simulator luistert alleen op loopback")
+    app = create_app(config or CoaSimulatorConfig(hub_url=hub_url, hub_token=hub_token))
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
 
 
 def serve(

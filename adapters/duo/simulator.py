@@ -29,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import uvicorn
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -370,6 +371,24 @@ def default_config(
         hub_oin=hub_oin,
         accepted_types=tuple(accepted_types),
     )
+
+
+def server(
+    host: str = "127.0.0.1",
+    port: int = 8201,
+    *,
+    config: DuoSimulatorConfig | None = None,
+    hub_url: str | None = None,
+    pki_dir: str | Path = "var/testpki",
+) -> uvicorn.Server:
+    """A uvicorn server for this simulator, to run beside the hub in one event loop.
+
+    (``refuseForSeconds`` needs :func:`serve` or :class:`SimulatorServer`; ``down`` works here too.)
+    """
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        raise ConfigurationError("de simulator luistert alleen op loopback")
+    app = create_app(config or default_config(pki_dir, hub_url=hub_url))
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
 
 
 def serve(

@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +16,10 @@ import pytest
 from adapters._digikoppeling.reconcile import PeriodSummary, compare
 from adapters._digikoppeling.simserver import SimulatorServer, free_port
 from adapters.coa import CoaAdapter
+from adapters.coa import simulator as coa_sim
 from adapters.coa.simulator import openapi
-from hub.errors import PartnerRejected, PartnerUnavailable
+from adapters.duo import simulator as duo_sim
+from hub.errors import ConfigurationError, PartnerRejected, PartnerUnavailable
 from hub.ports import Adapter
 
 from .conftest import (
@@ -205,3 +208,12 @@ def test_every_path_of_the_contract_is_served(coa) -> None:
             response = httpx.request(method.upper(), f"{coa.url}/v1{path}", headers={"X-OIN": HUB_OIN})
             assert response.status_code not in (404, 405), (method, path)
             assert response.headers["API-Version"] == doc["info"]["version"]
+
+
+def test_simulators_offer_a_uvicorn_server_for_the_hubs_event_loop(tmp_path: Path) -> None:
+    duo = duo_sim.server(port=free_port(), pki_dir=tmp_path / "pki", hub_url="http://127.0.0.1:9/wus/duo")
+    coa = coa_sim.server(port=free_port(), hub_url="http://127.0.0.1:9/v1/berichten")
+    assert duo.config.host == coa.config.host == "127.0.0.1"
+    assert (tmp_path / "pki" / "duo.cert.pem").exists()
+    with pytest.raises(ConfigurationError):
+        coa_sim.server(host="0.0.0.0")
