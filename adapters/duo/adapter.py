@@ -67,8 +67,9 @@ class DuoAdapter:
         """Send one message to DUO; every attempt reuses the message id, so DUO eliminates duplicates.
 
         Raises:
-            PartnerUnavailable: DUO unreachable, slow, 5xx/503, a transient fault, or an answer we cannot trust.
-            PartnerRejected: DUO refused the message (a Client or WS-Security fault, a 4xx).
+            PartnerUnavailable: DUO unreachable, slow, 503 or 5xx without fault, a transient fault, MessageExpired.
+            PartnerRejected: DUO refused the message (a Client or WS-Security fault, a 4xx), or answered
+                with something hostile, unreadable, unsigned, wrongly signed or about another message.
         """
         envelope = delivery.envelope
         try:
@@ -77,7 +78,7 @@ class DuoAdapter:
             raise PartnerRejected(f"de payload voor DUO is onleesbaar: {exc.detail}") from exc
         replaces = self._replaces(payload)
         if envelope.type in self.correction_types and replaces is None:
-            raise PartnerRejected(f"een {envelope.type} moet <{self.replaces_element}> met het bericht-id bevatten")
+            raise PartnerRejected(f"een {envelope.type} moet element {self.replaces_element} met het bericht-id bevatten")
         bericht = Bericht.from_envelope(envelope, payload, replaces)
         body = self.link.request(
             action=action_for(envelope.type),
@@ -101,7 +102,7 @@ class DuoAdapter:
                 try:
                     return uuid.UUID((child.text or "").strip())
                 except ValueError as exc:
-                    raise PartnerRejected(f"<{self.replaces_element}> is geen bericht-id (UUID)") from exc
+                    raise PartnerRejected(f"element {self.replaces_element} is geen bericht-id (UUID)") from exc
         return None
 
     async def _exchange(self, action: str, message_id: uuid.UUID, body: bytes) -> etree._Element:
