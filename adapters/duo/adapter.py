@@ -78,7 +78,9 @@ class DuoAdapter:
             raise PartnerRejected(f"de payload voor DUO is onleesbaar: {exc.detail}") from exc
         replaces = self._replaces(payload)
         if envelope.type in self.correction_types and replaces is None:
-            raise PartnerRejected(f"een {envelope.type} moet element {self.replaces_element} met het bericht-id bevatten")
+            raise PartnerRejected(
+                f"een {envelope.type} moet element {self.replaces_element} met het bericht-id bevatten"
+            )
         bericht = Bericht.from_envelope(envelope, payload, replaces)
         body = self.link.request(
             action=action_for(envelope.type),
