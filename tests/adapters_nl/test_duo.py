@@ -512,3 +512,33 @@ def test_duo_can_reconcile_with_the_hub(pki: DemoPki, duo, hub_soap: HubStandIn)
     hub_received, _ = read_afstemming_antwoord(soap.body_element(answer))
     assert signal in hub_received.message_ids
     assert hub_received.count == len(hub_received.message_ids)
+
+
+def test_hub_endpoint_refuses_unsigned_and_expired_signals_and_reports_them(pki: DemoPki, hub_soap: HubStandIn) -> None:
+    duo_identity = SigningIdentity.from_pem_files(pki.parties["duo"].key_file, pki.parties["duo"].cert_file)
+    bericht = Bericht(
+        message_type="inburgeringsplicht",
+        version="1.0",
+        purpose="nl-inburgeringsplicht",
+        subject=parse_bsn("111222333"),
+        created_at=datetime.now(UTC),
+        payload=etree.fromstring(inburgeringsplicht_xml()),
+    )
+    outcomes = []
+    for sign_at in (None, datetime.now(UTC) - timedelta(hours=2)):
+        message_id = uuid.uuid4()
+        addressing = soap.Addressing(
+            action=action_for("inburgeringsplicht"),
+            message_id=message_id,
+            to=soap.oin_address(hub_soap.url, HUB_OIN),
+            from_address=soap.oin_address(soap.ANONYMOUS, DUO_OIN),
+        )
+        envelope = soap.build_envelope(addressing, bericht.to_xml())
+        if sign_at is not None:
+            sign_envelope(envelope, duo_identity, now=sign_at)
+        fault = post_fault(hub_soap.url, etree.tostring(envelope))
+        outcomes.append((fault.detail_code, hub_soap.refused[-1].code, str(message_id) in hub_soap.accepted))
+    assert outcomes == [
+        ("signature_missing", "signature_missing", False),
+        ("timestamp_expired", "timestamp_expired", False),
+    ]
