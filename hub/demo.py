@@ -165,11 +165,13 @@ def aanmelding(rng: random.Random, nis_code: str = "44021") -> dict[str, Any]:
         payload={
             "persoon": _person({"insz": insz}, rng),
             "adres": {
-                "straat": "Korenmarkt",
-                "huisnummer": "1",
-                "postcode": "9000",
-                "woonplaats": "Gent",
-                "land": "BE",
+                "belgischAdres": {
+                    "straatnaam": "Korenmarkt",
+                    "huisnummer": "1",
+                    "postcode": "9000",
+                    "gemeente": "Gent",
+                    "nisCode": nis_code,
+                },
             },
             "nisCode": nis_code,
             "aanmeldingsdatum": date.today().isoformat(),

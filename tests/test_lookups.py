@@ -129,3 +129,43 @@ def test_check_partner_reports_reachability(live: LiveHub) -> None:
     down = CliRunner().invoke(app, ["check-partner", "gemeente-utrecht"], env=env)
     assert down.exit_code == 1
     assert "niet in orde" in down.output
+
+
+def test_soap_lookup_answers_with_the_same_data(live: LiveHub) -> None:
+    from lxml import etree
+
+    insz = _personas(live)["regular"]
+    body = (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ks="urn:knooppunt:soap:1">'
+        f"<soap:Body><ks:ZoekPersoon><ks:insz>{insz}</ks:insz><ks:purpose>{PURPOSE}</ks:purpose></ks:ZoekPersoon>"
+        "</soap:Body></soap:Envelope>"
+    )
+    r = httpx.post(
+        f"{live.url}/soap/berichten",
+        content=body,
+        headers={"Content-Type": "text/xml", "Authorization": f"Bearer {live.setup.tokens['agii']}"},
+    )
+    assert r.status_code == 200, r.text
+    doc = etree.fromstring(r.content)
+    ns = {"ks": "urn:knooppunt:soap:1"}
+    assert doc.findtext(".//ks:found", namespaces=ns) == "true"
+    assert doc.findtext(".//ks:data/insz", namespaces=ns) == insz
+    assert doc.findtext(".//ks:data/achternaam", namespaces=ns)
+    assert audit_rows(live.settings, "consulted")[-1]["sender"] == "agii"
+
+
+def test_soap_lookup_without_protocol_is_a_fault(live: LiveHub) -> None:
+    insz = _personas(live)["regular"]
+    body = (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ks="urn:knooppunt:soap:1">'
+        f"<soap:Body><ks:ZoekPersoon><ks:insz>{insz}</ks:insz><ks:purpose>{PURPOSE}</ks:purpose></ks:ZoekPersoon>"
+        "</soap:Body></soap:Envelope>"
+    )
+    r = httpx.post(
+        f"{live.url}/soap/berichten",
+        content=body,
+        headers={"Content-Type": "text/xml", "Authorization": f"Bearer {live.setup.tokens['coa']}"},
+    )
+    assert r.status_code == 500
+    assert b"not_allowed" in r.content
+    assert audit_rows(live.settings, "consulted") == []
