@@ -15,7 +15,7 @@ from adapters._digikoppeling.faults import SOAP11_NS, UnknownCorrelation, WsSecu
 from adapters._digikoppeling.reconcile import PeriodSummary, check_period
 from adapters._digikoppeling.reliability import Correlator, RetryPolicy, next_attempt
 from adapters._digikoppeling.transfer import TRANSIENT_STATUS, Answer, clean, exchange
-from adapters.duo.link import DEFAULT_CORRECTION_TYPES, InboundMessage, IsKnown, WusLink
+from adapters.duo.link import DEFAULT_CORRECTION_TYPES, InboundMessage, IsKnown, WusLink, payload_replaces
 from adapters.duo.messages import (
     AFSTEMMING,
     Bericht,
@@ -28,7 +28,7 @@ from adapters.duo.messages import (
     type_of_action,
 )
 from hub import xmlsafe
-from hub.errors import HubError, InputError, PartnerRejected, PartnerUnavailable
+from hub.errors import HubError, InputError, PartnerRejected, PartnerUnavailable, ValidationFailed
 from hub.ports import JSON, Capabilities, Delivery, DeliveryReceipt, HealthStatus, LookupRequest, LookupResult
 
 DEFAULT_INBOUND_TYPES = ("inburgeringsplicht", "correctiesignaal")
@@ -54,7 +54,7 @@ class DuoAdapter:
         self.partner_oin = cfg.oin(config, "partner_oin")
         self.link = WusLink.from_config(config, partner_oin=self.partner_oin)
         self.timeout = cfg.number(config, "timeout_seconds", 30)
-        self.replaces_element = cfg.text(config, "replaces_element", "vervangtBericht")
+        self.replaces_element = self.link.replaces_element
         self.inbound_types: Collection[str] = cfg.strings(config, "inbound_types", DEFAULT_INBOUND_TYPES)
         self.correction_types: Collection[str] = cfg.strings(config, "correction_types", DEFAULT_CORRECTION_TYPES)
         self.verify_responses = config.get("verify_responses", True) is not False
@@ -99,13 +99,10 @@ class DuoAdapter:
         return DeliveryReceipt(partner_reference=ack.reference, detail=ack.status)
 
     def _replaces(self, payload: etree._Element) -> uuid.UUID | None:
-        for child in payload:
-            if isinstance(child.tag, str) and etree.QName(child).localname == self.replaces_element:
-                try:
-                    return uuid.UUID((child.text or "").strip())
-                except ValueError as exc:
-                    raise PartnerRejected(f"element {self.replaces_element} is geen bericht-id (UUID)") from exc
-        return None
+        try:
+            return payload_replaces(payload, self.replaces_element)
+        except ValidationFailed as exc:
+            raise PartnerRejected(exc.detail) from exc
 
     async def _exchange(self, action: str, message_id: uuid.UUID, body: bytes) -> etree._Element:
         """POST a signed request; return the verified answer's body element or raise the mapped error."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from lxml import etree
@@ -60,6 +60,21 @@ class InboundMessage:
         return self.bericht.replaces
 
 
+def payload_replaces(payload: etree._Element, element: str) -> uuid.UUID | None:
+    """The message id a payload says it replaces (a direct child named ``element``), or None.
+
+    Raises:
+        ValidationFailed: the child is there but holds no UUID.
+    """
+    for child in payload:
+        if isinstance(child.tag, str) and etree.QName(child).localname == element:
+            try:
+                return uuid.UUID((child.text or "").strip())
+            except ValueError as exc:
+                raise ValidationFailed(f"{element} is geen bericht-id (UUID)") from exc
+    return None
+
+
 class WusLink:
     """Signing identity, verifier and addressing of one party on the link.
 
@@ -81,6 +96,7 @@ class WusLink:
         timestamp_ttl: timedelta = timedelta(minutes=5),
         max_message_bytes: int = 5_000_000,
         correction_types: Collection[str] = DEFAULT_CORRECTION_TYPES,
+        replaces_element: str = "vervangtBericht",
     ) -> None:
         if identity.oin != own_oin:
             raise ConfigurationError(f"het certificaat draagt OIN {identity.oin}, geconfigureerd is {own_oin}")
@@ -90,6 +106,7 @@ class WusLink:
         self.timestamp_ttl = timestamp_ttl
         self.max_message_bytes = max_message_bytes
         self.correction_types = frozenset(correction_types)
+        self.replaces_element = replaces_element
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], *, partner_oin: str) -> WusLink:
@@ -109,6 +126,7 @@ class WusLink:
             timestamp_ttl=timedelta(seconds=cfg.number(config, "timestamp_ttl_seconds", 300)),
             max_message_bytes=int(cfg.number(config, "max_message_bytes", 5_000_000)),
             correction_types=cfg.strings(config, "correction_types", DEFAULT_CORRECTION_TYPES),
+            replaces_element=cfg.text(config, "replaces_element", "vervangtBericht"),
         )
 
     def request(self, *, action: str, message_id: uuid.UUID, to_url: str, to_oin: str, body: etree._Element) -> bytes:
@@ -183,6 +201,11 @@ class WusLink:
         bericht = Bericht.from_xml(received.body)
         if bericht.message_type != message_type or action_for(bericht.message_type) != received.addressing.action:
             raise UnknownAction(f"wsa:Action {received.addressing.action!r} past niet bij berichttype")
+        named = payload_replaces(bericht.payload, self.replaces_element)
+        if named is not None and bericht.replaces is not None and named != bericht.replaces:
+            raise ValidationFailed(f"vervangt ({bericht.replaces}) en {self.replaces_element} ({named}) verschillen")
+        if named is not None and bericht.replaces is None:
+            bericht = replace(bericht, replaces=named)
         if bericht.message_type in self.correction_types and bericht.replaces is None:
             raise ValidationFailed(f"een {bericht.message_type} noemt het bericht dat het vervangt (vervangt)")
         if bericht.replaces is not None:

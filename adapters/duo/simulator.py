@@ -13,6 +13,7 @@ Routes::
     GET  /wus/duo?wsdl            the WSDL; /wus/duo-wus.xsd its schema
     POST /control/send            {"type", "payloadXml", "subject": {"type","id"}, "purpose",
                                    "version"?, "messageId"?, "replaces"?, "conversationId"?}
+                                  ("replaces" defaults to the payload's vervangtBericht)
                                    -> {"messageId", "httpStatus", "status"? , "fault"?}
     plus the control routes of :mod:`adapters._digikoppeling.simserver`
 
@@ -50,7 +51,7 @@ from adapters._digikoppeling.simserver import (
 )
 from adapters._digikoppeling.testpki import ensure_test_pki
 from adapters._digikoppeling.wss import SigningIdentity, WssVerifier, load_certificates, utcnow
-from adapters.duo.link import WusLink
+from adapters.duo.link import WusLink, payload_replaces
 from adapters.duo.messages import (
     AFSTEMMING,
     CONTRACT_DIR,
@@ -288,7 +289,9 @@ class DuoSimulator:
             created_at=utcnow(),
         )
         replaces = uuid.UUID(str(doc["replaces"])) if doc.get("replaces") else None
-        return Bericht.from_envelope(envelope, payload, replaces), message_id
+        return Bericht.from_envelope(
+            envelope, payload, replaces or payload_replaces(payload, "vervangtBericht")
+        ), message_id
 
     async def control_get(self, request: Request) -> Response:
         return JSONResponse(self.control.state())

@@ -279,3 +279,14 @@ def wait_until_refusing(server: SimulatorServer, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the simulator kept accepting connections")
+
+
+def correctiesignaal_xml(replaces: str) -> str:
+    """A Correctiesignaal (schemas/inburgering/1.0/correctiesignaal.xsd) naming the signal it replaces."""
+    return (
+        f'<Correctiesignaal xmlns="{INB}"><persoon><identificatie><bsn>{BSN}</bsn></identificatie>'
+        f"<achternaam>Haddad</achternaam></persoon><gemeentecode>0344</gemeentecode>"
+        f"<vervangtBericht>{replaces}</vervangtBericht><vervangtBerichttype>inburgeringsplicht</vervangtBerichttype>"
+        f"<soort>VERVANGING</soort><gecorrigeerdOp>2026-10-20</gecorrigeerdOp><reden>Verkeerde datum</reden>"
+        f"<plichtig>true</plichtig><vastgesteldOp>2026-10-02</vastgesteldOp></Correctiesignaal>"
+    )

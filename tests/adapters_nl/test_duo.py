@@ -7,6 +7,7 @@ import base64
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -39,6 +40,7 @@ from .conftest import (
     HUB_OIN,
     HubStandIn,
     control,
+    correctiesignaal_xml,
     delivery,
     hub_config,
     inburgeringsplicht_xml,
@@ -542,3 +544,32 @@ def test_hub_endpoint_refuses_unsigned_and_expired_signals_and_reports_them(pki:
         ("signature_missing", "signature_missing", False),
         ("timestamp_expired", "timestamp_expired", False),
     ]
+
+
+def test_test_payloads_follow_the_information_model() -> None:
+    schemas = Path(__file__).resolve().parents[2] / "schemas" / "inburgering" / "1.0"
+    for name, xml in (
+        ("inburgeringsplicht", inburgeringsplicht_xml()),
+        ("correctiesignaal", correctiesignaal_xml(str(uuid.uuid4()))),
+        ("pip", pip_xml().decode()),
+    ):
+        schema = etree.XMLSchema(etree.parse(str(schemas / f"{name}.xsd")))
+        schema.assertValid(etree.fromstring(xml))
+
+
+def test_correctiesignaal_names_the_signal_in_its_payload(duo, hub_soap: HubStandIn) -> None:
+    first = send_from_duo(duo, type="inburgeringsplicht", payloadXml=inburgeringsplicht_xml()).json()["messageId"]
+    correction = send_from_duo(duo, type="correctiesignaal", payloadXml=correctiesignaal_xml(first))
+    assert correction.status_code == 200, correction.text
+    assert hub_soap.accepted[correction.json()["messageId"]].replaces == uuid.UUID(first)
+    unknown = send_from_duo(duo, type="correctiesignaal", payloadXml=correctiesignaal_xml(str(uuid.uuid4())))
+    assert unknown.json()["fault"]["detailCode"] == "correction_unknown_signal"
+
+
+def test_wrapper_and_payload_must_name_the_same_signal(duo, hub_soap: HubStandIn) -> None:
+    first = send_from_duo(duo, type="inburgeringsplicht", payloadXml=inburgeringsplicht_xml()).json()["messageId"]
+    response = send_from_duo(
+        duo, type="correctiesignaal", payloadXml=correctiesignaal_xml(first), replaces=str(uuid.uuid4())
+    )
+    assert response.status_code == 422
+    assert response.json()["fault"]["detailCode"] == "validation_failed"
