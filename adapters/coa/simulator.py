@@ -52,6 +52,7 @@ from adapters.coa.adapter import OIN_HEADER, TRANSACTION_HEADER
 from hub.envelope import from_json
 from hub.errors import ConfigurationError, HubError, InputError
 from hub.identifiers import IdentifierError, parse_oin
+from hub.ports import JSON
 
 COA_OIN = "00000001003214345001"
 """The simulator's default OIN (as in config/demo-partners.yaml)."""
@@ -329,6 +330,13 @@ def create_app(config: CoaSimulatorConfig | None = None, server: SimulatorServer
     if server is not None:
         simulator.control.refuse = server.refuse_for
     return app
+
+
+def adapter_config(base_url: str, **extra: JSON) -> dict[str, JSON]:
+    """The knooppunt's CoaAdapter configuration for a simulator at ``base_url`` (the demo's wiring)."""
+    config: dict[str, JSON] = {"base_url": f"{base_url.rstrip('/')}/v1", "oin": KNOOPPUNT_OIN, "partner_oin": COA_OIN}
+    config.update(extra)
+    return config
 
 
 def server(

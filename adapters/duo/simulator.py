@@ -66,6 +66,7 @@ from hub import xmlsafe
 from hub.envelope import Envelope
 from hub.errors import ConfigurationError, HubError, InputError, PayloadTooLarge
 from hub.identifiers import IdentifierError, parse_subject
+from hub.ports import JSON
 
 DUO_OIN = "00000001003214345000"
 """The simulator's default OIN (fictitious)."""
@@ -374,6 +375,25 @@ def default_config(
         hub_oin=hub_oin,
         accepted_types=tuple(accepted_types),
     )
+
+
+def adapter_config(base_url: str, pki_dir: str | Path = "var/testpki", **extra: JSON) -> dict[str, JSON]:
+    """The knooppunt's DuoAdapter configuration for a simulator at ``base_url`` (the demo's wiring).
+
+    Makes (or reuses) the test PKI in ``pki_dir`` with the parties ``duo`` and ``knooppunt``.
+    """
+    pki = ensure_test_pki(pki_dir, {"duo": DUO_OIN, "knooppunt": KNOOPPUNT_OIN})
+    party = pki.parties["knooppunt"]
+    config: dict[str, JSON] = {
+        "endpoint_url": f"{base_url.rstrip('/')}/wus/duo",
+        "oin": KNOOPPUNT_OIN,
+        "partner_oin": DUO_OIN,
+        "key_file": str(party.key_file),
+        "cert_file": str(party.cert_file),
+        "ca_file": str(pki.ca_file),
+    }
+    config.update(extra)
+    return config
 
 
 def server(

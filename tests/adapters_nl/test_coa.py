@@ -18,6 +18,7 @@ from adapters._digikoppeling.simserver import SimulatorServer, free_port
 from adapters.coa import CoaAdapter
 from adapters.coa import simulator as coa_sim
 from adapters.coa.simulator import openapi
+from adapters.duo import DuoAdapter
 from adapters.duo import simulator as duo_sim
 from hub.errors import ConfigurationError, PartnerRejected, PartnerUnavailable
 from hub.ports import Adapter
@@ -30,6 +31,7 @@ from .conftest import (
     control,
     delivery,
     klantprofiel_json,
+    pip_xml,
     received,
     wait_until_refusing,
 )
@@ -217,3 +219,16 @@ def test_simulators_offer_a_uvicorn_server_for_the_hubs_event_loop(tmp_path: Pat
     assert (tmp_path / "pki" / "duo.cert.pem").exists()
     with pytest.raises(ConfigurationError):
         coa_sim.server(host="0.0.0.0")
+
+
+async def test_demo_wiring_helpers_connect_adapters_to_simulators(tmp_path: Path, http: httpx.AsyncClient) -> None:
+    """The pieces `make run` uses: one PKI, two simulators, adapters built from adapter_config()."""
+    pki_dir = tmp_path / "pki"
+    duo_app = SimulatorServer(duo_sim.create_app(duo_sim.default_config(pki_dir)))
+    coa_app = SimulatorServer(coa_sim.create_app())
+    with duo_app, coa_app:
+        duo = DuoAdapter("duo", duo_sim.adapter_config(duo_app.url, pki_dir), http)
+        coa = CoaAdapter("coa", coa_sim.adapter_config(coa_app.url), http)
+        assert (await duo.health()).ok
+        assert (await coa.health()).ok
+        assert (await duo.deliver(delivery(pip_xml()))).detail == "ONTVANGEN"
