@@ -26,7 +26,7 @@ from lxml import etree
 from adapters._digikoppeling.reconcile import PeriodSummary
 from adapters._digikoppeling.wss import format_time, parse_time
 from hub.envelope import Envelope
-from hub.errors import MalformedInput, ValidationFailed
+from hub.errors import MalformedInput, PartnerRejected, ValidationFailed
 from hub.identifiers import BSN, INSZ, IdentifierError, parse_subject
 from hub.xmlsafe import parser as safe_parser
 
@@ -87,6 +87,8 @@ class Bericht:
 
     @classmethod
     def from_envelope(cls, envelope: Envelope, payload: etree._Element, replaces: uuid.UUID | None) -> Bericht:
+        if envelope.subject is None:
+            raise PartnerRejected("de DUO-koppeling draagt alleen persoonsgebonden berichten (betrokkene ontbreekt)")
         return cls(
             message_type=envelope.type,
             version=envelope.version,
