@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from lxml import etree
 from sqlalchemy import and_, delete, or_, select, update
 
 from hub import envelope as env
@@ -176,7 +177,7 @@ class Dispatcher:
         delivery = Delivery(
             envelope=envelope,
             receiver=receiver.id,
-            payload_xml=env.to_xml(envelope, payload),
+            payload_xml=etree.tostring(payload),
             payload_json=hub.infomodel.xml_to_json(mtype, payload),
             attempt=attempt,
         )
