@@ -19,8 +19,9 @@ Scale mode (PostgreSQL, several worker processes): before calling the
 partner a worker *claims* the delivery in one statement::
 
     UPDATE deliveries SET status='in_flight', claimed_by=<worker>, claimed_until=now+claim
-     WHERE id=? AND (status='pending' OR (status='retrying' AND next_attempt_at<=now)
-                     OR (status='in_flight' AND claimed_until<now))
+     WHERE (message_id, receiver)=? AND (status='pending'
+            OR (status='retrying' AND next_attempt_at<=now)
+            OR (status='in_flight' AND claimed_until<now))
 
 Only the worker whose UPDATE matched calls the partner; a second copy of the
 job (a broker redelivery, a relay re-publish) finds nothing to claim and is
@@ -44,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from lxml import etree
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -82,7 +84,7 @@ class Dispatcher:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._inflight: set[int] = set()
+        self._inflight: set[Job] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.delivered = 0
@@ -157,10 +159,10 @@ class Dispatcher:
                 return []
             ids = [r["id"] for r in rows]
             tx.conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=tx.now))
-            return [Job(r["id"], r["delivery_id"], r["message_id"], r["receiver"]) for r in rows]
+            return [Job(r["message_id"], r["receiver"]) for r in rows]
 
         jobs = await self.hub.writer.submit(unit)
-        jobs = [j for j in jobs if j.delivery_id not in self._inflight]
+        jobs = [j for j in jobs if j not in self._inflight]
         if jobs and self.hub.transport is not None:
             self.hub.transport.publish(jobs)
         return len(jobs)
@@ -169,13 +171,13 @@ class Dispatcher:
 
     async def handle(self, job: Job) -> None:
         """Deliver one job; safe to call twice for the same delivery."""
-        if job.delivery_id in self._inflight:
+        if job in self._inflight:
             return
-        self._inflight.add(job.delivery_id)
+        self._inflight.add(job)
         try:
             await self._handle(job)
         finally:
-            self._inflight.discard(job.delivery_id)
+            self._inflight.discard(job)
 
     async def _handle(self, job: Job) -> None:
         hub = self.hub
@@ -186,11 +188,9 @@ class Dispatcher:
             attempt = claimed + 1
         else:
             with hub.engine.connect() as conn:
-                row = conn.execute(
-                    select(deliveries.c.status, deliveries.c.attempts).where(deliveries.c.id == job.delivery_id)
-                ).first()
+                row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
             if row is None or row.status in ("delivered", "dead"):
-                await hub.writer.submit(_drop_outbox(job.outbox_id))
+                await hub.writer.submit(_drop_outbox(job))
                 return
             attempt = int(row.attempts) + 1
         receiver = hub.partners.get(job.receiver)
@@ -212,8 +212,7 @@ class Dispatcher:
         mtype = hub.infomodel.get(envelope.type, envelope.version)
         subject_hash = None
         if stored.payload is not None:
-            full = hub.with_subject_from_payload(mtype, envelope, stored.payload)
-            subject_hash = hub.hasher(full.subject_type, str(full.subject))
+            subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
         status = await self._submit_record(job, self._record(job, attempt, outcome, (envelope, subject_hash)))
         metrics = hub.metrics
         metrics.call.labels(job.receiver).observe(call_seconds)
@@ -261,15 +260,15 @@ class Dispatcher:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             row = conn.execute(
                 update(deliveries)
-                .where(and_(deliveries.c.id == job.delivery_id, claimable))
+                .where(and_(_delivery_key(job), claimable))
                 .values(status="in_flight", claimed_by=self.worker_id, claimed_until=until, updated_at=now)
                 .returning(deliveries.c.attempts)
             ).first()
             if row is not None:
                 return int(row.attempts)
-            status = conn.execute(select(deliveries.c.status).where(deliveries.c.id == job.delivery_id)).scalar()
+            status = conn.execute(select(deliveries.c.status).where(_delivery_key(job))).scalar()
             if status is None or status in ("delivered", "dead"):
-                conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+                conn.execute(delete(outbox).where(_outbox_key(job)))
         log.debug("delivery_not_claimed", message_id=job.message_id, partner=job.receiver, status=status)
         return None
 
@@ -287,7 +286,7 @@ class Dispatcher:
         delivery = Delivery(
             envelope=envelope,
             receiver=receiver.id,
-            payload_xml=env.to_xml(envelope, payload),
+            payload_xml=etree.tostring(payload),
             payload_json=hub.infomodel.xml_to_json(mtype, payload),
             attempt=attempt,
         )
@@ -309,12 +308,12 @@ class Dispatcher:
         released = {"claimed_by": None, "claimed_until": None} if claims else {}
 
         def unit(tx: Tx) -> str:
-            query = select(deliveries.c.status, deliveries.c.claimed_by).where(deliveries.c.id == job.delivery_id)
+            query = select(deliveries.c.status, deliveries.c.claimed_by).where(_delivery_key(job))
             if claims:
                 query = query.with_for_update()  # the claim must still be ours when the outcome is written
             current = tx.conn.execute(query).first()
             if current is not None and current.status in ("delivered", "dead"):
-                tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 return str(current.status)
             if claims and (current is None or current.status != "in_flight" or current.claimed_by != worker_id):
                 log.warning("delivery_claim_lost", message_id=job.message_id, partner=job.receiver)
@@ -334,7 +333,7 @@ class Dispatcher:
                 status = "delivered"
                 tx.conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == job.delivery_id)
+                    .where(_delivery_key(job))
                     .values(
                         status=status,
                         attempts=attempt,
@@ -344,13 +343,13 @@ class Dispatcher:
                         **released,
                     )
                 )
-                tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 tx.audit(AuditEvent("delivered", detail={"attempt": attempt, "reference": outcome.reference}, **common))
             elif outcome.permanent or attempt >= settings.max_attempts:
                 status = "dead"
                 tx.conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == job.delivery_id)
+                    .where(_delivery_key(job))
                     .values(
                         status=status,
                         attempts=attempt,
@@ -360,7 +359,7 @@ class Dispatcher:
                         **released,
                     )
                 )
-                tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 tx.audit(
                     AuditEvent(
                         "failed", status="failed", detail={"attempt": attempt, "error": outcome.error[:500]}, **common
@@ -373,7 +372,7 @@ class Dispatcher:
                 )
                 tx.conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == job.delivery_id)
+                    .where(_delivery_key(job))
                     .values(
                         status=status,
                         attempts=attempt,
@@ -383,9 +382,7 @@ class Dispatcher:
                         **released,
                     )
                 )
-                tx.conn.execute(
-                    update(outbox).where(outbox.c.id == job.outbox_id).values(available_at=due, published_at=None)
-                )
+                tx.conn.execute(update(outbox).where(_outbox_key(job)).values(available_at=due, published_at=None))
                 tx.audit(
                     AuditEvent(
                         "retry_scheduled",
@@ -416,9 +413,17 @@ class Dispatcher:
             log.info("delivery_retry_scheduled", message_id=job.message_id, partner=job.receiver)
 
 
-def _drop_outbox(outbox_id: int) -> Any:
+def _delivery_key(job: Job) -> Any:
+    return and_(deliveries.c.message_id == job.message_id, deliveries.c.receiver == job.receiver)
+
+
+def _outbox_key(job: Job) -> Any:
+    return and_(outbox.c.message_id == job.message_id, outbox.c.receiver == job.receiver)
+
+
+def _drop_outbox(job: Job) -> Any:
     def unit(tx: Tx) -> None:
-        tx.conn.execute(delete(outbox).where(outbox.c.id == outbox_id))
+        tx.conn.execute(delete(outbox).where(_outbox_key(job)))
 
     return unit
 
@@ -442,12 +447,11 @@ def replay_unit(*, actor: str, message_id: str | None = None, receiver: str | No
                 .values(status="pending", attempts=0, next_attempt_at=None, updated_at=tx.now)
             )
             tx.conn.execute(
+                delete(outbox).where(and_(outbox.c.message_id == r.message_id, outbox.c.receiver == r.receiver))
+            )
+            tx.conn.execute(
                 outbox.insert().values(
-                    delivery_id=r.id,
-                    message_id=r.message_id,
-                    receiver=r.receiver,
-                    available_at=tx.now,
-                    published_at=None,
+                    message_id=r.message_id, receiver=r.receiver, available_at=tx.now, published_at=None
                 )
             )
             mtype = tx.conn.execute(select(messages.c.type).where(messages.c.id == r.message_id)).scalar()
@@ -464,7 +468,3 @@ def replay_unit(*, actor: str, message_id: str | None = None, receiver: str | No
         return len(rows)
 
     return unit
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

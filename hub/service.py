@@ -25,7 +25,7 @@ import httpx
 import orjson
 import structlog
 from lxml import etree
-from sqlalchemy import Engine, and_, insert, select
+from sqlalchemy import Engine, and_, bindparam, insert, select
 
 from hub import envelope as env
 from hub import xmlsafe
@@ -39,15 +39,16 @@ from hub.errors import (
     MalformedInput,
     NotAllowed,
     NotFound,
+    PartnerError,
     UnknownPartner,
     ValidationFailed,
 )
-from hub.identifiers import BSN, INSZ
+from hub.identifiers import BSN, INSZ, IdentifierError, parse_insz
 from hub.infomodel import InfoModel, MessageType
 from hub.metrics import Metrics
 from hub.partners import Partner, PartnerDirectory
-from hub.ports import Adapter
-from hub.protocols import Protocol, ProtocolBook, fields_outside, minimize
+from hub.ports import JSON, Adapter, LookupRequest
+from hub.protocols import PartnerRef, Protocol, ProtocolBook, fields_outside, minimize, minimize_json
 from hub.registry import build as build_adapter
 from hub.routing import Router
 from hub.settings import Settings
@@ -202,13 +203,16 @@ class Hub:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.delivery.timeout_seconds))
         self.started = True
 
-    async def stop(self) -> None:
+    async def stop_adapters(self) -> None:
         for adapter in self._adapters.values():
             try:
                 await adapter.aclose()
             except HubError as exc:
                 log.warning("adapter_close_failed", partner=adapter.partner_id, error=str(exc))
         self._adapters.clear()
+
+    async def stop(self) -> None:
+        await self.stop_adapters()
         if self.transport is not None:
             await self.transport.close()
         if self.http is not None:
@@ -286,7 +290,7 @@ class Hub:
         message_id = str(envelope.message_id)
         nonce, ciphertext = encrypt(key_ref[1], payload_bytes, message_id.encode())
         digest = _digest(envelope, payload_bytes)
-        subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+        subject_hash = self.subject_hash(envelope)
         unit = _IngestUnit(
             envelope=envelope,
             protocol=protocol,
@@ -331,8 +335,18 @@ class Hub:
         self.infomodel.validate_payload(
             mtype, message.payload, allow_test_numbers=self.settings.insz_test_numbers, pointer=pointer
         )
+        if mtype.aggregated and envelope.subject is not None:
+            raise ValidationFailed(
+                f"{mtype.name} is geaggregeerd en gaat over niemand: laat subject weg",
+                invalid_params=[InvalidParam("subject", "geen betrokkene bij geaggregeerde berichten", "subject")],
+            )
+        if not mtype.aggregated and envelope.subject is None:
+            raise ValidationFailed(
+                "de betrokkene (subject) ontbreekt",
+                invalid_params=[InvalidParam("subject", "INSZ of BSN van de persoon is verplicht", "required")],
+            )
         found = self.infomodel.subject_of(mtype, message.payload)
-        if found is not None and (found[0], found[1]) != (envelope.subject_type, str(envelope.subject)):
+        if found is not None and (found[0], found[1]) != (envelope.subject_type, envelope.subject_id):
             raise ValidationFailed(
                 "de betrokkene in de envelop verschilt van de persoon in de payload",
                 invalid_params=[InvalidParam("subject", "moet gelijk zijn aan " + mtype.subject_field, "subject")],
@@ -384,7 +398,7 @@ class Hub:
         subject_type = subject_hash = None
         if envelope is not None:
             subject_type = envelope.subject_type
-            subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+            subject_hash = self.subject_hash(envelope)
         event = AuditEvent(
             "refused",
             status="refused",
@@ -406,6 +420,77 @@ class Hub:
     async def refuse_unparsed(self, caller: Partner, exc: HubError, channel: str) -> None:
         """Audit a refusal that happened before an envelope could be read."""
         await self.writer.submit(self.refused_unit(caller.id, None, exc, channel))
+
+    # -- synchronous lookups --------------------------------------------------------
+
+    async def lookup(
+        self,
+        requester: PartnerRef,
+        kind: str,
+        subject: str,
+        *,
+        purpose: str,
+        params: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask a partner a question about one person, as a protocol allows; audited "consulted".
+
+        Raises:
+            ValidationFailed: the INSZ is not valid.
+            NotAllowed: no protocol allows this requester this question for this purpose.
+            PartnerError: the partner could not answer (audited "failed").
+        """
+        try:
+            insz = parse_insz(subject, allow_test_numbers=self.settings.insz_test_numbers)
+        except IdentifierError as exc:
+            raise ValidationFailed(
+                "ongeldig INSZ", invalid_params=[InvalidParam("insz", str(exc), "identifier")]
+            ) from exc
+        protocol = self.protocols.authorize_lookup(purpose=purpose, requester=requester, kind=kind)
+        partner_id = self.router.lookups.get(kind)
+        partner = self.partners.get(partner_id) if partner_id else None
+        if partner is None:
+            raise NotFound(f"geen partner ingesteld die opvraging {kind!r} beantwoordt")
+        if not protocol.allows_receiver(partner.ref):
+            raise NotAllowed(f"protocol {protocol.id} staat opvragingen bij {partner.id} niet toe")
+        adapter = self.adapter_for(partner)
+        if adapter is None or kind not in adapter.capabilities.lookups:
+            raise NotFound(f"{partner.id} beantwoordt geen opvraging {kind!r}")
+        subject_hash = self.hasher("INSZ", str(insz))
+        trace = env.new_traceparent()
+        request = LookupRequest(
+            kind=kind,
+            subject=insz,
+            purpose=protocol.id,
+            requester=requester.id,
+            params=dict(params or {}),
+            trace_id=trace.split("-")[1],
+        )
+        common: dict[str, Any] = {
+            "trace_id": request.trace_id,
+            "sender": requester.id,
+            "receiver": partner.id,
+            "actor": actor,
+            "protocol_id": protocol.id,
+            "subject_type": "INSZ",
+            "subject_hash": subject_hash,
+        }
+        try:
+            result = await adapter.lookup(request)
+        except PartnerError as exc:
+            failed = AuditEvent("failed", status="failed", detail={"lookup": kind, "error": exc.detail[:500]}, **common)
+            await self.writer.submit(_audit_unit(failed))
+            raise
+        data = minimize_json(result.data, protocol.fields)
+        consulted = AuditEvent(
+            "consulted",
+            status="found" if result.found else "not_found",
+            detail={"lookup": kind, "fields": list[JSON](sorted(data)), "warnings": len(result.warnings)},
+            **common,
+        )
+        await self.writer.submit(_audit_unit(consulted))
+        log.info("person_consulted", partner=partner.id, requester=requester.id, lookup=kind, found=result.found)
+        return {"found": result.found, "data": data, "waarschuwingen": list(result.warnings), "bron": partner.id}
 
     # -- reading ------------------------------------------------------------------
 
@@ -433,7 +518,11 @@ class Hub:
         # The subject id itself is not stored in the row (only its keyed hash);
         # it is inside the encrypted payload. The envelope read back carries a
         # placeholder that callers replace from the payload when they need it.
-        placeholder: INSZ | BSN = INSZ("") if row["subject_type"] == "INSZ" else BSN("")
+        placeholder: INSZ | BSN | None = None
+        if row["subject_type"] == "INSZ":
+            placeholder = INSZ("")
+        elif row["subject_type"] == "BSN":
+            placeholder = BSN("")
         return env.Envelope(
             message_id=uuid.UUID(row["id"]),
             type=row["type"],
@@ -524,6 +613,12 @@ class Hub:
         out["payload"] = self.infomodel.xml_to_json(mtype, payload)
         return out
 
+    def subject_hash(self, envelope: env.Envelope) -> str | None:
+        """The keyed hash the audit log and the store keep instead of the national number."""
+        if envelope.subject_type is None or envelope.subject_id is None:
+            return None
+        return self.hasher(envelope.subject_type, envelope.subject_id)
+
     def with_subject_from_payload(
         self, mtype: MessageType, envelope: env.Envelope, payload: etree._Element
     ) -> env.Envelope:
@@ -532,6 +627,18 @@ class Hub:
             return envelope
         subject: INSZ | BSN = INSZ(found[1]) if found[0] == "INSZ" else BSN(found[1])
         return replace(envelope, subject=subject)
+
+
+_FIND_MESSAGE = select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
+    messages.c.id == bindparam("id")
+)
+
+
+def _audit_unit(event: AuditEvent) -> Any:
+    def unit(tx: Tx) -> None:
+        tx.audit(event)
+
+    return unit
 
 
 def _with_traceparent(envelope: env.Envelope) -> env.Envelope:
@@ -545,8 +652,8 @@ def _digest(envelope: env.Envelope, payload: bytes) -> str:
         envelope.type,
         envelope.version,
         envelope.sender,
-        envelope.subject_type,
-        str(envelope.subject),
+        envelope.subject_type or "",
+        envelope.subject_id or "",
         envelope.purpose,
     ):
         h.update(part.encode())
@@ -563,7 +670,7 @@ class _IngestUnit:
     protocol: Protocol
     mtype: MessageType
     digest: str
-    subject_hash: str
+    subject_hash: str | None
     key_id: int
     nonce: bytes
     ciphertext: bytes
@@ -571,60 +678,65 @@ class _IngestUnit:
     channel: str
     transport: Transport | None
 
+    pure = True  # only reads and buffers: no SAVEPOINT needed (see hub.store.database.Tx)
+
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
         message_id = str(e.message_id)
-        existing = tx.conn.execute(
-            select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
-                messages.c.id == message_id
-            )
-        ).first()
-        if existing is not None:
-            if existing.sender != e.sender or existing.digest != self.digest:
+        seen = tx.batch.pending.get(message_id)
+        if seen is None:
+            row = tx.conn.execute(_FIND_MESSAGE, {"id": message_id}).first()
+            seen = (row.digest, row.sender, tuple(row.receivers), _utc(row.received_at)) if row else None
+        if seen is not None:
+            digest, sender, receivers, received_at = seen
+            if sender != e.sender or digest != self.digest:
                 raise Conflict(f"bericht-id {message_id} is al gebruikt voor een ander bericht")
-            return Accepted(message_id, tuple(existing.receivers), _utc(existing.received_at), duplicate=True)
-        tx.conn.execute(
-            insert(messages).values(
-                id=message_id,
-                type=e.type,
-                version=e.version,
-                sender=e.sender,
-                receivers=list(e.receivers),
-                subject_type=e.subject_type,
-                subject_hash=self.subject_hash,
-                protocol_id=self.protocol.id,
-                conversation_id=str(e.conversation_id) if e.conversation_id else None,
-                traceparent=e.traceparent,
-                created_at=e.created_at,
-                received_at=tx.now,
-                digest=self.digest,
-                channel=self.channel,
-                data_key_id=self.key_id,
-                nonce=self.nonce,
-                ciphertext=self.ciphertext,
-                payload_size=self.size,
-            )
+            return Accepted(message_id, receivers, received_at, duplicate=True)
+        tx.batch.pending[message_id] = (self.digest, e.sender, e.receivers, tx.now)
+        tx.insert(
+            messages,
+            {
+                "id": message_id,
+                "type": e.type,
+                "version": e.version,
+                "sender": e.sender,
+                "receivers": list(e.receivers),
+                "subject_type": e.subject_type,
+                "subject_hash": self.subject_hash,
+                "protocol_id": self.protocol.id,
+                "conversation_id": str(e.conversation_id) if e.conversation_id else None,
+                "traceparent": e.traceparent,
+                "created_at": e.created_at,
+                "received_at": tx.now,
+                "digest": self.digest,
+                "channel": self.channel,
+                "data_key_id": self.key_id,
+                "nonce": self.nonce,
+                "ciphertext": self.ciphertext,
+                "payload_size": self.size,
+            },
         )
         jobs = []
         for receiver in e.receivers:
-            d = tx.conn.execute(
-                insert(deliveries).values(
-                    message_id=message_id, receiver=receiver, status="pending", attempts=0, updated_at=tx.now
-                )
+            tx.insert(
+                deliveries,
+                {
+                    "message_id": message_id,
+                    "receiver": receiver,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "last_error": None,
+                    "delivered_at": None,
+                    "updated_at": tx.now,
+                },
             )
-            delivery_id = int(d.inserted_primary_key[0]) if d.inserted_primary_key else 0
-            o = tx.conn.execute(
-                insert(outbox).values(
-                    delivery_id=delivery_id,
-                    message_id=message_id,
-                    receiver=receiver,
-                    available_at=tx.now,
-                    published_at=tx.now,
-                )
+            tx.insert(
+                outbox,
+                {"message_id": message_id, "receiver": receiver, "available_at": tx.now, "published_at": tx.now},
             )
-            outbox_id = int(o.inserted_primary_key[0]) if o.inserted_primary_key else 0
-            jobs.append(Job(outbox_id, delivery_id, message_id, receiver))
-        common = {
+            jobs.append(Job(message_id, receiver))
+        common: dict[str, Any] = {
             "trace_id": e.trace_id,
             "message_id": message_id,
             "message_type": e.type,

@@ -69,8 +69,8 @@ messages = Table(
     Column("version", String(8), nullable=False),
     Column("sender", String(64), nullable=False),
     Column("receivers", JSON, nullable=False),
-    Column("subject_type", String(4), nullable=False),
-    Column("subject_hash", String(64), nullable=False),
+    Column("subject_type", String(4), nullable=True),
+    Column("subject_hash", String(64), nullable=True),
     Column("protocol_id", String(96), nullable=False),
     Column("conversation_id", String(36), nullable=True),
     Column("traceparent", String(55), nullable=True),
@@ -110,11 +110,11 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
     Column("message_id", String(36), nullable=False),
     Column("receiver", String(64), nullable=False),
     Column("available_at", TS, nullable=False),
     Column("published_at", TS, nullable=True),
+    UniqueConstraint("message_id", "receiver"),
     Index(None, "published_at", "available_at"),
 )
 

@@ -59,12 +59,12 @@ _PROBE = "_probe"
 
 
 def encode(job: Job) -> bytes:
-    return orjson.dumps({"o": job.outbox_id, "d": job.delivery_id, "m": job.message_id, "r": job.receiver})
+    return orjson.dumps({"m": job.message_id, "r": job.receiver})
 
 
 def decode(body: bytes) -> Job:
     doc = orjson.loads(body)
-    return Job(int(doc["o"]), int(doc["d"]), str(doc["m"]), str(doc["r"]))
+    return Job(str(doc["m"]), str(doc["r"]))
 
 
 class RabbitMQTransport:

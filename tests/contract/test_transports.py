@@ -30,7 +30,11 @@ def anyio_backend() -> str:
 
 
 def jobs(n: int, receiver: str = "gemeente-utrecht", start: int = 1) -> list[Job]:
-    return [Job(i, i, f"m-{i}", receiver) for i in range(start, start + n)]
+    return [Job(f"m-{i}", receiver) for i in range(start, start + n)]
+
+
+def ids(n: int, start: int = 1) -> set[str]:
+    return {f"m-{i}" for i in range(start, start + n)}
 
 
 async def make_rabbit(ns: str, url: str | None = None, **overrides: Any) -> Transport:
@@ -66,7 +70,7 @@ class Collector:
 
     async def __call__(self, job: Job) -> None:
         self.seen.append(job)
-        if len({j.delivery_id for j in self.seen}) >= self.want:
+        if len({j.message_id for j in self.seen}) >= self.want:
             self.event.set()
 
 
@@ -87,7 +91,7 @@ async def test_every_published_job_reaches_the_handler(transport: Transport) -> 
     transport.publish(sent)
     collector = Collector()
     await consume_until(transport, collector, len(sent))
-    assert {j.delivery_id for j in collector.seen} == {j.delivery_id for j in sent}
+    assert {j.message_id for j in collector.seen} == {j.message_id for j in sent}
 
 
 async def test_publish_from_another_thread_is_safe(transport: Transport) -> None:
@@ -97,7 +101,7 @@ async def test_publish_from_another_thread_is_safe(transport: Transport) -> None
     thread.join()
     collector = Collector()
     await consume_until(transport, collector, len(sent))
-    assert {j.delivery_id for j in collector.seen} == {j.delivery_id for j in sent}
+    assert {j.message_id for j in collector.seen} == {j.message_id for j in sent}
 
 
 async def test_a_crashing_handler_does_not_stop_the_others(transport: Transport) -> None:
@@ -106,7 +110,7 @@ async def test_a_crashing_handler_does_not_stop_the_others(transport: Transport)
     collector = Collector()
 
     async def handler(job: Job) -> None:
-        if job.delivery_id == 5 and not any(j.delivery_id == 5 for j in collector.seen):
+        if job.message_id == "m-5" and not any(j.message_id == "m-5" for j in collector.seen):
             collector.seen.append(job)
             raise RuntimeError("boom")
         await collector(job)
@@ -122,7 +126,7 @@ async def test_a_crashing_handler_does_not_stop_the_others(transport: Transport)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert {j.delivery_id for j in collector.seen} == {j.delivery_id for j in sent}
+    assert {j.message_id for j in collector.seen} == {j.message_id for j in sent}
 
 
 async def test_close_stops_consuming(transport: Transport) -> None:
@@ -157,7 +161,7 @@ async def test_rabbitmq_unacked_jobs_come_back_to_the_next_consumer() -> None:
         collector = Collector()
         await consume_until(second, collector, 10)
         await second.close()
-        assert {j.delivery_id for j in collector.seen} == set(range(1, 11))
+        assert {j.message_id for j in collector.seen} == ids(10)
 
 
 @pytest.mark.scale
@@ -172,7 +176,7 @@ async def test_rabbitmq_a_slow_partner_does_not_block_the_others() -> None:
         async def handler(job: Job) -> None:
             if job.receiver == "slow":
                 await asyncio.sleep(30)
-            fast.add(job.delivery_id)
+            fast.add(job.message_id)
             if len(fast) == 200:
                 fast_done.set()
 
@@ -221,7 +225,7 @@ async def test_rabbitmq_reconnects_and_loses_nothing_when_the_broker_link_is_cut
             assert not t.ready()
             proxy.restore()
             await asyncio.wait_for(collector.event.wait(), 30)
-            assert {j.delivery_id for j in collector.seen} == set(range(1, 601))
+            assert {j.message_id for j in collector.seen} == ids(600)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -261,7 +265,7 @@ async def test_rabbitmq_a_hung_broker_link_is_given_up_within_its_deadline_and_n
             assert not t.ready()
             proxy.restore()
             await asyncio.wait_for(collector.event.wait(), 30)
-            assert {j.delivery_id for j in collector.seen} == set(range(1, 201))
+            assert {j.message_id for j in collector.seen} == ids(200)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

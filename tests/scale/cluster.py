@@ -29,7 +29,7 @@ from hub.store.tables import audit_events, deliveries
 from tests.faults.proxy import ProxyProcess
 from tests.scale.services import PG_PORT, RABBIT_PORT, delete_namespace, pg_url, rabbit_url
 
-SIMULATED = ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")
+SIMULATED = ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent", "taalschool-utrecht")
 SIM_SCRIPT = """
 import asyncio, sys
 from adapters.restpush import simulator
@@ -145,7 +145,8 @@ class Cluster:
     def start(self, *, apis: int = 1, workers: int = 1) -> Cluster:
         setup = seed_demo(self.settings.model_copy(update={"database_url": self.direct_url}), ports=self.sim_ports)
         self.tokens = setup.tokens
-        pairs = [f"{pid}={port}" for pid, port in setup.simulators.items()]
+        # the REST-push partners get a simulator (one process for all); the flows below reach no others
+        pairs = [f"{pid}={sim.port}" for pid, sim in setup.simulators.items() if sim.kind == "restpush"]
         self.sims = self._popen("simulators", [sys.executable, "-c", SIM_SCRIPT, *pairs])
         for _ in range(apis):
             self.start_api(free_port())

@@ -61,7 +61,7 @@ def test_three_workers_given_four_copies_of_every_job_call_each_partner_once(
     sent = asyncio.run(cluster.send(200, concurrency=16))
     engine = create_engine(cluster.direct_url)
     with engine.connect() as conn:
-        jobs = [Job(r.id, r.delivery_id, r.message_id, r.receiver) for r in conn.execute(select(outbox))]
+        jobs = [Job(r.message_id, r.receiver) for r in conn.execute(select(outbox))]
     engine.dispose()
     assert len(jobs) == 200
 
