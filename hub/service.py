@@ -31,6 +31,7 @@ from hub import envelope as env
 from hub import xmlsafe
 from hub.audit import AuditEvent
 from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, new_data_key
+from hub.directory import Directory, Forwarding
 from hub.errors import (
     Conflict,
     ErrorCollector,
@@ -66,14 +67,18 @@ class Accepted:
     receivers: tuple[str, ...]
     received_at: datetime
     duplicate: bool = False
+    forwarding: Forwarding | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "messageId": self.message_id,
             "status": "accepted",
             "receivers": list(self.receivers),
             "receivedAt": self.received_at.isoformat(),
         }
+        if self.forwarding is not None:
+            out["forwarding"] = self.forwarding.as_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +182,15 @@ class Hub:
         )
         self.engine: Engine = make_engine(settings)
         self.writer = Writer(make_engine(settings, writer=True), batch_max=settings.store.batch_max)
+        self.directory = Directory(
+            engine=self.engine,
+            writer=self.writer,
+            hasher=self.hasher,
+            keys=self.keys,
+            protocols=self.protocols,
+            partners=self.partners,
+            allow_test_numbers=settings.insz_test_numbers,
+        )
         self.transport: Transport | None = None
         self.http: httpx.AsyncClient | None = None
         self._adapters: dict[str, Adapter] = {}
@@ -273,7 +287,7 @@ class Hub:
         except HubError as exc:
             await self._refused(caller, message.envelope, exc, channel)
             raise
-        mtype, protocol, envelope, payload_bytes = prepared
+        mtype, protocol, envelope, payload_bytes, forwarding = prepared
         # payloads are keyed by the month they arrived in: retention counts from receipt
         period = datetime.now(UTC).strftime("%Y-%m")
         key_ref = self.keys.cached(protocol.id, period)
@@ -285,6 +299,11 @@ class Hub:
         nonce, ciphertext = encrypt(key_ref[1], payload_bytes, message_id.encode())
         digest = _digest(envelope, payload_bytes)
         subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+        directory_effects = None
+        if forwarding is not None and forwarding.effects:
+            directory_effects = self.directory.effects_unit(
+                forwarding, envelope.subject_type, str(envelope.subject), await self.directory.key()
+            )
         unit = _IngestUnit(
             envelope=envelope,
             protocol=protocol,
@@ -297,6 +316,8 @@ class Hub:
             size=len(payload_bytes),
             channel=channel,
             transport=self.transport,
+            forwarding=forwarding,
+            directory_effects=directory_effects,
         )
         result = await self.writer.submit(unit)
         if result.duplicate:
@@ -314,7 +335,7 @@ class Hub:
 
     def _prepare(
         self, caller: Partner, message: env.Message, pointer: str
-    ) -> tuple[MessageType, Protocol, env.Envelope, bytes]:
+    ) -> tuple[MessageType, Protocol, env.Envelope, bytes, Forwarding | None]:
         envelope = message.envelope
         if envelope.sender and envelope.sender != caller.id:
             raise NotAllowed(
@@ -335,11 +356,27 @@ class Hub:
                 invalid_params=[InvalidParam("subject", "moet gelijk zijn aan " + mtype.subject_field, "subject")],
             )
         # who may send what under which protocol is known before routing; say that first
-        self.protocols.authorize(purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=())
+        base = self.protocols.authorize(
+            purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=()
+        )
         receivers = envelope.receivers or self.router.route(
             mtype.name, caller.id, message.payload, self.partners.code_owner
         )
-        if not receivers:
+        forwarding = None
+        if not envelope.receivers and self.router.to_followers(mtype.name, caller.id, message.payload):
+            # person-bound: the reference directory decides, and "nobody" is an answer, not an error
+            forwarding = self.directory.plan(
+                protocol=base,
+                sender=caller,
+                message_type=mtype.name,
+                subject_type=envelope.subject_type,
+                subject_id=str(envelope.subject),
+                payload=message.payload,
+                fixed=receivers,
+                code_owner=self.partners.code_owner,
+            )
+            receivers = forwarding.receivers
+        if not receivers and forwarding is None:
             raise NotAllowed(
                 f"geen ontvanger gevonden voor {mtype.name} van {caller.id}: geen routeringsregel past",
                 invalid_params=[
@@ -370,7 +407,7 @@ class Hub:
                 ],
             )
         envelope = envelope.with_receivers(tuple(receivers))
-        return mtype, protocol, envelope, etree.tostring(message.payload)
+        return mtype, protocol, envelope, etree.tostring(message.payload), forwarding
 
     async def _refused(self, caller: Partner, envelope: env.Envelope | None, exc: HubError, channel: str) -> None:
         await self.writer.submit(self.refused_unit(caller.id, envelope, exc, channel))
@@ -567,6 +604,8 @@ class _IngestUnit:
     size: int
     channel: str
     transport: Transport | None
+    forwarding: Forwarding | None = None
+    directory_effects: Any = None  # (Tx, audit fields) -> None: reference-directory changes
 
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
@@ -579,7 +618,12 @@ class _IngestUnit:
         if existing is not None:
             if existing.sender != e.sender or existing.digest != self.digest:
                 raise Conflict(f"bericht-id {message_id} is al gebruikt voor een ander bericht")
-            return Accepted(message_id, tuple(existing.receivers), _utc(existing.received_at), duplicate=True)
+            replayed = None
+            if self.forwarding is not None:
+                replayed = Forwarding(tuple(existing.receivers), replayed=True)
+            return Accepted(
+                message_id, tuple(existing.receivers), _utc(existing.received_at), duplicate=True, forwarding=replayed
+            )
         tx.conn.execute(
             insert(messages).values(
                 id=message_id,
@@ -633,8 +677,13 @@ class _IngestUnit:
         tx.audit(
             AuditEvent("received", detail={"channel": self.channel, "version": e.version, "bytes": self.size}, **common)
         )
-        tx.audit(AuditEvent("routed", detail={"receivers": list(e.receivers)}, **common))
+        routed: dict[str, Any] = {"receivers": list(e.receivers)}
+        if self.forwarding is not None:
+            routed.update(self.forwarding.summary)
+        tx.audit(AuditEvent("routed", detail=routed, **common))
+        if self.directory_effects is not None:
+            self.directory_effects(tx, common)
         transport = self.transport
         if transport is not None:
             tx.after_commit(lambda: transport.publish(jobs))
-        return Accepted(message_id, e.receivers, tx.now)
+        return Accepted(message_id, e.receivers, tx.now, forwarding=self.forwarding)
