@@ -186,7 +186,12 @@ async def repertorium(request: Request) -> Response:
         if operation not in ("RegistreerInschrijving", "RegistreerUitschrijving"):
             raise NotFound(f"onbekende operatie {operation!r}: RegistreerInschrijving of RegistreerUitschrijving")
         verzoek = _child(soap_body[0], "Verzoek")
-        vragen = [v for v in (_child(verzoek, "Vragen") or []) if etree.QName(v).localname == "Vraag"]
+        holder = _child(verzoek, "Vragen")
+        vragen = [
+            v
+            for v in (holder if holder is not None else ())
+            if isinstance(v.tag, str) and etree.QName(v).localname == "Vraag"
+        ]
         if not vragen:
             raise MalformedInput("Verzoek/Vragen/Vraag ontbreekt")
         if len(vragen) > 100:
