@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     insz_test_numbers: bool = False
     run_workers: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # the inburgeraar's own view (/mijn-dossier): which identity step (hub/identity.py)
+    # ("auto": the development login outside production, off in production)
+    citizen_login: Literal["auto", "off", "development"] = "auto"
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -90,6 +93,18 @@ class Settings(BaseSettings):
                 "KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must be set outside development"
             )
         return self
+
+    @model_validator(mode="after")
+    def _no_development_login_in_production(self) -> Settings:
+        if self.env == "production" and self.citizen_login == "development":
+            raise ConfigurationError("KNOOPPUNT_CITIZEN_LOGIN=development is refused in production")
+        return self
+
+    @property
+    def citizen_login_provider(self) -> str:
+        if self.citizen_login == "auto":
+            return "off" if self.env == "production" else "development"
+        return self.citizen_login
 
     @property
     def payload_key_bytes(self) -> bytes:
