@@ -192,6 +192,7 @@ directory_subscriptions = Table(
     Column("created_at", TS, nullable=False),
     Column("ended_at", TS, nullable=True),
     Column("end_reason", String(64), nullable=True),
-    Index(None, "person_id", "partner_id", "capacity"),
+    # covering for the routing lookup (person -> partner, capacity, period): no table reads
+    Index("ix_directory_subscriptions_follow", "person_id", "partner_id", "capacity", "valid_from", "valid_until"),
     Index(None, "partner_id"),
 )

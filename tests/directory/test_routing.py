@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+from hub import demo
 from tests.directory.conftest import Plateau3, insz, persoonsmutatie, subject, trajectmelding
 from tests.helpers import audit_rows
 
@@ -153,3 +155,19 @@ def test_identifiers_are_never_stored_in_plain(p3: Plateau3) -> None:
     raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
     assert person.encode() not in raw
     p3.restart()
+
+
+def test_a_duo_signal_reaches_the_coded_municipality_and_the_ones_that_follow_the_person(p3: Plateau3) -> None:
+    doc = demo.inburgeringsplicht(random.Random(5), "0228")  # Ede, plateau 1
+    bsn = doc["subject"]["id"]
+    assert p3.register("gemeente-utrecht", subject(bsn), "woongemeente").status_code == 201
+    # a Flemish local government may follow the person, but this Dutch protocol does not serve it
+    assert p3.register("stad-gent", subject(bsn), "woongemeente").status_code == 201
+
+    answer = p3.send("duo", doc)
+
+    assert sorted(answer["receivers"]) == ["gemeente-ede", "gemeente-utrecht"]
+    assert answer["forwarding"]["notForwarded"][0]["reason"] == "capacity_not_allowed"
+    p3.wait_delivered("duo", doc["messageId"])
+    assert doc["messageId"] in p3.pushed_ids("gemeente-utrecht")
+    assert doc["messageId"] in p3.inbox_ids("gemeente-ede")

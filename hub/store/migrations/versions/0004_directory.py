@@ -67,8 +67,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("directory_subscriptions", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_directory_subscriptions_person_id_partner_id_capacity"),
-            ["person_id", "partner_id", "capacity"],
+            "ix_directory_subscriptions_follow",
+            ["person_id", "partner_id", "capacity", "valid_from", "valid_until"],
             unique=False,
         )
         batch_op.create_index(batch_op.f("ix_directory_subscriptions_partner_id"), ["partner_id"], unique=False)
@@ -77,7 +77,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("directory_subscriptions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_directory_subscriptions_partner_id"))
-        batch_op.drop_index(batch_op.f("ix_directory_subscriptions_person_id_partner_id_capacity"))
+        batch_op.drop_index("ix_directory_subscriptions_follow")
     op.drop_table("directory_subscriptions")
     with op.batch_alter_table("directory_identifiers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_directory_identifiers_person_id"))
