@@ -160,6 +160,11 @@ class Writer:
     def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
         results: list[tuple[_Job[Any], bool, Any]] = []
         callbacks: list[Callable[[], None]] = []
+        # A caller that gave up (its asyncio task was cancelled, e.g. at shutdown) cancelled its
+        # future; such a unit is not run, and a running future can no longer be cancelled.
+        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not batch:
+            return conn
         try:
             with conn.begin():
                 chain = ChainWriter(conn)
