@@ -2,15 +2,17 @@
 
     GET  /mijn-dossier                        the dossier, or the login page
     GET  /mijn-dossier/aanmelden              to the identity provider (hub/identity.py)
+    GET  /mijn-dossier/terug                  back from the OIDC provider -> session cookie
     GET  /mijn-dossier/aanmelden/ontwikkeling development login form
     POST /mijn-dossier/aanmelden/ontwikkeling the form's answer -> session cookie
     POST /mijn-dossier/afmelden               end the session
     GET  /v1/mijn-dossier                     the same dossier as JSON (session cookie)
 
 The number the person logs in with never appears in a URL or the cookie;
-the cookie holds its keyed hash, signed, for 15 minutes. A login form
-carries a ``state`` that must match a cookie (login CSRF). Every view is
-audited as "self_viewed".
+the cookie holds its keyed hash, signed, for 15 minutes. A pending login
+(state, and for OIDC the nonce and PKCE verifier) waits in a signed
+10-minute cookie; what comes back must carry the same state (login CSRF).
+Every view is audited as "self_viewed".
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from hub.identity import IdentityProvider, SessionSigner, provider_for
 from hub.service import Hub
 
 SESSION_COOKIE = "kp_burger"
-STATE_COOKIE = "kp_burger_state"
+STATE_COOKIE = "kp_burger_login"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PAGE_CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
@@ -75,11 +77,7 @@ class CitizenView:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.provider: IdentityProvider | None = provider_for(
-            hub.settings.citizen_login_provider,
-            env=hub.settings.env,
-            allow_test_numbers=hub.settings.insz_test_numbers,
-        )
+        self.provider: IdentityProvider | None = provider_for(hub.settings)
         self.sessions = SessionSigner(hub.settings.audit_key_bytes, hub.hasher)
         self.dossiers = DossierService(hub)
         self.pages = templates()
@@ -103,22 +101,79 @@ def _html(view: CitizenView, template: str, status: int = 200, **context: Any) -
     )
 
 
-def _login_page(view: CitizenView, melding: str = "", status: int = 200) -> Response:
+async def _begin(view: CitizenView, request: Request, melding: str = "", status: int = 200) -> Response:
+    """Start a login: the development form, or a redirect to the OIDC provider."""
+    if view.provider is None:
+        raise NotFound("de burgerweergave staat uit")
     state = secrets.token_urlsafe(24)
-    response = _html(
-        view,
-        "burger/aanmelden.html",
-        status,
-        titel="Aanmelden",
-        aangemeld=False,
-        state=state,
-        melding=melding,
-        ontwikkeling=view.provider is not None and view.provider.name == "development",
-        aanmeld_url="/mijn-dossier/aanmelden",
-    )
+    development = view.provider.name == "development"
+    redirect = not development and request.url.path == "/mijn-dossier/aanmelden"
+    if not development and not redirect:
+        # the page with the "Aanmelden" button; the provider is only contacted when it is pressed
+        return _html(
+            view,
+            "burger/aanmelden.html",
+            status,
+            titel="Aanmelden",
+            aangemeld=False,
+            state="",
+            melding=melding,
+            ontwikkeling=False,
+            aanmeld_url="/mijn-dossier/aanmelden",
+        )
+    start = await view.provider.start(f"{view.hub.settings.public_url.rstrip('/')}/mijn-dossier/terug", state)
+    if development:
+        response = _html(
+            view,
+            "burger/aanmelden.html",
+            status,
+            titel="Aanmelden",
+            aangemeld=False,
+            state=state,
+            melding=melding,
+            ontwikkeling=development,
+            aanmeld_url="/mijn-dossier/aanmelden",
+        )
+    else:
+        response = RedirectResponse(start.url, 303)
     response.set_cookie(
-        STATE_COOKIE, state, max_age=600, httponly=True, samesite="lax", secure=view.secure, path="/mijn-dossier"
+        STATE_COOKIE,
+        view.sessions.seal({"s": state, **start.secret}),
+        max_age=600,
+        httponly=True,
+        samesite="lax",
+        secure=view.secure,
+        path="/mijn-dossier",
     )
+    return response
+
+
+async def _finish(view: CitizenView, request: Request, params: dict[str, str]) -> Response:
+    """Check the state against the pending login, let the provider vouch, issue the session."""
+    if view.provider is None:
+        raise NotFound("de burgerweergave staat uit")
+    try:
+        pending = view.sessions.unseal(request.cookies.get(STATE_COOKIE))
+    except AuthenticationFailed:
+        return await _begin(view, request, "Uw aanmelding is verlopen. Probeer opnieuw.", 400)
+    if not secrets.compare_digest(pending.get("s", ""), params.get("state", "")):
+        return await _begin(view, request, "Uw aanmelding is verlopen. Probeer opnieuw.", 400)
+    try:
+        identity = await view.provider.complete(params, pending)
+    except HubError as exc:
+        reason = exc.invalid_params[0].reason if exc.invalid_params else exc.detail
+        return await _begin(view, request, f"Aanmelden lukte niet: {reason}.", 400)
+    response = RedirectResponse("/mijn-dossier", 303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        view.sessions.issue(identity),
+        max_age=view.sessions.ttl,
+        httponly=True,
+        samesite="lax",
+        secure=view.secure,
+        path="/",
+    )
+    response.delete_cookie(STATE_COOKIE, path="/mijn-dossier")
     return response
 
 
@@ -137,47 +192,44 @@ async def dossier_page(request: Request) -> Response:
         session = view.sessions.read(request.cookies.get(SESSION_COOKIE))
     except AuthenticationFailed as exc:
         melding = "" if SESSION_COOKIE not in request.cookies else exc.detail
-        return _login_page(view, melding)
+        return await _begin(view, request, melding)
     await view.hub.writer.submit(view.dossiers.viewed_unit(session.subject_type, session.subject_hash, session.method))
-    state = secrets.token_urlsafe(24)
-    response = _html(
+    return _html(
         view,
         "burger/dossier.html",
         titel="Mijn dossier",
         aangemeld=True,
-        state=state,
+        state="",
         dossier=view.dossiers.build(session.subject_hash),
         nu=_datum(datetime.now(UTC)),
     )
-    response.set_cookie(
-        STATE_COOKIE, state, max_age=900, httponly=True, samesite="lax", secure=view.secure, path="/mijn-dossier"
-    )
-    return response
 
 
 @router.get("/mijn-dossier/aanmelden", include_in_schema=False)
 async def login(request: Request) -> Response:
     try:
-        view = _view(request)
+        return await _begin(_view(request), request)
     except HubError as exc:
         return from_error(exc, instance=request.url.path)
-    if view.provider is None or view.provider.name == "development":
-        return _login_page(view)
-    state = secrets.token_urlsafe(24)
-    response = RedirectResponse(view.provider.login_url(state, f"{view.hub.settings.public_url}/mijn-dossier"), 303)
-    response.set_cookie(
-        STATE_COOKIE, state, max_age=600, httponly=True, samesite="lax", secure=view.secure, path="/mijn-dossier"
-    )
-    return response
+
+
+@router.get("/mijn-dossier/terug", include_in_schema=False)
+async def oidc_callback(request: Request) -> Response:
+    try:
+        view = _view(request)
+        if view.provider is None or view.provider.name != "oidc":
+            raise NotFound("geen OIDC-aanmelding in deze omgeving")
+        return await _finish(view, request, dict(request.query_params))
+    except HubError as exc:
+        return from_error(exc, instance=request.url.path)
 
 
 @router.get("/mijn-dossier/aanmelden/ontwikkeling", include_in_schema=False)
 async def development_form(request: Request) -> Response:
     try:
-        view = _view(request)
+        return await _begin(_view(request), request)
     except HubError as exc:
         return from_error(exc, instance=request.url.path)
-    return _login_page(view)
 
 
 @router.post("/mijn-dossier/aanmelden/ontwikkeling", include_in_schema=False)
@@ -186,30 +238,10 @@ async def development_login(request: Request) -> Response:
         view = _view(request)
         if view.provider is None or view.provider.name != "development":
             raise NotFound("geen ontwikkelingsaanmelding in deze omgeving")
+        form = await request.form()
+        return await _finish(view, request, {k: str(v) for k, v in form.items() if isinstance(v, str)})
     except HubError as exc:
         return from_error(exc, instance=request.url.path)
-    form = await request.form()
-    fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-    expected = request.cookies.get(STATE_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, fields.get("state", "")):
-        return _login_page(view, "Uw aanmelding is verlopen. Probeer opnieuw.", 400)
-    try:
-        identity = await view.provider.complete(fields)
-    except HubError as exc:
-        reason = exc.invalid_params[0].reason if exc.invalid_params else exc.detail
-        return _login_page(view, f"Dat nummer klopt niet: {reason}.", 400)
-    response = RedirectResponse("/mijn-dossier", 303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        view.sessions.issue(identity),
-        max_age=view.sessions.ttl,
-        httponly=True,
-        samesite="lax",
-        secure=view.secure,
-        path="/",
-    )
-    response.delete_cookie(STATE_COOKIE, path="/mijn-dossier")
-    return response
 
 
 @router.post("/mijn-dossier/afmelden", include_in_schema=False)

@@ -123,7 +123,7 @@ def test_a_wrong_number_is_explained_and_the_cookie_never_holds_the_number(p3: P
             "/mijn-dossier/aanmelden/ontwikkeling", data={"state": state.group(1), "type": "INSZ", "id": "12345678901"}
         )
         assert wrong.status_code == 400
-        assert "Dat nummer klopt niet" in wrong.text
+        assert "Aanmelden lukte niet" in wrong.text
         state = re.search(r'name="state" value="([^"]+)"', wrong.text)
         assert state is not None
         ok = browser.post(
