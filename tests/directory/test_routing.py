@@ -5,9 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from lxml import etree
+
 from hub import demo
+from hub.infomodel import InfoModel
+from hub.settings import ROOT
 from tests.directory.conftest import Plateau3, insz, persoonsmutatie, subject, trajectmelding
-from tests.helpers import audit_rows
+from tests.helpers import audit_rows, xml_message
 
 
 def _follow(p3: Plateau3, number: str) -> None:
@@ -171,3 +175,23 @@ def test_a_duo_signal_reaches_the_coded_municipality_and_the_ones_that_follow_th
     p3.wait_delivered("duo", doc["messageId"])
     assert doc["messageId"] in p3.pushed_ids("gemeente-utrecht")
     assert doc["messageId"] in p3.inbox_ids("gemeente-ede")
+
+
+def test_a_soap_sender_also_learns_how_far_its_event_was_forwarded(p3: Plateau3) -> None:
+    person = insz()
+    _follow(p3, person)
+    doc = persoonsmutatie(person, "VERHUIZING")
+    inner = xml_message(doc, InfoModel(ROOT / "schemas")).split(b"?>", 1)[1]
+    body = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        + inner
+        + b"</soap:Body></soap:Envelope>"
+    )
+    with p3.client("rijksregister") as c:
+        r = c.post("/soap/berichten", content=body, headers={"content-type": "text/xml"})
+    assert r.status_code == 200, r.text
+    ks = "{urn:knooppunt:soap:1}"
+    forwarding = etree.fromstring(r.content).find(f".//{ks}forwarding")
+    assert forwarding is not None
+    assert forwarding.findtext(f"{ks}forwarded") == "2"
+    assert forwarding.findtext(f"{ks}notForwarded/{ks}reason") == "capacity_not_allowed"
