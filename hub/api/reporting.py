@@ -2,11 +2,15 @@
 ``formaat=csv``) and the page ``GET /rapportage`` with a server-rendered SVG chart.
 
 Only suppressed aggregates leave here (hub/reporting.py): no person can be
-read or recomputed from them, so the page needs no login.
+read or recomputed from them, so the page needs no login. Because counting
+decrypts payloads, a report is kept for a minute per question (an anonymous
+caller cannot make the hub decrypt everything in a loop).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,11 +22,28 @@ from hub.api.citizen import PAGE_CSP, templates
 from hub.api.deps import get_hub
 from hub.api.problems import from_error
 from hub.errors import HubError
-from hub.reporting import DIMENSIONS, Dimension, Reporter, chart
+from hub.reporting import DIMENSIONS, Dimension, Report, Reporter, chart
 
 router = APIRouter(tags=["rapportage"])
 
 _MONTH = "^[0-9]{4}-[0-9]{2}$"
+CACHE_SECONDS = 60.0
+
+
+def _report(request: Request, dimension: Dimension, first: str, last: str, types: Iterable[str] = ()) -> Report:
+    cache: dict[tuple[object, ...], tuple[float, Report]] | None = getattr(request.app.state, "reports", None)
+    if cache is None:
+        cache = request.app.state.reports = {}
+    key = (dimension, first, last, tuple(sorted(types)))
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    result = Reporter(get_hub(request)).report(dimension, first, last, key[3])
+    if len(cache) > 256:
+        cache.clear()
+    cache[key] = (now + CACHE_SECONDS, result)
+    return result
 
 
 def _default_range() -> tuple[str, str]:
@@ -46,7 +67,7 @@ async def report(
 ) -> Response:
     """Counts per month and message type by one dimension; a cell under 5 is null ("<5")."""
     first, last = _default_range()
-    result = Reporter(get_hub(request)).report(dimensie, van or first, tot or last, berichttype or ())
+    result = _report(request, dimensie, van or first, tot or last, berichttype or ())
     if formaat == "csv" or (formaat is None and "text/csv" in request.headers.get("accept", "")):
         return Response(
             result.as_csv().encode("utf-8"),
@@ -66,7 +87,7 @@ async def page(
     first, last = _default_range()
     try:
         dimension: Dimension = next((d for d in DIMENSIONS if d == dimensie), "leeftijd")
-        result = Reporter(get_hub(request)).report(dimension, van or first, tot or last)
+        result = _report(request, dimension, van or first, tot or last)
     except HubError as exc:
         return from_error(exc, instance=request.url.path)
     body = (
