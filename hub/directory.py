@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,7 @@ _NOT_FORWARDED = {
     "partner_inactive": "volger is niet (meer) actief op de hub",
     "new_municipality_unknown": "de nieuwe gemeente is niet aangesloten op de hub",
     "handover_not_allowed": "geen protocol laat de nieuwe gemeente de persoon opvolgen als woongemeente",
+    "not_following": "genoemde ontvanger volgt deze persoon niet in een hoedanigheid die dit protocol toestaat",
 }
 
 
@@ -193,6 +194,19 @@ class Forwarding:
         if self.replayed:
             out["replayed"] = True
         return out
+
+    def restricted_to(self, named: Iterable[str]) -> Forwarding:
+        """Only the receivers the sender named that the directory allows; the rest counted as not following."""
+        named = tuple(dict.fromkeys(named))
+        skipped = Counter(self.not_forwarded)
+        outside = sum(1 for r in named if r not in self.receivers)
+        if outside:
+            skipped["not_following"] += outside
+        receivers = tuple(r for r in self.receivers if r in named)
+        reason = self.reason
+        if not receivers and reason is None:
+            reason = "geen van de genoemde ontvangers volgt deze persoon in een toegestane hoedanigheid"
+        return replace(self, receivers=receivers, not_forwarded=dict(skipped), reason=reason)
 
     @property
     def summary(self) -> dict[str, Any]:

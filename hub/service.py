@@ -359,11 +359,10 @@ class Hub:
         base = self.protocols.authorize(
             purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=()
         )
-        receivers = envelope.receivers or self.router.route(
-            mtype.name, caller.id, message.payload, self.partners.code_owner
-        )
+        routed = self.router.route(mtype.name, caller.id, message.payload, self.partners.code_owner)
+        receivers = envelope.receivers or routed
         forwarding = None
-        if not envelope.receivers and self.router.to_followers(mtype.name, caller.id, message.payload):
+        if self.router.to_followers(mtype.name, caller.id, message.payload):
             # person-bound: the reference directory decides, and "nobody" is an answer, not an error
             forwarding = self.directory.plan(
                 protocol=base,
@@ -372,10 +371,11 @@ class Hub:
                 subject_type=envelope.subject_type,
                 subject_id=str(envelope.subject),
                 payload=message.payload,
-                fixed=receivers,
+                fixed=routed,
                 code_owner=self.partners.code_owner,
             )
-            receivers = forwarding.receivers
+            if not envelope.receivers:
+                receivers = forwarding.receivers
         if not receivers and forwarding is None:
             raise NotAllowed(
                 f"geen ontvanger gevonden voor {mtype.name} van {caller.id}: geen routeringsregel past",
@@ -406,6 +406,10 @@ class Hub:
                     InvalidParam(f, "veld niet toegestaan onder dit protocol", "minimisation") for f in extra
                 ],
             )
+        if forwarding is not None and envelope.receivers:
+            # receivers the sender names itself are served only if the directory allows them too
+            forwarding = forwarding.restricted_to(envelope.receivers)
+            receivers = forwarding.receivers
         envelope = envelope.with_receivers(tuple(receivers))
         return mtype, protocol, envelope, etree.tostring(message.payload), forwarding
 

@@ -195,3 +195,16 @@ def test_a_soap_sender_also_learns_how_far_its_event_was_forwarded(p3: Plateau3)
     assert forwarding is not None
     assert forwarding.findtext(f"{ks}forwarded") == "2"
     assert forwarding.findtext(f"{ks}notForwarded/{ks}reason") == "capacity_not_allowed"
+
+
+def test_named_receivers_of_a_person_bound_event_are_served_only_if_they_follow(p3: Plateau3) -> None:
+    person = insz()
+    _follow(p3, person)
+    doc = persoonsmutatie(person, "VERHUIZING")
+    doc["receivers"] = ["stad-gent", "stad-antwerpen"]  # Antwerp does not follow this person
+
+    answer = p3.send("rijksregister", doc)
+
+    assert answer["receivers"] == ["stad-gent"]
+    reasons = {n["reason"]: n["count"] for n in answer["forwarding"]["notForwarded"]}
+    assert reasons["not_following"] == 1
