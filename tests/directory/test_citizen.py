@@ -3,12 +3,19 @@ nothing about anybody else."""
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 
+from hub.errors import ConfigurationError
+from hub.identity import provider_for
+from hub.settings import Settings
 from tests.directory.conftest import Plateau3, insz, persoonsmutatie, subject, trajectmelding
 from tests.helpers import audit_rows
 
@@ -134,3 +141,16 @@ def test_a_wrong_number_is_explained_and_the_cookie_never_holds_the_number(p3: P
         assert person not in cookie
         assert "httponly" in ok.headers["set-cookie"].lower()
         assert "samesite=lax" in ok.headers["set-cookie"].lower()
+
+
+def test_the_development_login_never_runs_in_production(tmp_path: Path) -> None:
+    keys = {
+        "payload_key": base64.b64encode(os.urandom(32)).decode(),
+        "audit_hmac_key": base64.b64encode(os.urandom(32)).decode(),
+        "database_url": f"sqlite:///{tmp_path / 'p.db'}",
+    }
+    assert provider_for(Settings(env="production", **keys)) is None  # "auto" is off in production
+    with pytest.raises(ConfigurationError):
+        Settings(env="production", citizen_login="development", **keys)
+    with pytest.raises(ConfigurationError):
+        Settings(env="test", citizen_login="oidc", **keys)  # oidc without a provider configured
