@@ -184,7 +184,8 @@ class DossierService:
                 who=self._name(s.partner_id),
                 as_what=_CAPACITY_TEXT.get(s.capacity, s.capacity),
                 since=s.valid_from.isoformat(),
-                until=s.valid_until.isoformat() if s.valid_until else None,
+                # a follow-up ended on the day it began reads "until that day", not the day before
+                until=max(s.valid_until, s.valid_from).isoformat() if s.valid_until else None,
                 ended=s.ended,
             )
             for s in subs
@@ -254,7 +255,7 @@ class DossierService:
             return "bericht"
         for mtype in self.hub.infomodel.types():
             if mtype.name == name:
-                return mtype.title.lower()
+                return mtype.title[:1].lower() + mtype.title[1:]
         return name
 
     def viewed_unit(self, subject_type: str, subject_hash: str, method: str) -> Any:
