@@ -8,6 +8,9 @@ over 400 partners and 3 capacities. Then measures, in the same run:
 - routing lookup: what ``Hub.accept`` does for a ``toFollowers`` message,
   i.e. the keyed hash of the subject id plus ``Directory.followers`` (one
   indexed join through SQLAlchemy Core), for random known persons;
+- full plan: ``Directory.plan`` as ``Hub._prepare`` calls it (lookup, then
+  each follower checked against the partner list and the protocol's
+  capacities, and the forwarding answer built);
 - the same for unknown persons (nobody follows them);
 - baseline: a bare primary-key SELECT on the identifiers table, through
   SQLAlchemy Core and through the raw sqlite3 driver.
@@ -31,13 +34,24 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from lxml import etree
+from sqlalchemy import Engine, func, insert, select
 
-from hub.crypto import SubjectHasher
+from hub.crypto import MasterKeys, SubjectHasher
 from hub.directory import Directory
-from hub.settings import Settings
-from hub.store.database import make_engine
-from hub.store.tables import data_keys, directory_identifiers, directory_persons, directory_subscriptions, metadata
+from hub.partners import PartnerDirectory
+from hub.protocols import ProtocolBook
+from hub.service import KeyRing
+from hub.settings import ROOT, Settings
+from hub.store.database import Writer, make_engine
+from hub.store.tables import (
+    data_keys,
+    directory_identifiers,
+    directory_persons,
+    directory_subscriptions,
+    metadata,
+    partners,
+)
 
 CAPACITIES = ("woongemeente", "trajectbegeleiding", "taalaanbieder")
 
@@ -111,6 +125,31 @@ def fill(path: Path, persons: int, seed: int = 7) -> tuple[float, int]:
     return time.perf_counter() - started, subs
 
 
+def ensure_partners(engine: Engine) -> None:
+    """400 partners: lokale besturen, agentschappen and taalaanbieders, as the follow-ups name them."""
+    metadata.create_all(engine, tables=[partners])
+    roles = ("lokaal-bestuur", "agentschap", "taalaanbieder")
+    with engine.begin() as conn:
+        if conn.execute(select(func.count()).select_from(partners)).scalar_one():
+            return
+        conn.execute(
+            insert(partners),
+            [
+                {
+                    "id": f"partner-{i:03d}",
+                    "name": f"Partner {i}",
+                    "role": roles[i % 3],
+                    "plateau": 2,
+                    "adapter_config": {},
+                    "codes": [],
+                    "active": True,
+                    "created_at": datetime.now(UTC),
+                }
+                for i in range(400)
+            ],
+        )
+
+
 def measure(fn: Callable[[int], object], keys: list[int]) -> dict[str, float]:
     for k in keys[:500]:  # warm the page cache and the statement cache
         fn(k)
@@ -155,6 +194,26 @@ def main() -> None:
     unknown = [args.persons + rng.randint(1, 10 * args.persons) for _ in range(args.lookups)]
     today = date.today()
     raw = sqlite3.connect(path)
+    ensure_partners(engine)
+    directory_partners = PartnerDirectory()
+    with engine.connect() as conn:
+        directory_partners.load(conn)
+    protocols = ProtocolBook.load(ROOT / "protocols")
+    protocol = protocols.get("be-trajectopvolging")
+    assert protocol is not None
+    directory = Directory(
+        engine=engine,
+        writer=Writer(engine),
+        hasher=hasher,
+        keys=KeyRing(MasterKeys(settings.payload_key_bytes)),
+        protocols=protocols,
+        partners=directory_partners,
+    )
+    sender = directory_partners.get("partner-001")
+    assert sender is not None
+    payload = etree.fromstring(
+        b"<Trajectmelding xmlns='urn:knooppunt:persoon:1'><soort>ATTEST</soort></Trajectmelding>"
+    )
     pk_query = select(directory_identifiers.c.person_id).where(directory_identifiers.c.id_hash == "")
     hashes = {k: hasher("INSZ", insz_of(k)) for k in known}
     found = 0
@@ -175,8 +234,21 @@ def main() -> None:
         def pk_raw(k: int) -> object:
             return raw.execute("SELECT person_id FROM directory_identifiers WHERE id_hash = ?", (hashes[k],)).fetchone()
 
+        def plan(k: int) -> object:
+            return directory.plan(
+                protocol=protocol,
+                sender=sender,
+                message_type="trajectmelding",
+                subject_type="INSZ",
+                subject_id=insz_of(k),
+                payload=payload,
+                fixed=(),
+                code_owner=directory_partners.code_owner,
+            )
+
         results = {
             "routing lookup, known person (hash + followers join)": measure(route, known),
+            "full plan (lookup + capacity checks + answer)": measure(plan, known),
             "routing lookup, unknown person": measure(route_unknown, unknown),
             "baseline: primary-key SELECT, SQLAlchemy Core": measure(pk_core, known),
             "baseline: primary-key SELECT, raw sqlite3": measure(pk_raw, known),
