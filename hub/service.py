@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -609,7 +609,7 @@ class _IngestUnit:
     channel: str
     transport: Transport | None
     forwarding: Forwarding | None = None
-    directory_effects: Any = None  # (Tx, audit fields) -> None: reference-directory changes
+    directory_effects: Callable[[Tx, Mapping[str, Any]], None] | None = None  # reference-directory changes
 
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
