@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from tests.conftest import SHARED
 from tests.directory.conftest import Plateau3, insz, subject
 from tests.helpers import audit_rows
 
@@ -120,3 +121,36 @@ def test_soap_refuses_a_sender_that_is_not_the_caller(p3: Plateau3) -> None:
     assert b"Uitzonderingen" in r.content
     with p3.client() as anonymous:
         assert anonymous.post("/soap/repertorium", content=body).status_code == 401
+
+
+def test_magdas_own_request_templates_are_understood(p3: Plateau3) -> None:
+    """The real RegistreerInschrijving/-Uitschrijving templates (contracts/magda), with our values filled in."""
+    person = insz()
+    requests_dir = SHARED / "contracts" / "magda" / "requests"
+    register = (requests_dir / "RegistreerInschrijving" / "02.01.0000" / "template.xml").read_text(encoding="utf-8")
+    register = (
+        register.replace("kb.vlaanderen.be/aiv/burgerloket-wwoom-mock", "stad-gent")
+        .replace("URI van de afnemer", "stad-gent")
+        .replace("Hoedanigheidcode afnemer", "woongemeente")
+        .replace("12345678901", person)
+        .replace("2018-08-01", "2099-12-31")
+    )
+    with p3.client("stad-gent") as c:
+        r = c.post("/soap/repertorium", content=register.encode(), headers={"content-type": "text/xml"})
+        assert r.status_code == 200, r.text
+        assert etree.fromstring(r.content).findtext(".//Antwoord/Inhoud/Resultaat") == "1"
+        mine = c.post("/v1/inschrijvingen/_zoek", json={"subject": subject(person)}).json()["items"]
+        assert [(s["begin"], s["einde"]) for s in mine] == [("2016-07-01", "2099-12-31")]
+
+    deregister = (requests_dir / "RegistreerUitschrijving" / "02.00.0000" / "template.xml").read_text(encoding="utf-8")
+    deregister = (
+        deregister.replace("kb.vlaanderen.be/aiv/burgerloket-wwoom-mock", "stad-gent")
+        .replace("<Hoedanigheid>1300</Hoedanigheid>\n                            </Uitschrijving>", "</Uitschrijving>")
+        .replace("<Hoedanigheid>1300</Hoedanigheid>", "")
+        .replace("67021546719", person)
+    )
+    with p3.client("stad-gent") as c:
+        r = c.post("/soap/repertorium", content=deregister.encode(), headers={"content-type": "text/xml"})
+        assert r.status_code == 200, r.text
+        assert etree.fromstring(r.content).findtext(".//Antwoord/Inhoud/Resultaat") == "1"
+        assert c.post("/v1/inschrijvingen/_zoek", json={"subject": subject(person)}).json()["items"] == []
