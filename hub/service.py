@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ import orjson
 import structlog
 from lxml import etree
 from sqlalchemy import Engine, and_, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
 from hub import xmlsafe
@@ -194,6 +196,10 @@ class Hub:
         self.transport: Transport | None = None
         self.http: httpx.AsyncClient | None = None
         self._adapters: dict[str, Adapter] = {}
+        # the configuration each adapter was built from: a changed one is rebuilt (plateau moves)
+        self._adapter_specs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._retired: list[Adapter] = []
+        self._partners_loaded = 0.0
         self.started = False
 
     # -- life cycle -------------------------------------------------------------
@@ -207,6 +213,19 @@ class Hub:
     def reload_partners(self) -> None:
         with self.engine.connect() as conn:
             self.partners.load(conn)
+        self._partners_loaded = time.monotonic()
+
+    def refresh_partners(self) -> None:
+        """Reload the partner configuration when it is older than ``partners_refresh_seconds``.
+
+        Moving a partner to another plateau (another adapter, or none) is a change in
+        its configuration only; the running hub follows it without a restart.
+        """
+        if time.monotonic() - self._partners_loaded >= self.settings.partners_refresh_seconds:
+            try:
+                self.reload_partners()
+            except SQLAlchemyError as exc:
+                log.warning("partners_reload_failed", error=exc.__class__.__name__)
 
     async def start(self, transport: Transport) -> None:
         self.open_store()
@@ -215,12 +234,13 @@ class Hub:
         self.started = True
 
     async def stop(self) -> None:
-        for adapter in self._adapters.values():
+        for adapter in [*self._adapters.values(), *self._retired]:
             try:
                 await adapter.aclose()
             except HubError as exc:
                 log.warning("adapter_close_failed", partner=adapter.partner_id, error=str(exc))
         self._adapters.clear()
+        self._retired.clear()
         if self.transport is not None:
             await self.transport.close()
         if self.http is not None:
@@ -240,18 +260,24 @@ class Hub:
     def adapter_for(self, partner: Partner) -> Adapter | None:
         if not partner.adapter:
             return None
+        spec = (partner.adapter, dict(partner.adapter_config))
         adapter = self._adapters.get(partner.id)
+        if adapter is not None and self._adapter_specs.get(partner.id) != spec:
+            self._retired.append(adapter)  # closed at stop; a delivery may still be using it
+            adapter = None
         if adapter is None:
             if self.http is None:
                 raise HubError("de hub is niet gestart")
             adapter = build_adapter(partner.adapter, partner.id, partner.adapter_config, self.http)
             self._adapters[partner.id] = adapter
+            self._adapter_specs[partner.id] = spec
         return adapter
 
     # -- authentication -----------------------------------------------------------
 
     def authenticate(self, token: str) -> Partner:
         """The partner holding this token; reloads the directory once if the token is new."""
+        self.refresh_partners()
         if not self.partners.knows_token(token):
             self.reload_partners()
         return self.partners.authenticate(token)

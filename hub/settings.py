@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # ("auto": the development login outside production, off in production)
     citizen_login: Literal["auto", "off", "development", "oidc"] = "auto"
     citizen_oidc: OidcSettings | None = None
+    # how stale the running hub's view of the partner configuration may get (plateau moves)
+    partners_refresh_seconds: float = Field(default=5.0, ge=0)
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)

@@ -114,7 +114,7 @@ def leuven_at_plateau(plateau: int, sim_url: str) -> Partner:
 
 @pytest.fixture
 def p3(settings: Settings) -> Iterator[Plateau3]:
-    settings = settings.model_copy(update={"insz_test_numbers": False})
+    settings = settings.model_copy(update={"insz_test_numbers": False, "partners_refresh_seconds": 0.1})
     tokens = configure(settings, EXTRA)
     sim_port = free_port()
     sim_thread = ServerThread([simulator.server("stad-leuven", "127.0.0.1", sim_port)])
