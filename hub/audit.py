@@ -45,6 +45,11 @@ EVENTS = frozenset(
         "replayed",
         "purged",
         "admin_changed",
+        # reference directory (hub/directory.py) and the inburgeraar's own view
+        "subscribed",
+        "unsubscribed",
+        "relinked",
+        "self_viewed",
     }
 )
 

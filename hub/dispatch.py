@@ -95,6 +95,7 @@ class Dispatcher:
             if self._stopping.is_set():
                 return
             try:
+                self.hub.refresh_partners()  # a partner moved to another plateau: follow its configuration
                 await self.relay_once()
             except HubError as exc:
                 log.error("relay_failed", error=str(exc))

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
-from hub.api import health, lookups, messages, schemas, soap, wus
+from hub.api import citizen, directory, health, lookups, messages, repertorium, reporting, schemas, soap, wus
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.dispatch import Dispatcher
@@ -66,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(soap.router)
     app.include_router(wus.router)
     app.include_router(health.router)
+    app.include_router(directory.router)
+    app.include_router(repertorium.router)
+    app.include_router(citizen.router)
+    app.include_router(reporting.router)
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:

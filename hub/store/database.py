@@ -209,6 +209,11 @@ class Writer:
             conn.close()
 
     def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
+        # A caller that gave up (its task was cancelled, e.g. at shutdown) is not waited for: its
+        # unit is not run at all.
+        batch = [job for job in batch if not _abandoned(job)]
+        if not batch:
+            return conn
         try:
             results = self._run_batch(conn, batch)
         except SQLAlchemyError as exc:
@@ -261,6 +266,12 @@ class Writer:
             chain.flush()
             chain.write_head()
         return results
+
+
+def _abandoned(job: _Job[Any]) -> bool:
+    if job.future is not None:
+        return job.future.cancelled()
+    return job.waiter is not None and job.waiter.cancelled()
 
 
 def _run_hooks(callbacks: list[Callable[[], None]]) -> None:
