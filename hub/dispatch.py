@@ -6,6 +6,9 @@ protocol, calls ``adapter.deliver`` and records the outcome in one
 transaction with its audit record:
 
 - delivered -> delivery ``delivered``, outbox row gone, audit "delivered";
+- plateau 1 (no adapter) -> delivery ``in_inbox``, outbox row gone, no audit
+  yet: the portal inbox holds it, and "delivered" is audited only when the
+  partner opens or downloads it (:func:`receipt_unit`);
 - transient failure -> ``retrying``, outbox row due again after an
   exponential backoff with jitter, audit "retry_scheduled";
 - permanent failure or the last attempt -> ``dead``, audit "failed".
@@ -55,6 +58,11 @@ class Outcome:
     permanent: bool = False
     error: str = ""
     reference: str | None = None
+    in_inbox: bool = False
+
+
+#: statuses after which a delivery job has nothing left to do
+SETTLED = ("delivered", "dead", "in_inbox")
 
 
 class Dispatcher:
@@ -140,7 +148,7 @@ class Dispatcher:
             row = conn.execute(
                 select(deliveries.c.status, deliveries.c.attempts).where(deliveries.c.id == job.delivery_id)
             ).first()
-        if row is None or row.status in ("delivered", "dead"):
+        if row is None or row.status in SETTLED:
             await hub.writer.submit(_drop_outbox(job.outbox_id))
             return
         attempt = int(row.attempts) + 1
@@ -169,8 +177,8 @@ class Dispatcher:
         hub = self.hub
         adapter = hub.adapter_for(receiver)
         if adapter is None:
-            # plateau 1: the portal inbox is the delivery; reading it is recorded by the portal
-            return Outcome(True, reference="inbox")
+            # plateau 1: the message waits in the portal inbox; receipt is recorded when it is read
+            return Outcome(True, reference="inbox", in_inbox=True)
         protocol = hub.protocols.get(stored.protocol_id)
         fields = protocol.fields_for(receiver.ref) if protocol else ()
         payload = minimize(stored.payload, fields)
@@ -198,7 +206,7 @@ class Dispatcher:
 
         def unit(tx: Tx) -> str:
             current = tx.conn.execute(select(deliveries.c.status).where(deliveries.c.id == job.delivery_id)).scalar()
-            if current in ("delivered", "dead"):
+            if current in SETTLED:
                 tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
                 return str(current)
             common: dict[str, Any] = {"message_id": job.message_id, "receiver": job.receiver}
@@ -212,7 +220,15 @@ class Dispatcher:
                     subject_type=envelope.subject_type,
                     subject_hash=subject_hash,
                 )
-            if outcome.ok:
+            if outcome.ok and outcome.in_inbox:
+                status = "in_inbox"
+                tx.conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == job.delivery_id)
+                    .values(status=status, attempts=attempt, updated_at=tx.now, last_error=None)
+                )
+                tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+            elif outcome.ok:
                 status = "delivered"
                 tx.conn.execute(
                     update(deliveries)
@@ -277,7 +293,7 @@ class Dispatcher:
         return counted
 
     def _count(self, status: str, job: Job) -> None:
-        if status == "delivered":
+        if status in ("delivered", "in_inbox"):
             self.delivered += 1
             log.info("message_delivered", message_id=job.message_id, partner=job.receiver)
         elif status == "dead":
@@ -290,6 +306,64 @@ class Dispatcher:
 def _drop_outbox(outbox_id: int) -> Any:
     def unit(tx: Tx) -> None:
         tx.conn.execute(delete(outbox).where(outbox.c.id == outbox_id))
+
+    return unit
+
+
+def receipt_unit(receiver: str, delivery_ids: list[int], *, actor: str, how: str) -> Any:
+    """Record that a plateau-1 partner received messages from its inbox (opened, downloaded, fetched).
+
+    Each delivery still ``in_inbox`` becomes ``delivered`` with an audit
+    "delivered" naming the actor; deliveries of another receiver, or already
+    received, are left alone. Returns the number recorded.
+    """
+
+    def unit(tx: Tx) -> int:
+        if not delivery_ids:
+            return 0
+        rows = tx.conn.execute(
+            select(
+                deliveries.c.id,
+                deliveries.c.message_id,
+                deliveries.c.attempts,
+                messages.c.type,
+                messages.c.sender,
+                messages.c.protocol_id,
+                messages.c.subject_type,
+                messages.c.subject_hash,
+                messages.c.traceparent,
+            )
+            .join(messages, messages.c.id == deliveries.c.message_id)
+            .where(
+                and_(
+                    deliveries.c.id.in_(delivery_ids),
+                    deliveries.c.receiver == receiver,
+                    deliveries.c.status == "in_inbox",
+                )
+            )
+        ).all()
+        for r in rows:
+            tx.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == r.id)
+                .values(status="delivered", delivered_at=tx.now, updated_at=tx.now)
+            )
+            tx.audit(
+                AuditEvent(
+                    "delivered",
+                    trace_id=r.traceparent.split("-")[1] if r.traceparent else "",
+                    message_id=r.message_id,
+                    message_type=r.type,
+                    sender=r.sender,
+                    receiver=receiver,
+                    actor=actor,
+                    protocol_id=r.protocol_id,
+                    subject_type=r.subject_type,
+                    subject_hash=r.subject_hash,
+                    detail={"attempt": int(r.attempts), "reference": "inbox", "how": how},
+                )
+            )
+        return len(rows)
 
     return unit
 

@@ -43,6 +43,14 @@ class StoreSettings(BaseModel):
     statement_timeout_ms: int = Field(default=5000, ge=100)
 
 
+class PortalSettings(BaseModel):
+    """The upload portal of plateau-1 partners."""
+
+    max_upload_bytes: int = Field(default=5_242_880, ge=1024)
+    max_upload_rows: int = Field(default=5000, ge=1)
+    session_hours: float = Field(default=8.0, gt=0)
+
+
 class Settings(BaseSettings):
     """The hub's configuration."""
 
@@ -71,6 +79,7 @@ class Settings(BaseSettings):
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @field_validator("payload_key", "audit_hmac_key")
     @classmethod

@@ -17,6 +17,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from hub import logs
+from hub.cli.users import app as users_app
 from hub.errors import HubError
 from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
@@ -30,6 +31,7 @@ audit_app = typer.Typer(help="Het auditlog.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)
