@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -79,3 +81,24 @@ def portal(settings: Settings) -> Iterator[Portal]:
         yield Portal(live, seed_users(settings))
     finally:
         live.thread.stop()
+
+
+def upload(
+    client: httpx.Client, content: bytes, *, filename: str = "rijen.csv", type_name: str = "pip"
+) -> httpx.Response:
+    """Post a file through the upload form, as a browser would."""
+    form = client.get("/portaal/versturen")
+    return client.post(
+        "/portaal/versturen",
+        data={"csrf": csrf_of(form.text), "berichttype": type_name},
+        files={"bestand": (filename, content, "text/csv")},
+    )
+
+
+def wait_received(live: LiveHub, partner: str, count: int, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = live.received(partner)
+        if got["count"] >= count or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
