@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated
 
@@ -96,7 +97,10 @@ def require_totp(
 
 
 @app.command("list")
-def list_users(partner: Annotated[str | None, typer.Option(help="Alleen deze organisatie")] = None) -> None:
+def list_users(
+    partner: Annotated[str | None, typer.Option(help="Alleen deze organisatie")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Als JSON")] = False,
+) -> None:
     """Toon de portaalgebruikers."""
     from hub.store.tables import portal_users
 
@@ -109,6 +113,20 @@ def list_users(partner: Annotated[str | None, typer.Option(help="Alleen deze org
             rows = conn.execute(query).mappings().all()
     finally:
         hub.close_store()
+    if as_json:
+        out = [
+            {
+                "username": r["username"],
+                "name": r["display_name"],
+                "partner": r["partner_id"],
+                "active": bool(r["active"]),
+                "totp": r["totp_secret"] is not None,
+                "lockedUntil": str(r["locked_until"]) if r["locked_until"] else None,
+            }
+            for r in rows
+        ]
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
     table = Table("gebruiker", "naam", "organisatie", "actief", "tweede factor", "geblokkeerd tot")
     for r in rows:
         table.add_row(

@@ -398,19 +398,21 @@ async def upload(request: Request) -> Response:
         return _upload_page(request, session, partner, too_big, 413)
     except StarletteHTTPException as exc:
         return _upload_page(request, session, partner, f"Het formulier is niet in orde: {exc.detail}", 400)
-    if not _csrf_ok(session.csrf_token, form.get("csrf")):
-        return _upload_page(request, session, partner, "Uw formulier was verlopen. Probeer opnieuw.", 400)
-    file = form.get("bestand")
-    if not isinstance(file, UploadFile) or not file.filename:
-        return _upload_page(request, session, partner, "Kies een bestand om te versturen.", 400)
-    data = await file.read()
-    await form.close()
+    try:
+        if not _csrf_ok(session.csrf_token, form.get("csrf")):
+            return _upload_page(request, session, partner, "Uw formulier was verlopen. Probeer opnieuw.", 400)
+        file = form.get("bestand")
+        if not isinstance(file, UploadFile) or not file.filename:
+            return _upload_page(request, session, partner, "Kies een bestand om te versturen.", 400)
+        data = await file.read()
+        filename = Path(file.filename).name[:200]
+    finally:
+        await form.close()
     if len(data) > limits.max_upload_bytes:
         return _upload_page(request, session, partner, too_big, 413)
     if not data.strip():
         return _upload_page(request, session, partner, "Het bestand is leeg.", 400)
     type_name = str(form.get("berichttype") or "")
-    filename = Path(file.filename).name[:200]
     upload_id = str(uuid.uuid4())
     kind = "?"
     try:
