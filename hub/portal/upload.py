@@ -271,6 +271,8 @@ async def _send(hub: Hub, partner: Partner, row: Row) -> None:
 # -- errors in plain Dutch ---------------------------------------------------------------------
 
 _MISSING = re.compile(r"Missing child element\(s\)\. Expected is (?:one of )?\( ([^)]*) \)")
+# a required element left out before one that is present: libxml2 blames the one present
+_UNEXPECTED = re.compile(r"This element is not expected\. Expected is (?:one of )?\( ([^)]*) \)")
 _ENUM = re.compile(r"\[facet 'enumeration'\].*?set \{([^}]*)\}")
 _MAXLEN = re.compile(r"\[facet 'maxLength'\].*?length of '(\d+)'")
 _QUOTED = re.compile(r"'[^']*'")
@@ -314,6 +316,13 @@ def problems_of(exc: HubError, columns: list[Column]) -> list[Problem]:
         elif "/" in name:
             name = name.replace("/", ".")
         missing = _MISSING.search(param.reason)
+        unexpected = _UNEXPECTED.search(param.reason)
+        if unexpected:
+            # the expected sibling is the one that is missing
+            parts = name.split(".")
+            if parts and parts[-1].isdigit():
+                parts.pop()
+            missing, name = unexpected, ".".join(parts[:-1])
         if missing:
             for expected in missing.group(1).split(","):
                 child = expected.strip().split(":")[-1]
