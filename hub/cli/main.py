@@ -73,6 +73,7 @@ def run(
     table.add_row("OpenAPI", f"{base}/v1/openapi.json")
     table.add_row("SOAP (WSDL)", f"{base}/soap/berichten")
     table.add_row("Gezondheid", f"{base}/health")
+    table.add_row("Portaal (plateau 1)", f"{base}/portaal  (gebruikers: knooppunt users add)")
     table.add_row("Database", settings.database_url)
     console.print(table)
     if setup is not None:
