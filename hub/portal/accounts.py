@@ -261,16 +261,26 @@ def _logged_in(tx: Tx, user: User) -> None:
     tx.audit(_admin("portal_login", user.actor))
 
 
-def complete_second_factor(session: Session) -> Any:
-    """A unit of work: the TOTP code was right; the session is now fully logged in."""
+def complete_second_factor(session: Session, step: int) -> Any:
+    """A unit of work: the TOTP code of ``step`` was right; log in unless that code was used before.
 
-    def unit(tx: Tx) -> None:
+    Returns False for a replayed code (each code logs in once).
+    """
+
+    def unit(tx: Tx) -> bool:
+        last = tx.conn.execute(
+            select(portal_users.c.totp_last_step).where(portal_users.c.id == session.user.id)
+        ).scalar()
+        if last is not None and step <= int(last):
+            return False
+        tx.conn.execute(update(portal_users).where(portal_users.c.id == session.user.id).values(totp_last_step=step))
         tx.conn.execute(
             update(portal_sessions)
             .where(portal_sessions.c.id_hash == session.id_hash)
             .values(second_factor_done=True, csrf_token=secrets.token_urlsafe(32))
         )
         _logged_in(tx, session.user)
+        return True
 
     return unit
 
@@ -311,10 +321,18 @@ def load_session(engine: Engine, token: str) -> Session | None:
     return Session(row["id_hash"], _user(row), row["csrf_token"], bool(row["second_factor_done"]), expires)
 
 
-def totp_ok(secret: str, code: str) -> bool:
-    """A six-digit code of the current 30-second step (one step of clock drift allowed)."""
+def totp_step(secret: str, code: str, now: datetime | None = None) -> int | None:
+    """The 30-second step whose code this is (one step of clock drift allowed), or None."""
     code = code.strip().replace(" ", "")
-    return len(code) == 6 and code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if len(code) != 6 or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret)
+    moment = now or datetime.now(UTC)
+    current = totp.timecode(moment)
+    for step in (current, current - 1, current + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def locked(user: User, now: datetime | None = None) -> bool:

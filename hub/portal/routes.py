@@ -60,7 +60,6 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 STALE_UPLOAD = timedelta(hours=1)
-WAIT_FOR_SMALL_UPLOAD = 5.0
 
 
 @cache
@@ -229,8 +228,10 @@ async def second_factor(request: Request) -> Response:
     if user is None or accounts.locked(user) or user.totp_secret is None:
         await hub.writer.submit(accounts.end_session(session))
         return _login_page(request, "Dit account is tijdelijk geblokkeerd. Probeer het later opnieuw.", 403)
-    if not accounts.totp_ok(user.totp_secret, str(form.get("code") or "")):
-        locked = await hub.writer.submit(accounts.failed_login(user.username, user, reason="totp"))
+    step = accounts.totp_step(user.totp_secret, str(form.get("code") or ""))
+    if step is None or not await hub.writer.submit(accounts.complete_second_factor(session, step)):
+        reason = "totp" if step is None else "totp_replayed"
+        locked = await hub.writer.submit(accounts.failed_login(user.username, user, reason=reason))
         if locked:
             await hub.writer.submit(accounts.end_session(session))
             return _login_page(request, "Te veel mislukte pogingen: dit account is 15 minuten geblokkeerd.", 403)
@@ -240,7 +241,6 @@ async def second_factor(request: Request) -> Response:
             {"csrf": session.csrf_token, "error": "Die code klopt niet. Probeer opnieuw."},
             401,
         )
-    await hub.writer.submit(accounts.complete_second_factor(session))
     return redirect("/portaal/start")
 
 
@@ -439,7 +439,8 @@ async def upload(request: Request) -> Response:
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     # a small file is done in a moment: show its report at once; a large one shows progress
-    await asyncio.wait({task}, timeout=WAIT_FOR_SMALL_UPLOAD)
+    if limits.upload_wait_seconds:
+        await asyncio.wait({task}, timeout=limits.upload_wait_seconds)
     return redirect(f"/portaal/uploads/{upload_id}")
 
 

@@ -168,6 +168,7 @@ portal_users = Table(
     Column("display_name", String(200), nullable=False),
     Column("password_hash", String(255), nullable=False),
     Column("totp_secret", String(64), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("locked_until", TS, nullable=True),

@@ -77,6 +77,14 @@ def test_second_factor_is_asked_and_checked(portal: Portal) -> None:
         right = c.post("/portaal/tweede-stap", data={"csrf": csrf_of(wrong.text), "code": code})
         assert right.url.path == "/portaal/start"
         assert "Bram Bakker" in right.text
+    # the same code does not open a second session (replay)
+    with closing(portal.browser()) as other:
+        r = login(other, TOTP_USER, PASSWORD)
+        replay = other.post("/portaal/tweede-stap", data={"csrf": csrf_of(r.text), "code": code})
+        assert replay.status_code == 401
+        assert other.get("/portaal/start").url.path == "/portaal/inloggen"
+    reasons = [r["detail"].get("reason") for r in audit_rows(portal.live.settings, "admin_changed")]
+    assert "totp_replayed" in reasons
 
 
 def test_an_organisation_can_require_a_second_factor(portal: Portal) -> None:

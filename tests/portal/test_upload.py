@@ -6,11 +6,14 @@ import csv
 import io
 import random
 import re
+import time
 from contextlib import closing
 
 from hub import demo
+from hub.settings import PortalSettings, Settings
+from tests.conftest import start_live_hub
 from tests.helpers import audit_rows, count_messages
-from tests.portal.conftest import Portal, upload, wait_received
+from tests.portal.conftest import Portal, seed_users, upload, wait_received
 
 rng = random.Random(7)
 
@@ -186,3 +189,26 @@ def test_upload_size_limit_is_counted_while_streaming(portal: Portal) -> None:
         )
     assert streamed.status_code == 413
     assert "te groot" in streamed.text
+
+
+def test_a_large_upload_shows_progress_that_refreshes_without_javascript(settings: Settings) -> None:
+    live = start_live_hub(settings.model_copy(update={"portal": PortalSettings(upload_wait_seconds=0)}))
+    try:
+        seed_users(live.settings)
+        portal = Portal(live, "")
+        rows = [{**GOOD, "persoon.identificatie.bsn": demo.make_bsn(rng)} for _ in range(300)]
+        with closing(portal.login()) as c:
+            first = upload(c, _csv(rows))
+            assert first.url.path.startswith("/portaal/uploads/")
+            assert "bezig</span>" in first.text
+            assert '<meta http-equiv="refresh" content="2">' in first.text
+            assert "<progress" in first.text
+            deadline = time.monotonic() + 60
+            page = first
+            while "bezig</span>" in page.text and time.monotonic() < deadline:
+                time.sleep(0.5)
+                page = c.get(first.url.path)
+            assert "300</span> verstuurd" in page.text
+            assert 'http-equiv="refresh"' not in page.text
+    finally:
+        live.thread.stop()
