@@ -224,7 +224,7 @@ def partners_token(partner_id: Annotated[str, typer.Argument(metavar="NAME")]) -
 
 @deliveries_app.command("list")
 def deliveries_list(
-    status: Annotated[str | None, typer.Option(help="pending | retrying | delivered | dead")] = None,
+    status: Annotated[str | None, typer.Option(help="pending | retrying | in_inbox | delivered | dead")] = None,
     limit: Annotated[int, typer.Option()] = 50,
 ) -> None:
     """Toon afleveringen, nieuwste eerst."""
