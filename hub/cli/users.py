@@ -51,7 +51,9 @@ def add(
         password = typer.prompt("Wachtwoord", hide_input=True, confirmation_prompt=True)
     hub = _open()
     try:
-        secret = hub.writer.run_sync(accounts.add_user(partner, username, name, password, totp=totp, actor="cli"))
+        secret = hub.writer.run_sync(
+            accounts.add_user(partner, username, name, password, totp=totp, actor="cli", master=hub.keys.master)
+        )
     except HubError as exc:
         err.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc

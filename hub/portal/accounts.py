@@ -6,12 +6,17 @@ factor (TOTP, RFC 6238) is required when the organisation asks for it or the
 user has one. Every login, failed login and lockout is audited as
 ``admin_changed`` with ``detail.action`` naming what happened.
 
+TOTP secrets are stored wrapped by the payload master key (AES-GCM, bound to
+the username), as ``<key id>:<base64>``, so a copy of the database alone does
+not yield them.
+
 Argon2 is slow on purpose, so it is never run inside the single writer: the
 password is checked first (in a thread), then a small unit records the outcome.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import Engine, and_, delete, insert, select, update
 
 from hub.audit import AuditEvent
+from hub.crypto import MasterKeys
 from hub.errors import Conflict, NotFound
 from hub.store.database import Tx
 from hub.store.tables import partners, portal_organisations, portal_sessions, portal_users
@@ -54,6 +60,25 @@ def password_ok(stored_hash: str | None, password: str) -> bool:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def _totp_context(username: str) -> str:
+    return f"portal-totp|{username}"
+
+
+def wrap_totp(master: MasterKeys, username: str, secret: str) -> str:
+    wrapped = master.wrap(secret.encode(), _totp_context(username))
+    return f"{master.active_kid}:{base64.b64encode(wrapped).decode()}"
+
+
+def unwrap_totp(master: MasterKeys, username: str, stored: str) -> str:
+    """The TOTP secret of a user.
+
+    Raises:
+        ConfigurationError: the master key that wrapped it is not configured.
+    """
+    kid, _, blob = stored.partition(":")
+    return master.unwrap(kid, base64.b64decode(blob), _totp_context(username)).decode()
 
 
 def token_digest(token: str) -> str:
@@ -126,13 +151,23 @@ def _admin(action: str, actor: str, status: str = "ok", **detail: Any) -> AuditE
 # -- administration (CLI) ---------------------------------------------------------------
 
 
-def add_user(partner_id: str, username: str, display_name: str, password: str, *, totp: bool, actor: str) -> Any:
+def add_user(
+    partner_id: str,
+    username: str,
+    display_name: str,
+    password: str,
+    *,
+    totp: bool,
+    actor: str,
+    master: MasterKeys,
+) -> Any:
     """A unit of work: add a user to an organisation; returns the TOTP secret (or None)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Conflict(f"een wachtwoord heeft minstens {MIN_PASSWORD_LENGTH} tekens")
     name = username.strip().lower()
     password_hash = hash_password(password)
     secret = pyotp.random_base32() if totp else None
+    stored_secret = wrap_totp(master, name, secret) if secret else None
 
     def unit(tx: Tx) -> str | None:
         if tx.conn.execute(select(partners.c.id).where(partners.c.id == partner_id)).first() is None:
@@ -145,7 +180,7 @@ def add_user(partner_id: str, username: str, display_name: str, password: str, *
                 username=name,
                 display_name=display_name,
                 password_hash=password_hash,
-                totp_secret=secret,
+                totp_secret=stored_secret,
                 active=True,
                 failed_logins=0,
                 created_at=tx.now,

@@ -228,7 +228,8 @@ async def second_factor(request: Request) -> Response:
     if user is None or accounts.locked(user) or user.totp_secret is None:
         await hub.writer.submit(accounts.end_session(session))
         return _login_page(request, "Dit account is tijdelijk geblokkeerd. Probeer het later opnieuw.", 403)
-    step = accounts.totp_step(user.totp_secret, str(form.get("code") or ""))
+    secret = accounts.unwrap_totp(hub.keys.master, user.username, user.totp_secret)
+    step = accounts.totp_step(secret, str(form.get("code") or ""))
     if step is None or not await hub.writer.submit(accounts.complete_second_factor(session, step)):
         reason = "totp" if step is None else "totp_replayed"
         locked = await hub.writer.submit(accounts.failed_login(user.username, user, reason=reason))

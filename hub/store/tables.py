@@ -167,7 +167,7 @@ portal_users = Table(
     Column("username", String(254), nullable=False, unique=True),
     Column("display_name", String(200), nullable=False),
     Column("password_hash", String(255), nullable=False),
-    Column("totp_secret", String(64), nullable=True),
+    Column("totp_secret", String(160), nullable=True),
     Column("totp_last_step", BigInteger, nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("failed_logins", Integer, nullable=False, default=0),

@@ -60,13 +60,19 @@ def seed_users(settings: Settings) -> str:
     hub.open_store()
     try:
         hub.writer.run_sync(
-            accounts.add_user("gemeente-ede", EDE_USER, "Els de Vries", PASSWORD, totp=False, actor="test")
+            accounts.add_user(
+                "gemeente-ede", EDE_USER, "Els de Vries", PASSWORD, totp=False, actor="test", master=hub.keys.master
+            )
         )
         hub.writer.run_sync(
-            accounts.add_user("stad-gent", GENT_USER, "Gert Peeters", PASSWORD, totp=False, actor="test")
+            accounts.add_user(
+                "stad-gent", GENT_USER, "Gert Peeters", PASSWORD, totp=False, actor="test", master=hub.keys.master
+            )
         )
         secret = hub.writer.run_sync(
-            accounts.add_user("gemeente-ede", TOTP_USER, "Bram Bakker", PASSWORD, totp=True, actor="test")
+            accounts.add_user(
+                "gemeente-ede", TOTP_USER, "Bram Bakker", PASSWORD, totp=True, actor="test", master=hub.keys.master
+            )
         )
     finally:
         hub.close_store()

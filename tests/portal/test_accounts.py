@@ -6,12 +6,15 @@ import json
 from contextlib import closing
 
 import pyotp
+from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
 from hub.cli.main import app
+from hub.crypto import MasterKeys
 from hub.portal import accounts
 from hub.service import Hub
 from hub.settings import Settings
+from hub.store.tables import portal_users
 from tests.helpers import audit_rows
 from tests.portal.conftest import EDE_USER, GENT_USER, PASSWORD, TOTP_USER, Portal, csrf_of, login
 
@@ -85,6 +88,20 @@ def test_second_factor_is_asked_and_checked(portal: Portal) -> None:
         assert other.get("/portaal/start").url.path == "/portaal/inloggen"
     reasons = [r["detail"].get("reason") for r in audit_rows(portal.live.settings, "admin_changed")]
     assert "totp_replayed" in reasons
+
+
+def test_totp_secrets_are_not_stored_in_the_clear(portal: Portal) -> None:
+    engine = create_engine(portal.live.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(
+                select(portal_users.c.totp_secret).where(portal_users.c.username == TOTP_USER)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert portal.totp_secret not in stored
+    master = MasterKeys(portal.live.settings.payload_key_bytes)
+    assert accounts.unwrap_totp(master, TOTP_USER, stored) == portal.totp_secret
 
 
 def test_an_organisation_can_require_a_second_factor(portal: Portal) -> None:
