@@ -34,6 +34,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from hub import envelope as env
 from hub.audit import AuditEvent
 from hub.errors import HubError, NotFound, PartnerRejected
+from hub.notify import InboxNotifier
 from hub.ports import Delivery
 from hub.protocols import minimize
 from hub.service import Hub
@@ -75,6 +76,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self.delivered = 0
         self.failed = 0
+        self.notifier = InboxNotifier(hub.settings.portal, hub.engine, hub.settings.public_url)
 
     async def start(self, *, recover_all: bool) -> None:
         transport = self.hub.transport
@@ -171,7 +173,9 @@ class Dispatcher:
         if stored.payload is not None:
             full = hub.with_subject_from_payload(mtype, envelope, stored.payload)
             subject_hash = hub.hasher(full.subject_type, str(full.subject))
-        await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
+        status = await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
+        if status == "in_inbox" and outcome.in_inbox:
+            self.notifier.message_waiting(job.receiver)
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:
         hub = self.hub

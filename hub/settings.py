@@ -50,6 +50,14 @@ class PortalSettings(BaseModel):
     max_upload_rows: int = Field(default=5000, ge=1)
     session_hours: float = Field(default=8.0, gt=0)
     upload_wait_seconds: float = Field(default=5.0, ge=0)
+    # e-mail that something arrived in a plateau-1 inbox: off unless smtp_host is set
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "knooppunt@localhost"
+    notify_interval_seconds: float = Field(default=900.0, ge=0)
 
 
 class Settings(BaseSettings):

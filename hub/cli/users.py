@@ -98,6 +98,27 @@ def require_totp(
     console.print(f"tweede factor voor {partner}: {'niet verplicht' if off else 'verplicht'}")
 
 
+@app.command("notify")
+def notify(
+    partner: Annotated[str, typer.Argument(metavar="PARTNER")],
+    email: Annotated[str | None, typer.Option(help="Functioneel adres, bv. inburgering@ede.nl")] = None,
+    off: Annotated[bool, typer.Option("--off", help="Geen e-mails meer")] = False,
+) -> None:
+    """Stel in waar een organisatie een e-mail krijgt als er iets in haar inbox komt (zonder persoonsgegevens)."""
+    if not off and (not email or "@" not in email):
+        err.print("[red]geef --email ADRES of --off[/red]")
+        raise typer.Exit(2)
+    hub = _open()
+    try:
+        hub.writer.run_sync(accounts.set_notify_email(partner, None if off else email, actor="cli"))
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        hub.close_store()
+    console.print(f"meldingen voor {partner}: {'uit' if off else email}")
+
+
 @app.command("list")
 def list_users(
     partner: Annotated[str | None, typer.Option(help="Alleen deze organisatie")] = None,

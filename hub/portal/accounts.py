@@ -210,26 +210,42 @@ def disable_user(username: str, *, actor: str) -> Any:
     return unit
 
 
+def _upsert_organisation(tx: Tx, partner_id: str, **values: Any) -> None:
+    if tx.conn.execute(select(partners.c.id).where(partners.c.id == partner_id)).first() is None:
+        raise NotFound(f"onbekende partner {partner_id}")
+    exists = tx.conn.execute(
+        select(portal_organisations.c.partner_id).where(portal_organisations.c.partner_id == partner_id)
+    ).first()
+    if exists:
+        tx.conn.execute(
+            update(portal_organisations)
+            .where(portal_organisations.c.partner_id == partner_id)
+            .values(updated_at=tx.now, **values)
+        )
+    else:
+        tx.conn.execute(
+            insert(portal_organisations).values(
+                partner_id=partner_id, updated_at=tx.now, **{"require_totp": False, **values}
+            )
+        )
+
+
 def set_require_totp(partner_id: str, required: bool, *, actor: str) -> Any:
     """A unit of work: an organisation requires (or no longer requires) a second factor."""
 
     def unit(tx: Tx) -> None:
-        if tx.conn.execute(select(partners.c.id).where(partners.c.id == partner_id)).first() is None:
-            raise NotFound(f"onbekende partner {partner_id}")
-        exists = tx.conn.execute(
-            select(portal_organisations.c.partner_id).where(portal_organisations.c.partner_id == partner_id)
-        ).first()
-        if exists:
-            tx.conn.execute(
-                update(portal_organisations)
-                .where(portal_organisations.c.partner_id == partner_id)
-                .values(require_totp=required, updated_at=tx.now)
-            )
-        else:
-            tx.conn.execute(
-                insert(portal_organisations).values(partner_id=partner_id, require_totp=required, updated_at=tx.now)
-            )
+        _upsert_organisation(tx, partner_id, require_totp=required)
         tx.audit(_admin("portal_totp_required", actor, partner=partner_id, required=required))
+
+    return unit
+
+
+def set_notify_email(partner_id: str, address: str | None, *, actor: str) -> Any:
+    """A unit of work: where the organisation is told that new messages wait (None: not at all)."""
+
+    def unit(tx: Tx) -> None:
+        _upsert_organisation(tx, partner_id, notify_email=address)
+        tx.audit(_admin("portal_notify_set", actor, partner=partner_id, enabled=address is not None))
 
     return unit
 

@@ -156,6 +156,7 @@ portal_organisations = Table(
     metadata,
     Column("partner_id", String(64), ForeignKey("partners.id"), primary_key=True),
     Column("require_totp", Boolean, nullable=False, default=False),
+    Column("notify_email", String(254), nullable=True),
     Column("updated_at", TS, nullable=False),
 )
 

@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.create_table('portal_organisations',
     sa.Column('partner_id', sa.String(length=64), nullable=False),
     sa.Column('require_totp', sa.Boolean(), nullable=False),
+    sa.Column('notify_email', sa.String(length=254), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_portal_organisations_partner_id_partners')),
     sa.PrimaryKeyConstraint('partner_id', name=op.f('pk_portal_organisations'))
