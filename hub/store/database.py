@@ -16,7 +16,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,10 +191,14 @@ class Writer:
         self.batches += 1
         self.units += len(batch)
         for job, ok, value in results:
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+            try:
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+            except InvalidStateError:
+                # the awaiting task was cancelled (shutdown); the unit is committed all the same
+                continue
         for callback in callbacks:
             try:
                 callback()
