@@ -161,4 +161,7 @@ async def inbox(
     waiting = [item["cursor"] for item in page["items"] if item["deliveryStatus"] == "in_inbox"]
     if waiting:
         await hub.writer.submit(receipt_unit(caller.id, waiting, actor=f"api:{caller.id}", how="fetched"))
+        for item in page["items"]:
+            if item["deliveryStatus"] == "in_inbox":
+                item["deliveryStatus"] = "delivered"
     return _json(page)

@@ -24,7 +24,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
@@ -346,20 +346,21 @@ class _TooLarge(Exception):
     pass
 
 
-def _capped(request: Request, limit: int) -> tuple[Request, dict[str, int]]:
+def _capped(request: Request, limit: int) -> Request:
     """A request whose body stream stops (raises) past ``limit`` bytes, counted as it arrives."""
-    seen = {"bytes": 0}
+    seen = 0
     receive = request.receive
 
     async def counting() -> Message:
+        nonlocal seen
         message = await receive()
         if message["type"] == "http.request":
-            seen["bytes"] += len(message.get("body", b""))
-            if seen["bytes"] > limit:
+            seen += len(message.get("body", b""))
+            if seen > limit:
                 raise _TooLarge
         return message
 
-    return Request(request.scope, counting), seen
+    return Request(request.scope, counting)
 
 
 async def _drain(request: Request, cap: int) -> None:
@@ -388,7 +389,7 @@ async def upload(request: Request) -> Response:
     )
     declared = request.headers.get("content-length", "")
     overhead = 16_384  # the form's other fields and multipart headers
-    capped, _seen = _capped(request, limits.max_upload_bytes + overhead)
+    capped = _capped(request, limits.max_upload_bytes + overhead)
     if declared.isdigit() and int(declared) > limits.max_upload_bytes + overhead:
         await _drain(request, 20 * limits.max_upload_bytes)
         return _upload_page(request, session, partner, too_big, 413)
@@ -718,6 +719,3 @@ def _handled(delivery_ids: list[int], session: Session) -> Any:
                 )
 
     return unit
-
-
-__all__ = ["and_", "router"]
