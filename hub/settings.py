@@ -49,6 +49,7 @@ class PortalSettings(BaseModel):
     max_upload_bytes: int = Field(default=5_242_880, ge=1024)
     max_upload_rows: int = Field(default=5000, ge=1)
     session_hours: float = Field(default=8.0, gt=0)
+    session_idle_minutes: float = Field(default=30.0, gt=0)
     upload_wait_seconds: float = Field(default=5.0, ge=0)
     # e-mail that something arrived in a plateau-1 inbox: off unless smtp_host is set
     smtp_host: str | None = None

@@ -113,6 +113,7 @@ class Session:
     csrf_token: str
     second_factor_done: bool
     expires_at: datetime
+    last_seen_at: datetime
 
 
 def _user(row: Any) -> User:
@@ -291,6 +292,7 @@ def start_session(user: User, *, second_factor_done: bool, lifetime: timedelta =
                 csrf_token=csrf,
                 second_factor_done=second_factor_done,
                 created_at=tx.now,
+                last_seen_at=tx.now,
                 expires_at=tx.now + lifetime,
             )
         )
@@ -300,7 +302,7 @@ def start_session(user: User, *, second_factor_done: bool, lifetime: timedelta =
             _logged_in(tx, user)
         else:
             tx.audit(_admin("portal_password_ok", user.actor, step="second_factor_pending"))
-        return Session(token_digest(token), user, csrf, second_factor_done, tx.now + lifetime)
+        return Session(token_digest(token), user, csrf, second_factor_done, tx.now + lifetime, tx.now)
 
     return token, unit
 
@@ -344,8 +346,8 @@ def end_session(session: Session) -> Any:
     return unit
 
 
-def load_session(engine: Engine, token: str) -> Session | None:
-    """The live session for a cookie value, or None (unknown, expired, user disabled)."""
+def load_session(engine: Engine, token: str, *, idle: timedelta = timedelta(minutes=30)) -> Session | None:
+    """The live session for a cookie value, or None (unknown, expired, idle too long, user disabled)."""
     if not token or len(token) > 100:
         return None
     with engine.connect() as conn:
@@ -356,6 +358,7 @@ def load_session(engine: Engine, token: str) -> Session | None:
                     portal_sessions.c.csrf_token,
                     portal_sessions.c.second_factor_done,
                     portal_sessions.c.expires_at,
+                    portal_sessions.c.last_seen_at,
                     portal_users,
                 )
                 .join(portal_users, portal_users.c.id == portal_sessions.c.user_id)
@@ -366,10 +369,22 @@ def load_session(engine: Engine, token: str) -> Session | None:
         )
     if row is None:
         return None
-    expires = _utc(row["expires_at"])
-    if expires is None or expires <= datetime.now(UTC):
+    now = datetime.now(UTC)
+    expires, seen = _utc(row["expires_at"]), _utc(row["last_seen_at"])
+    if expires is None or seen is None or expires <= now or now - seen > idle:
         return None
-    return Session(row["id_hash"], _user(row), row["csrf_token"], bool(row["second_factor_done"]), expires)
+    return Session(row["id_hash"], _user(row), row["csrf_token"], bool(row["second_factor_done"]), expires, seen)
+
+
+def touch_session(session: Session) -> Any:
+    """A unit of work: the session was used now (for the idle timeout)."""
+
+    def unit(tx: Tx) -> None:
+        tx.conn.execute(
+            update(portal_sessions).where(portal_sessions.c.id_hash == session.id_hash).values(last_seen_at=tx.now)
+        )
+
+    return unit
 
 
 def totp_step(secret: str, code: str, now: datetime | None = None) -> int | None:

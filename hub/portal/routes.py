@@ -94,14 +94,21 @@ def redirect(url: str) -> Response:
 
 def _session(request: Request) -> Session | None:
     token = request.cookies.get(SESSION_COOKIE, "")
-    return accounts.load_session(_hub(request).engine, token) if token else None
+    if not token:
+        return None
+    idle = timedelta(minutes=_hub(request).settings.portal.session_idle_minutes)
+    return accounts.load_session(_hub(request).engine, token, idle=idle)
 
 
-def _logged_in(request: Request) -> tuple[Session, Partner] | None:
+async def _logged_in(request: Request) -> tuple[Session, Partner] | None:
+    """The fully logged-in session and its organisation; keeps the session alive while it is used."""
     session = _session(request)
     if session is None or not session.second_factor_done:
         return None
     hub = _hub(request)
+    idle = timedelta(minutes=hub.settings.portal.session_idle_minutes)
+    if datetime.now(UTC) - session.last_seen_at > min(timedelta(minutes=1), idle / 4):
+        await hub.writer.submit(accounts.touch_session(session))
     partner = hub.partners.get(session.user.partner_id)
     if partner is None:
         hub.reload_partners()
@@ -129,7 +136,7 @@ def _error_page(request: Request, session: Session, partner: Partner, status: in
 @router.get("")
 @router.get("/")
 async def root(request: Request) -> Response:
-    return redirect("/portaal/start" if _logged_in(request) else "/portaal/inloggen")
+    return redirect("/portaal/start" if await _logged_in(request) else "/portaal/inloggen")
 
 
 @router.get("/portal.css")
@@ -149,7 +156,7 @@ def _login_page(request: Request, error: str | None = None, status: int = 200) -
 
 @router.get("/inloggen")
 async def login_form(request: Request) -> Response:
-    if _logged_in(request):
+    if await _logged_in(request):
         return redirect("/portaal/start")
     return _login_page(request)
 
@@ -262,7 +269,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/start")
 async def home(request: Request) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -292,7 +299,7 @@ async def example_csv(request: Request, name: str) -> Response:
 
 
 async def _csv_file(request: Request, name: str, *, example: bool) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -318,7 +325,7 @@ async def _csv_file(request: Request, name: str, *, example: bool) -> Response:
 
 @router.get("/versturen")
 async def upload_form(request: Request) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -377,7 +384,7 @@ async def _drain(request: Request, cap: int) -> None:
 
 @router.post("/versturen")
 async def upload(request: Request) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -540,7 +547,7 @@ def _uploads(hub: Hub, partner_id: str, upload_id: str | None = None) -> list[di
 
 @router.get("/uploads")
 async def uploads(request: Request) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -549,7 +556,7 @@ async def uploads(request: Request) -> Response:
 
 @router.get("/uploads/{upload_id}")
 async def upload_report(request: Request, upload_id: str) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -569,7 +576,7 @@ async def upload_report(request: Request, upload_id: str) -> Response:
 
 @router.get("/uploads/{upload_id}/rapport.csv")
 async def upload_report_csv(request: Request, upload_id: str) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -602,7 +609,7 @@ def _day(value: str | None) -> date | None:
 
 @router.get("/inbox")
 async def inbox_page(request: Request) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -633,7 +640,7 @@ def _names(hub: Hub) -> dict[str, str]:
 
 @router.get("/inbox/{delivery_id}")
 async def message_page(request: Request, delivery_id: int) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -652,7 +659,7 @@ async def message_page(request: Request, delivery_id: int) -> Response:
 
 @router.get("/inbox/{delivery_id}/download")
 async def download_one(request: Request, delivery_id: int) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
@@ -683,7 +690,7 @@ async def _download(
 
 @router.post("/inbox")
 async def inbox_action(request: Request) -> Response:
-    who = _logged_in(request)
+    who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who

@@ -186,6 +186,7 @@ portal_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("second_factor_done", Boolean, nullable=False, default=False),
     Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
     Index(None, "user_id"),
 )

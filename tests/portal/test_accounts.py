@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import closing
 
 import pyotp
@@ -13,10 +14,11 @@ from hub.cli.main import app
 from hub.crypto import MasterKeys
 from hub.portal import accounts
 from hub.service import Hub
-from hub.settings import Settings
+from hub.settings import PortalSettings, Settings
 from hub.store.tables import portal_users
+from tests.conftest import start_live_hub
 from tests.helpers import audit_rows
-from tests.portal.conftest import EDE_USER, GENT_USER, PASSWORD, TOTP_USER, Portal, csrf_of, login
+from tests.portal.conftest import EDE_USER, GENT_USER, PASSWORD, TOTP_USER, Portal, csrf_of, login, seed_users
 
 
 def _actions(settings: Settings) -> list[str]:
@@ -194,3 +196,19 @@ def test_users_cli_adds_lists_and_disables(portal: Portal) -> None:
     assert "portal_user_disabled" in actions
     required = runner.invoke(app, ["users", "require-totp", "gemeente-ede"], env=env)
     assert required.exit_code == 0
+
+
+def test_an_idle_session_ends(settings: Settings) -> None:
+    live = start_live_hub(settings.model_copy(update={"portal": PortalSettings(session_idle_minutes=0.03)}))
+    try:
+        seed_users(live.settings)
+        portal = Portal(live, "")
+        with closing(portal.login()) as c:
+            # in use: each request keeps it alive
+            for _ in range(4):
+                time.sleep(0.6)
+                assert c.get("/portaal/start").url.path == "/portaal/start"
+            time.sleep(2.5)
+            assert c.get("/portaal/start").url.path == "/portaal/inloggen"
+    finally:
+        live.thread.stop()

@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('csrf_token', sa.String(length=64), nullable=False),
     sa.Column('second_factor_done', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['portal_users.id'], name=op.f('fk_portal_sessions_user_id_portal_users')),
     sa.PrimaryKeyConstraint('id_hash', name=op.f('pk_portal_sessions'))
