@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from hub import logs
 from hub.cli.users import app as users_app
+from hub.cli.users import seed_demo_user
 from hub.errors import HubError
 from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
@@ -88,6 +89,10 @@ def run(
             )
             sims.add_row(p.id, p.role, where, setup.tokens[p.id])
         console.print(sims)
+        if demo_user := seed_demo_user(settings):
+            console.print(
+                f"\nPortaal van gemeente Ede: {base}/portaal  gebruiker {demo_user[0]}  wachtwoord {demo_user[1]}"
+            )
         duo = setup.tokens["duo"]
         console.print("\nStuur een bericht (DUO meldt een inburgeringsplicht aan Utrecht):")
         console.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from typing import Annotated
 
@@ -32,6 +33,28 @@ def _open() -> Hub:
         raise typer.Exit(2) from exc
     hub.open_store()
     return hub
+
+
+DEMO_USER = "demo@ede.nl"
+
+
+def seed_demo_user(settings: Settings) -> tuple[str, str] | None:
+    """For `knooppunt run --demo`: a portal user of gemeente-ede with a fresh password (printed once)."""
+    hub = Hub(settings)
+    hub.open_store()
+    try:
+        if accounts.find_user(hub.engine, DEMO_USER) is not None:
+            return None
+        password = secrets.token_urlsafe(12)
+        unit = accounts.add_user(
+            "gemeente-ede", DEMO_USER, "Demo Ede", password, totp=False, actor="demo", master=hub.keys.master
+        )
+        hub.writer.run_sync(unit)
+        return DEMO_USER, password
+    except HubError:
+        return None
+    finally:
+        hub.close_store()
 
 
 @app.command("add")

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
 from hub.cli.main import app
+from hub.cli.users import seed_demo_user
 from hub.crypto import MasterKeys
 from hub.portal import accounts
 from hub.service import Hub
@@ -212,3 +213,12 @@ def test_an_idle_session_ends(settings: Settings) -> None:
             assert c.get("/portaal/start").url.path == "/portaal/inloggen"
     finally:
         live.thread.stop()
+
+
+def test_the_demo_gets_a_portal_user_for_ede_once(portal: Portal) -> None:
+    created = seed_demo_user(portal.live.settings)
+    assert created is not None
+    username, password = created
+    with closing(portal.login(username, password)) as c:
+        assert "Gemeente Ede" in c.get("/portaal/start").text
+    assert seed_demo_user(portal.live.settings) is None
