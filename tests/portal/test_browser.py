@@ -51,7 +51,7 @@ def menu(page: Page, name: str) -> None:
     page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name=name).click()
 
 
-def _file_with_good_and_bad_rows(template_header: list[str], tmp: Path) -> Path:
+def _rows() -> list[dict[str, str]]:
     good = {
         "persoon.identificatie.bsn": demo.make_bsn(rng),
         "persoon.achternaam": "Tesfamariam",
@@ -73,12 +73,15 @@ def _file_with_good_and_bad_rows(template_header: list[str], tmp: Path) -> Path:
         "persoon.achternaam": "Ahmadi",
         "leerroute": "",
     }
+    return [good, bad_bsn, good2, no_route]
+
+
+def _write(rows: list[dict[str, str]], header: list[str], path: Path) -> Path:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
-    writer.writerow(template_header)
-    for row in (good, bad_bsn, good2, no_route):
-        writer.writerow([row.get(h, "") for h in template_header])
-    path = tmp / "pip-maart.csv"
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(h, "") for h in header])
     path.write_text(out.getvalue(), encoding="utf-8")
     return path
 
@@ -120,7 +123,8 @@ def test_new_user_logs_in_uploads_fixes_and_downloads(portal: Portal, browser: B
 
         # upload a file with two good and two bad rows; read the report
         page.get_by_label("Berichttype (bij een CSV-bestand)").select_option("pip")
-        page.get_by_label("Bestand (CSV of XML").set_input_files(_file_with_good_and_bad_rows(header, tmp_path))
+        rows = _rows()
+        page.get_by_label("Bestand (CSV of XML").set_input_files(_write(rows, header, tmp_path / "pip-maart.csv"))
         page.get_by_role("button", name="Uploaden en versturen").click()
         expect(page.get_by_role("heading", name="Upload: pip-maart.csv")).to_be_visible()
         summary = page.get_by_role("status")
@@ -138,20 +142,40 @@ def test_new_user_logs_in_uploads_fixes_and_downloads(portal: Portal, browser: B
             "Tesfamariam",
         ]
 
+        # fix the two flagged rows and upload the whole file again: only they are sent
+        rows[1]["persoon.identificatie.bsn"] = demo.make_bsn(rng)
+        rows[3]["leerroute"] = "ONDERWIJS"
+        menu(page, "Versturen")
+        page.get_by_label("Berichttype (bij een CSV-bestand)").select_option("pip")
+        page.get_by_label("Bestand (CSV of XML").set_input_files(_write(rows, header, tmp_path / "pip-maart.csv"))
+        page.get_by_role("button", name="Uploaden en versturen").click()
+        summary = page.get_by_role("status")
+        expect(summary).to_contain_text("2 verstuurd")
+        expect(summary).to_contain_text("2 al eerder verstuurd")
+        expect(summary).to_contain_text("0 niet verstuurd")
+        expect(page.locator("table.report")).to_have_count(0)
+        shot(page, "05-rapport-hersteld")
+        got = wait_received(portal.live, "duo", 4)
+        assert got["count"] == 4
+        assert got["duplicates"] == 0
+
         # the uploads history
         menu(page, "Mijn uploads")
-        expect(page.locator("tbody tr").first).to_contain_text("klaar, met fouten")
-        shot(page, "05-uploads")
+        history = page.locator("tbody tr")
+        expect(history).to_have_count(2)
+        expect(history.nth(0)).not_to_contain_text("met fouten")
+        expect(history.nth(1)).to_contain_text("klaar, met fouten")
+        shot(page, "06-uploads")
 
         # the inbox: open the message, then download it
         menu(page, "Inbox")
         expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
         expect(page.locator("tbody tr")).to_have_count(1)
-        shot(page, "06-inbox")
+        shot(page, "07-inbox")
         page.locator("tbody tr a").first.click()
         expect(page.get_by_role("heading", name="Inburgeringsplicht vastgesteld")).to_be_visible()
         expect(page.locator("table.fields")).to_contain_text(doc["payload"]["persoon"]["achternaam"])
-        shot(page, "07-bericht")
+        shot(page, "08-bericht")
         with page.expect_download() as download:
             page.get_by_role("link", name="Download als CSV").click()
         exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
