@@ -630,6 +630,7 @@ async def inbox_page(request: Request) -> Response:
         van=day_from.isoformat() if day_from else "",
         tot=day_to.isoformat() if day_to else "",
         notice=q.get("melding"),
+        names=_names(hub),
     )
     return page(request, "inbox.html", context)
 
