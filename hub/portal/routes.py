@@ -30,12 +30,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from hub.dispatch import receipt_unit
-from hub.errors import HubError, MalformedInput, NotFound
+from hub.errors import MalformedInput, NotFound
 from hub.partners import Partner
 from hub.portal import accounts, inbox
 from hub.portal.accounts import Session
 from hub.portal.columns import example_rows
 from hub.portal.upload import (
+    Problem,
     Row,
     UploadRefused,
     read_csv,
@@ -503,9 +504,17 @@ async def _process(hub: Hub, partner: Partner, upload_id: str, rows: list[Row]) 
     try:
         await send_rows(hub, partner, rows, progress)
         status = "done"
-    except (HubError, OSError) as exc:
-        log.error("portal_upload_failed", upload=upload_id, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a background task's last stop: the upload must not stay "bezig"
+        log.error("portal_upload_failed", upload=upload_id, error=exc.__class__.__name__)
         status = "failed"
+        for r in rows:
+            if r.status == "pending":
+                r.status = "refused"
+                r.problems.append(
+                    Problem(
+                        "", "niet verwerkt door een storing; upload het bestand opnieuw (niets wordt dubbel verstuurd)"
+                    )
+                )
     report = [r.as_json() for r in rows]
     sent = sum(1 for r in rows if r.status == "sent")
     duplicate = sum(1 for r in rows if r.status == "duplicate")
