@@ -36,6 +36,7 @@ from hub.protocols import Protocol
 from hub.service import Hub
 
 #: the namespace of portal row ids (uuid5)
+ENVELOPE = "{%s}Envelope" % env.ENV_NS
 ROW_NAMESPACE = uuid.UUID("6f1d3c5e-8a47-5b0e-9c1d-4b6e8f2a9d10")
 CONCURRENCY = 32
 
@@ -66,6 +67,7 @@ class Row:
     status: str = "pending"
     message_id: str | None = None
     receivers: tuple[str, ...] = ()
+    message: env.Message | None = None  # a whole envelope from an XML batch: sent with its own header
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -178,17 +180,26 @@ def read_csv(data: bytes, mtype: MessageType, columns: list[Column], *, max_rows
 
 
 def read_xml_batch(hub: Hub, partner: Partner, data: bytes, *, max_rows: int) -> list[Row]:
-    """An XML batch: any root element whose children are payload elements of the info model."""
+    """An XML batch: payload elements of the info model, or whole envelopes, as children of any root.
+
+    A single payload element or envelope as the root is a batch of one. A payload
+    gets its header from the portal (like a CSV row); an envelope keeps its own
+    (message id, purpose, receivers).
+    """
     try:
         root = xmlsafe.parse(data, max_bytes=len(data) + 1, max_depth=hub.settings.max_xml_depth)
     except HubError as exc:
         raise UploadRefused(f"de XML is niet leesbaar: {exc.detail}") from exc
     by_qname = {mt.qname: mt for mt, _ in sendable_types(hub, partner)}
-    rows: list[Row] = []
-    children = [c for c in root if isinstance(c.tag, str)]
+    single = root.tag in by_qname or root.tag == ENVELOPE
+    children = [root] if single else [c for c in root if isinstance(c.tag, str)]
     if len(children) > max_rows:
         raise UploadRefused(f"de batch heeft meer dan {max_rows} berichten; splits hem op. Er is niets verstuurd.")
+    rows: list[Row] = []
     for number, child in enumerate(children, start=1):
+        if child.tag == ENVELOPE:
+            rows.append(_envelope_row(hub, partner, number, child))
+            continue
         mtype = by_qname.get(child.tag)
         if mtype is None:
             row = Row(number, None, None, [])
@@ -202,6 +213,18 @@ def read_xml_batch(hub: Hub, partner: Partner, data: bytes, *, max_rows: int) ->
     if not rows:
         raise UploadRefused("de XML-batch bevat geen berichten.")
     return rows
+
+
+def _envelope_row(hub: Hub, partner: Partner, number: int, element: etree._Element) -> Row:
+    try:
+        hub.infomodel.validate_envelope(element)
+        message = env.from_xml(element, allow_test_numbers=hub.settings.insz_test_numbers)
+        mtype = hub.infomodel.get(message.envelope.type, message.envelope.version)
+    except HubError as exc:
+        row = Row(number, None, None, [])
+        row.problems.extend(problems_of(exc, []))
+        return row
+    return Row(number, mtype, message.payload, type_columns(hub, partner, mtype), message=message)
 
 
 # -- sending -------------------------------------------------------------------------------------
@@ -238,6 +261,9 @@ async def _send(hub: Hub, partner: Partner, row: Row) -> None:
     if row.problems or row.payload is None or row.mtype is None:
         row.status = "refused"
         return
+    if row.message is not None:
+        await _accept(hub, partner, row, row.message)
+        return
     mtype, payload = row.mtype, row.payload
     protocol = protocol_for(hub, partner, mtype.name)
     if protocol is None:
@@ -257,8 +283,12 @@ async def _send(hub: Hub, partner: Partner, row: Row) -> None:
         subject=subject,
         purpose=protocol.id,
     )
+    await _accept(hub, partner, row, env.Message(envelope, payload))
+
+
+async def _accept(hub: Hub, partner: Partner, row: Row, message: env.Message) -> None:
     try:
-        accepted = await hub.accept(partner, env.Message(envelope, payload), channel="portal", pointer="xpath")
+        accepted = await hub.accept(partner, message, channel="portal", pointer="xpath")
     except HubError as exc:
         row.status = "refused"
         row.problems.extend(problems_of(exc, row.columns))

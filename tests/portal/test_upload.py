@@ -10,9 +10,10 @@ import time
 from contextlib import closing
 
 from hub import demo
-from hub.settings import PortalSettings, Settings
+from hub.infomodel import InfoModel
+from hub.settings import ROOT, PortalSettings, Settings
 from tests.conftest import start_live_hub
-from tests.helpers import audit_rows, count_messages
+from tests.helpers import audit_rows, count_messages, xml_message
 from tests.portal.conftest import Portal, seed_users, upload, wait_received
 
 rng = random.Random(7)
@@ -212,3 +213,18 @@ def test_a_large_upload_shows_progress_that_refreshes_without_javascript(setting
             assert 'http-equiv="refresh"' not in page.text
     finally:
         live.thread.stop()
+
+
+def test_an_xml_batch_of_envelopes_keeps_their_own_ids(portal: Portal) -> None:
+    model = InfoModel(ROOT / "schemas")
+    doc = demo.pip(rng, "0228")
+    envelope = xml_message(doc, model).decode().split("?>", 1)[-1]
+    batch = f"<export>{envelope}<Envelope xmlns='urn:knooppunt:envelope:1'><header/></Envelope></export>".encode()
+    with closing(portal.login()) as c:
+        r = upload(c, batch, filename="export.xml", type_name="")
+        assert "1</span> verstuurd" in r.text
+        assert "1</span> niet verstuurd" in r.text
+        again = upload(c, batch, filename="export.xml", type_name="")
+        assert "1</span> al eerder verstuurd" in again.text
+    got = wait_received(portal.live, "duo", 1)
+    assert [m["messageId"] for m in got["messages"]] == [doc["messageId"]]
