@@ -644,19 +644,26 @@ async def inbox_page(request: Request) -> Response:
     return page(request, "inbox.html", context)
 
 
+def _number(value: str) -> int:
+    """A delivery id from the path; anything else is simply not found."""
+    if not value.isdigit() or len(value) > 18:
+        raise NotFound("dit bericht bestaat niet in uw inbox")
+    return int(value)
+
+
 def _names(hub: Hub) -> dict[str, str]:
     return {p.id: p.name for p in hub.partners.all()}
 
 
 @router.get("/inbox/{delivery_id}")
-async def message_page(request: Request, delivery_id: int) -> Response:
+async def message_page(request: Request, delivery_id: str) -> Response:
     who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
     hub = _hub(request)
     try:
-        entry = inbox.entry(hub.engine, partner.id, delivery_id)
+        entry = inbox.entry(hub.engine, partner.id, _number(delivery_id))
         doc = inbox.rendered(hub, partner, entry)
     except NotFound as exc:
         return _error_page(request, session, partner, 404, exc.detail)
@@ -668,13 +675,13 @@ async def message_page(request: Request, delivery_id: int) -> Response:
 
 
 @router.get("/inbox/{delivery_id}/download")
-async def download_one(request: Request, delivery_id: int) -> Response:
+async def download_one(request: Request, delivery_id: str) -> Response:
     who = await _logged_in(request)
     if who is None:
         return redirect("/portaal/inloggen")
     session, partner = who
     try:
-        entry = inbox.entry(_hub(request).engine, partner.id, delivery_id)
+        entry = inbox.entry(_hub(request).engine, partner.id, _number(delivery_id))
     except NotFound as exc:
         return _error_page(request, session, partner, 404, exc.detail)
     return await _download(request, session, partner, [entry], request.query_params.get("formaat", "csv"))
@@ -736,3 +743,13 @@ def _handled(delivery_ids: list[int], session: Session) -> Any:
                 )
 
     return unit
+
+
+@router.get("/{rest:path}")
+async def not_found(request: Request, rest: str) -> Response:
+    """Any other portal address: a page, not a JSON problem."""
+    who = await _logged_in(request)
+    if who is None:
+        return page(request, "fout.html", {"status": 404, "message": "Deze pagina bestaat niet."}, 404)
+    session, partner = who
+    return _error_page(request, session, partner, 404, "Deze pagina bestaat niet.")

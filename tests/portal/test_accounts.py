@@ -222,3 +222,15 @@ def test_the_demo_gets_a_portal_user_for_ede_once(portal: Portal) -> None:
     with closing(portal.login(username, password)) as c:
         assert "Gemeente Ede" in c.get("/portaal/start").text
     assert seed_demo_user(portal.live.settings) is None
+
+
+def test_unknown_portal_addresses_answer_with_a_page(portal: Portal) -> None:
+    with closing(portal.browser()) as anonymous:
+        r = anonymous.get("/portaal/bestaat-niet")
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("text/html")
+        assert "default-src 'none'" in r.headers["content-security-policy"]
+    with closing(portal.login()) as c:
+        assert c.get("/portaal/inbox/abc").status_code == 404
+        assert c.get("/portaal/inbox/99999999999999999999999").status_code == 404
+        assert "Deze pagina bestaat niet" in c.get("/portaal/iets/anders").text
