@@ -234,3 +234,23 @@ def test_unknown_portal_addresses_answer_with_a_page(portal: Portal) -> None:
         assert c.get("/portaal/inbox/abc").status_code == 404
         assert c.get("/portaal/inbox/99999999999999999999999").status_code == 404
         assert "Deze pagina bestaat niet" in c.get("/portaal/iets/anders").text
+
+
+def test_the_session_cookie_is_secure_behind_https(portal: Portal) -> None:
+    # a TLS-terminating proxy on loopback says the original request was https
+    with closing(portal.browser()) as c:
+        c.headers["x-forwarded-proto"] = "https"
+        form = c.get("/portaal/inloggen")
+        assert "Secure" in form.headers["set-cookie"]
+        # the client keeps Secure cookies off plain http, so hand it back as the browser behind TLS would
+        login_cookie = form.headers["set-cookie"].split(";")[0]
+        r = c.post(
+            "/portaal/inloggen",
+            data={"csrf": csrf_of(form.text), "gebruikersnaam": EDE_USER, "wachtwoord": PASSWORD},
+            headers={"cookie": login_cookie},
+            follow_redirects=False,
+        )
+    assert r.status_code == 303
+    [cookie] = [h for h in r.headers.get_list("set-cookie") if h.startswith("kp_sessie=")]
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie

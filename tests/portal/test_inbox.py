@@ -102,6 +102,7 @@ def test_another_organisation_sees_nothing_of_it(portal: Portal) -> None:
     with closing(portal.login()) as ede:
         [delivery] = _delivery_ids(ede.get("/portaal/inbox").text)
     with closing(portal.login(GENT_USER)) as gent:
+        assert '<span class="big">0</span> nieuwe berichten' in gent.get("/portaal/start").text
         listing = gent.get("/portaal/inbox").text
         assert _delivery_ids(listing) == []
         assert gent.get(f"/portaal/inbox/{delivery}").status_code == 404
