@@ -80,7 +80,12 @@ def test_good_and_bad_rows_report_per_row_and_only_good_rows_are_sent(portal: Po
     before = count_messages(portal.live.settings)
     with closing(portal.login()) as c:
         r = upload(c, _csv([good1, bad_bsn, good2, bad_route, no_name]))
+        report_csv = c.get(r.url.path + "/rapport.csv")
     assert r.status_code == 200
+    lines = _rows(report_csv.text)
+    assert lines[0] == ["rij", "resultaat", "veld", "wat is er mis", "berichtId"]
+    assert ["3", "refused", "persoon.identificatie.bsn", "voldoet niet aan de 11-proef", ""] in lines
+    assert sum(1 for line in lines[1:] if line[1] == "sent") == 2
     assert "2</span> verstuurd" in r.text
     assert "3</span> niet verstuurd" in r.text
     report = re.findall(
