@@ -60,6 +60,24 @@ class OidcSettings(BaseModel):
     jwks_uri: str | None = None
 
 
+class PortalSettings(BaseModel):
+    """The upload portal of plateau-1 partners."""
+
+    max_upload_bytes: int = Field(default=5_242_880, ge=1024)
+    max_upload_rows: int = Field(default=5000, ge=1)
+    session_hours: float = Field(default=8.0, gt=0)
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    upload_wait_seconds: float = Field(default=5.0, ge=0)
+    # e-mail that something arrived in a plateau-1 inbox: off unless smtp_host is set
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "knooppunt@localhost"
+    notify_interval_seconds: float = Field(default=900.0, ge=0)
+
+
 class Settings(BaseSettings):
     """The hub's configuration."""
 
@@ -95,6 +113,7 @@ class Settings(BaseSettings):
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @field_validator("payload_key", "audit_hmac_key")
     @classmethod

@@ -20,6 +20,7 @@ from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
+from hub.portal.routes import router as portal_router
 from hub.service import Hub
 from hub.settings import Settings
 from hub.transport.memory import MemoryTransport
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(repertorium.router)
     app.include_router(citizen.router)
     app.include_router(reporting.router)
+    app.include_router(portal_router)
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:

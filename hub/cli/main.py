@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from hub import logs
 from hub.cli import lookup, schemas
+from hub.cli.users import app as users_app
+from hub.cli.users import seed_demo_user
 from hub.errors import HubError
 from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
@@ -34,6 +36,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(lookup.app, name="lookup")
 app.add_typer(schemas.app, name="schemas")
 app.command("check-partner")(lookup.check_partner)
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)
@@ -75,6 +78,7 @@ def run(
     table.add_row("OpenAPI", f"{base}/v1/openapi.json")
     table.add_row("SOAP (WSDL)", f"{base}/soap/berichten")
     table.add_row("Gezondheid", f"{base}/health")
+    table.add_row("Portaal (plateau 1)", f"{base}/portaal  (gebruikers: knooppunt users add)")
     table.add_row("Database", settings.database_url)
     console.print(table)
     if setup is not None:
@@ -87,6 +91,10 @@ def run(
             where = setup.simulators[p.id].url if p.id in setup.simulators else "portaal-inbox"
             sims.add_row(p.id, p.role, where, setup.tokens[p.id])
         console.print(sims)
+        if demo_user := seed_demo_user(settings):
+            console.print(
+                f"\nPortaal van gemeente Ede: {base}/portaal  gebruiker {demo_user[0]}  wachtwoord {demo_user[1]}"
+            )
         duo = setup.tokens["duo"]
         console.print("\nStuur een bericht (DUO meldt een inburgeringsplicht aan Utrecht):")
         console.print(
@@ -221,7 +229,7 @@ def partners_token(partner_id: Annotated[str, typer.Argument(metavar="NAME")]) -
 
 @deliveries_app.command("list")
 def deliveries_list(
-    status: Annotated[str | None, typer.Option(help="pending | retrying | delivered | dead")] = None,
+    status: Annotated[str | None, typer.Option(help="pending | retrying | in_inbox | delivered | dead")] = None,
     limit: Annotated[int, typer.Option()] = 50,
 ) -> None:
     """Toon afleveringen, nieuwste eerst."""

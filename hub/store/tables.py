@@ -196,3 +196,73 @@ directory_subscriptions = Table(
     Index("ix_directory_subscriptions_follow", "person_id", "partner_id", "capacity", "valid_from", "valid_until"),
     Index(None, "partner_id"),
 )
+# -- the upload portal (plateau 1): organisations are partners, with users ------------
+
+portal_organisations = Table(
+    "portal_organisations",
+    metadata,
+    Column("partner_id", String(64), ForeignKey("partners.id"), primary_key=True),
+    Column("require_totp", Boolean, nullable=False, default=False),
+    Column("notify_email", String(254), nullable=True),
+    Column("updated_at", TS, nullable=False),
+)
+
+portal_users = Table(
+    "portal_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("username", String(254), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("totp_secret", String(160), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", TS, nullable=True),
+    Column("last_login_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index(None, "partner_id"),
+)
+
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("second_factor_done", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index(None, "user_id"),
+)
+
+portal_uploads = Table(
+    "portal_uploads",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("filename", String(200), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("message_type", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("rows_total", Integer, nullable=False, default=0),
+    Column("rows_sent", Integer, nullable=False, default=0),
+    Column("rows_duplicate", Integer, nullable=False, default=0),
+    Column("rows_failed", Integer, nullable=False, default=0),
+    Column("report", JSON, nullable=False, default=list),
+    Column("created_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Index(None, "partner_id", "created_at"),
+)
+
+portal_handled = Table(
+    "portal_handled",
+    metadata,
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("handled_at", TS, nullable=False),
+)
