@@ -139,6 +139,9 @@ audit_events = Table(
     Index(None, "subject_hash", "occurred_at"),
     Index(None, "message_id"),
     Index(None, "occurred_at"),
+    # DPO searches by partner, newest first (migration 0002).
+    Index(None, "sender", "seq"),
+    Index(None, "receiver", "seq"),
 )
 
 audit_head = Table(
@@ -147,4 +150,30 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    # Completed perfect subtrees of the Merkle tree over audit_events, from
+    # level 8 (256 records) up: a cache that makes tree heads and proofs
+    # O(log n) reads. Never trusted by verify, which recomputes from records.
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(200), nullable=False),
+    Column("tree_size", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("key_id", String(8), nullable=False),
+    Column("note", Text, nullable=False),
+    Index(None, "tree_size"),
 )

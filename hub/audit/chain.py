@@ -1,27 +1,31 @@
-"""The audit log: data, not logging. An append-only, hash-chained table.
+"""The audit chain: append-only, hash-chained records.
 
 Every record carries what the Logboek Dataverwerkingen and the MAGDA audit
 register ask for (trace/span ids, event, time, status, sender, receiver,
 actor, protocol, message type, subject type and a keyed hash of the subject
-id; never the id). Each record's ``hash`` is SHA-256 over the previous hash
-and the record's canonical JSON, so changing, deleting, inserting or
-reordering a record breaks the chain at that point. Records are appended
-inside the same transaction as the exchange they describe: if the record
-cannot be written, the exchange does not happen.
+id; never the id). Records are appended inside the same transaction as the
+exchange they describe: if the record cannot be written, the exchange does
+not happen.
 
-The event catalogue is in ``docs/audit-events.md``.
+Each record's ``hash`` is ``SHA-256(prev_hash_hex || canonical(record))``
+where ``canonical`` is the record's fields as compact JSON with sorted keys,
+UTF-8, no floats in exponent form (:func:`canonical`). The same bytes come
+out of ``json.dumps(sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)``, so a third party can recompute a hash with the
+standard library (``tools/verify_audit_export.py`` does).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, insert, select, update
 
 from hub.ports import JSON
@@ -44,6 +48,28 @@ EVENTS = frozenset(
     }
 )
 
+#: The fields a record hash covers (everything but ``prev_hash`` and ``hash``).
+HASHED_FIELDS = (
+    "seq",
+    "event",
+    "occurred_at",
+    "status",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "message_id",
+    "message_type",
+    "sender",
+    "receiver",
+    "actor",
+    "protocol_id",
+    "subject_type",
+    "subject_hash",
+    "detail",
+)
+
+_INT_LIMIT = 2**63
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
@@ -64,24 +90,55 @@ class AuditEvent:
     detail: Mapping[str, JSON] = field(default_factory=dict)
 
 
-def _ts(value: datetime) -> str:
+def utc(value: datetime) -> datetime:
+    """The same instant in UTC (naive values are taken as UTC)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
-_HASHED = (
-    "seq", "event", "occurred_at", "status", "trace_id", "span_id", "parent_span_id", "message_id",
-    "message_type", "sender", "receiver", "actor", "protocol_id", "subject_type", "subject_hash", "detail",
-)
+def ts_text(value: datetime) -> str:
+    """The canonical timestamp: ``2026-11-24T01:18:16.123456+00:00``."""
+    return utc(value).isoformat(timespec="microseconds")
+
+
+def _check_json(value: object, path: str = "detail") -> None:
+    """Refuse detail values whose JSON text differs between serialisers (exponent floats, huge ints)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -_INT_LIMIT < value < _INT_LIMIT:
+            raise ValueError(f"{path}: integer out of the 64-bit range")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value) or "e" in repr(value):
+            raise ValueError(f"{path}: float {value!r} has no canonical JSON form; store it as a string")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: keys must be strings")
+            _check_json(item, f"{path}/{key}")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}/{i}")
+        return
+    raise ValueError(f"{path}: {type(value).__name__} is not JSON")
+
+
+def canonical(row: Mapping[str, Any]) -> bytes:
+    """The bytes a record hash covers; ``occurred_at`` may be a datetime or canonical text."""
+    body = {k: row.get(k) for k in HASHED_FIELDS}
+    when = body["occurred_at"]
+    if isinstance(when, datetime):
+        body["occurred_at"] = ts_text(when)
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 def record_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    """SHA-256(prev_hash || canonical JSON of the record's fields)."""
-    body = {k: row.get(k) for k in _HASHED}
-    body["occurred_at"] = _ts(row["occurred_at"])
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(prev_hash.encode() + canonical.encode()).hexdigest()
+    """SHA-256(prev_hash || canonical JSON of the record's fields), as hex."""
+    return hashlib.sha256(prev_hash.encode() + canonical(row)).hexdigest()
 
 
 class ChainWriter:
@@ -94,7 +151,9 @@ class ChainWriter:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        row = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()).first()
+        row = conn.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+        ).first()
         if row is None:
             conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
             self.seq, self.hash = 0, GENESIS
@@ -104,6 +163,7 @@ class ChainWriter:
         self._pending: list[dict[str, Any]] = []
 
     def mark(self) -> tuple[int, str]:
+        """Where the chain stands, to :meth:`reset` to if a unit fails."""
         return self.seq, self.hash
 
     def reset(self, mark: tuple[int, str]) -> None:
@@ -112,14 +172,20 @@ class ChainWriter:
         self._pending.clear()
 
     def append(self, event: AuditEvent, now: datetime | None = None) -> int:
-        """Chain one record; it is written at :meth:`flush`, in the same transaction."""
+        """Chain one record; it is written at :meth:`flush`, in the same transaction.
+
+        Raises:
+            ValueError: an unknown event, or a detail without a canonical JSON form.
+        """
         if event.event not in EVENTS:
             raise ValueError(f"unknown audit event {event.event!r}")
-        self.seq += 1
+        _check_json(event.detail)
+        # Stored in UTC: SQLite keeps the wall-clock fields and drops the zone.
+        when = utc(now or datetime.now(UTC))
         row: dict[str, Any] = {
-            "seq": self.seq,
+            "seq": self.seq + 1,
             "event": event.event,
-            "occurred_at": now or datetime.now(UTC),
+            "occurred_at": when,
             "status": event.status,
             "trace_id": event.trace_id or os.urandom(16).hex(),
             "span_id": os.urandom(8).hex(),
@@ -136,6 +202,7 @@ class ChainWriter:
         }
         row["prev_hash"] = self.hash
         row["hash"] = record_hash(self.hash, row)
+        self.seq += 1
         self.hash = row["hash"]
         self._pending.append(row)
         return self.seq
@@ -151,43 +218,3 @@ class ChainWriter:
         if self.seq != self._start:
             self.conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=self.seq, hash=self.hash))
             self._start = self.seq
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    """Outcome of walking the chain."""
-
-    ok: bool
-    checked: int
-    first_bad_seq: int | None = None
-    reason: str = ""
-
-
-def iter_records(conn: Connection, batch: int = 5000) -> Iterator[Mapping[str, Any]]:
-    last = 0
-    while True:
-        rows = conn.execute(
-            select(audit_events).where(audit_events.c.seq > last).order_by(audit_events.c.seq).limit(batch)
-        ).mappings().all()
-        if not rows:
-            return
-        yield from rows
-        last = int(rows[-1]["seq"])
-
-
-def verify(conn: Connection) -> VerifyResult:
-    """Walk the whole chain; name the first record that does not fit."""
-    prev_hash, expected_seq, checked = GENESIS, 1, 0
-    for row in iter_records(conn):
-        seq = int(row["seq"])
-        if seq != expected_seq:
-            return VerifyResult(False, checked, expected_seq, f"record {expected_seq} missing (next is {seq})")
-        if row["prev_hash"] != prev_hash:
-            return VerifyResult(False, checked, seq, "prev_hash does not match the previous record")
-        if record_hash(prev_hash, row) != row["hash"]:
-            return VerifyResult(False, checked, seq, "record content does not match its hash")
-        prev_hash, expected_seq, checked = row["hash"], seq + 1, checked + 1
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
-    if head is not None and (int(head.seq) != checked or head.hash != prev_hash):
-        return VerifyResult(False, checked, checked + 1, f"chain ends at {checked} but the head says {head.seq}")
-    return VerifyResult(True, checked)
