@@ -23,6 +23,7 @@ that checkpoint's size. That detects:
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -127,12 +128,151 @@ def _localize(conn: Connection, lo: int, hi: int, leaves: list[bytes]) -> int:
     return lo + 1
 
 
+class _Walk:
+    """Where the pass stands: records checked, the last two hashes, the tree's right edge."""
+
+    def __init__(self, checkpoints: list[Checkpoint], keep_leaves: bool) -> None:
+        self.count = 0
+        self.prev_hex = GENESIS
+        self.prev_prev_hex = GENESIS
+        self.stack: list[tuple[int, bytes]] = []
+        self.cps = checkpoints
+        self.cp_pos = 0
+        self.good_size = 0
+        self.good_cps = 0
+        self.keep_leaves = keep_leaves
+        self.leaves: list[bytes] = []
+
+    @property
+    def next_cp(self) -> Checkpoint | None:
+        return self.cps[self.cp_pos] if self.cp_pos < len(self.cps) else None
+
+    def root_with(self, extra: list[bytes]) -> bytes:
+        parts = [h for _, h in self.stack] + extra
+        if not parts:
+            return EMPTY_ROOT
+        root = parts[-1]
+        for left in reversed(parts[:-1]):
+            root = node_hash(left, root)
+        return root
+
+    def push(self, level: int, h: bytes) -> None:
+        stack = self.stack
+        while stack and stack[-1][0] == level:
+            h = node_hash(stack.pop()[1], h)
+            level += 1
+        stack.append((level, h))
+
+
+def _layers(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every complete level of the subtree over ``leaves`` (level 0 = the leaves)."""
+    sha = hashlib.sha256
+    layers = [leaves]
+    cur = leaves
+    while len(cur) > 1:
+        cur = [sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)]
+        layers.append(cur)
+    return layers
+
+
+def _decompose(layers: list[list[bytes]], k: int) -> list[bytes]:
+    """The perfect subtrees covering the first ``k`` leaves of an aligned page, largest first."""
+    out: list[bytes] = []
+    offset = 0
+    for level in range(k.bit_length() - 1, -1, -1):
+        if k >> level & 1:
+            out.append(layers[level][offset >> level])
+            offset += 1 << level
+    return out
+
+
+def _fast_page(rows: list[Any], walk: _Walk) -> list[bytes] | None:
+    """Check a page of SQLite rows in bulk; None if anything differs (then :func:`_slow_page` looks closer).
+
+    SQLite keeps occurred_at as naive UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``;
+    its canonical form only swaps the space for a ``T`` and adds ``+00:00``.
+    Any other spelling fails the hash here and is parsed properly by the slow path.
+    """
+    loads, dumps, opt = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
+    sha = hashlib.sha256
+    empty: dict[str, Any] = {}
+    try:
+        canon = [
+            dumps(
+                {
+                    "actor": r[3], "detail": empty if r[4] == "{}" else loads(r[4]), "event": r[5],
+                    "message_id": r[6], "message_type": r[7], "occurred_at": r[8].replace(" ", "T", 1) + "+00:00",
+                    "parent_span_id": r[9],
+                    "protocol_id": r[10], "receiver": r[11], "sender": r[12], "seq": r[0], "span_id": r[13],
+                    "status": r[14], "subject_hash": r[15], "subject_type": r[16], "trace_id": r[17],
+                },
+                option=opt,
+            )
+            for r in rows
+        ]  # fmt: skip
+        digests = [sha(r[1].encode() + c).digest() for r, c in zip(rows, canon, strict=True)]
+    except (ValueError, TypeError, AttributeError):
+        return None
+    hexes = [d.hex() for d in digests]
+    n = len(rows)
+    if rows[0][0] != walk.count + 1 or rows[-1][0] != walk.count + n:
+        return None
+    if hexes != [r[2] for r in rows] or [r[1] for r in rows] != [walk.prev_hex, *hexes[:-1]]:
+        return None
+    walk.prev_prev_hex = hexes[-2] if n > 1 else walk.prev_hex
+    walk.prev_hex = hexes[-1]
+    return digests
+
+
+def _slow_page(rows: list[Any], walk: _Walk) -> list[bytes] | str:
+    """Check a page record by record; returns the digests, or why the first bad record is bad.
+
+    On failure ``walk.count`` is left at the last good record and the reason
+    is prefixed with the bad seq as ``"<seq>|"``.
+    """
+    sha = hashlib.sha256
+    loads, dumps, opt = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
+    digests: list[bytes] = []
+    count, prev_hex, prev_prev_hex = walk.count, walk.prev_hex, walk.prev_prev_hex
+    for (seq, prev, h, actor, detail, event, mid, mtype, occ, psid, proto, recv, send, sid, status,
+         shash, stype, tid) in rows:  # fmt: skip
+        expected = count + 1
+        if seq != expected:
+            return f"{expected}|record {expected} is missing (the next record is {seq})"
+        try:
+            d = loads(detail) if isinstance(detail, str | bytes) else detail
+            body = {
+                "actor": actor, "detail": d, "event": event, "message_id": mid, "message_type": mtype,
+                "occurred_at": _ts(occ), "parent_span_id": psid, "protocol_id": proto, "receiver": recv,
+                "sender": send, "seq": seq, "span_id": sid, "status": status, "subject_hash": shash,
+                "subject_type": stype, "trace_id": tid,
+            }  # fmt: skip
+            digest = sha(str(prev).encode() + dumps(body, option=opt)).digest()
+        except (ValueError, TypeError) as exc:
+            return f"{seq}|record {seq} cannot be read: {exc}"
+        hx = digest.hex()
+        if hx != h or prev != prev_hex:
+            if h == prev_hex:
+                return f"{seq}|record {seq} is a copy of record {count}"
+            if prev != prev_hex and prev == prev_prev_hex and count > 0:
+                body["seq"] = count
+                if sha(str(prev).encode() + dumps(body, option=opt)).hexdigest() == h:
+                    return f"{count}|record {count} was inserted: the next record links past it"
+            if prev != prev_hex:
+                return f"{seq}|prev_hash does not match the previous record's hash"
+            return f"{seq}|the record's content does not match its hash (changed or moved)"
+        digests.append(digest)
+        prev_prev_hex, prev_hex, count = prev_hex, hx, seq
+    walk.prev_prev_hex, walk.prev_hex = prev_prev_hex, prev_hex
+    return digests
+
+
 def verify(
     conn: Connection,
     *,
     public_key: bytes | None = None,
     key_name: str | None = None,
-    batch: int = 20_000,
+    page_level: int = 10,
     keep_leaves: bool = False,
 ) -> VerifyResult:
     """Check every record and every signed checkpoint; name the first bad seq.
@@ -144,121 +284,104 @@ def verify(
         public_key: the raw Ed25519 public key; when given, every checkpoint's
             signature is checked too (a checkpoint that does not verify is not trusted).
         key_name: the signer's name, when it differs from the checkpoint origin.
-        batch: rows per round trip.
+        page_level: rows per round trip as a power of two (pages stay aligned to Merkle subtrees).
         keep_leaves: keep all leaf hashes to narrow a rewrite down (used only on a failed pass).
     """
     started = time.perf_counter()
     checkpoints = all_checkpoints(conn)
-    trusted: list[Checkpoint] = []
-    for cp in checkpoints:
-        if public_key is not None:
+    if public_key is not None:
+        for cp in checkpoints:
             try:
                 verify_note(cp.note, public_key, key_name)
             except CheckpointError as exc:
                 return VerifyResult(
                     False, 0, None, f"checkpoint {cp.id} (size {cp.size}): {exc.detail}",
                     seconds=time.perf_counter() - started,
-                )
-        trusted.append(cp)
-    last_cp = trusted[-1] if trusted else None
-    cp_iter = iter(trusted)
-    next_cp = next(cp_iter, None)
-    while next_cp is not None and next_cp.size == 0:
-        if next_cp.root != EMPTY_ROOT:
-            return VerifyResult(False, 0, 1, "checkpoint of the empty log has a wrong root")
-        next_cp = next(cp_iter, None)
-    good_size = 0
-    checked_cps = 0
-
-    sha = hashlib.sha256
-    loads, dumps, opt = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
-    stack: list[bytes] = []
-    leaves: list[bytes] = []
-    prev_hex, prev_prev_hex = GENESIS, GENESIS
-    count = 0
-    ph = _placeholder(conn)
-    sql = f"SELECT {_COLUMNS} FROM audit_events WHERE seq > {ph} ORDER BY seq LIMIT {int(batch)}"  # noqa: S608
-    cursor = conn.connection.cursor()
+                )  # fmt: skip
+    last_cp = checkpoints[-1] if checkpoints else None
+    walk = _Walk(checkpoints, keep_leaves)
 
     def fail(seq: int | None, reason: str) -> VerifyResult:
-        return VerifyResult(
-            False, count, seq, reason, last_cp, checked_cps, time.perf_counter() - started
-        )
+        return VerifyResult(False, walk.count, seq, reason, last_cp, walk.good_cps, time.perf_counter() - started)
 
+    while walk.next_cp is not None and walk.next_cp.size == 0:
+        if walk.next_cp.root != EMPTY_ROOT:
+            return fail(1, "the checkpoint of the empty log has a wrong root")
+        walk.cp_pos += 1
+        walk.good_cps += 1
+
+    page = 1 << page_level
+    ph = _placeholder(conn)
+    fast = conn.dialect.name == "sqlite"
+    cursor = conn.connection.cursor()
+    if fast:
+        # One streaming statement: SQLite reads the table in rowid (= seq) order.
+        cursor.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY seq")  # noqa: S608
+    keyset_sql = f"SELECT {_COLUMNS} FROM audit_events WHERE seq > {ph} ORDER BY seq LIMIT {page}"  # noqa: S608
+    # The pass allocates millions of short-lived objects and keeps none: cyclic GC
+    # would only rescan the live pages over and over.
+    gc_was_on = gc.isenabled()
+    gc.disable()
     try:
         while True:
-            cursor.execute(sql, (count,))
-            rows = cursor.fetchall()
+            base = walk.count
+            if fast:
+                rows = cursor.fetchmany(page)
+            else:
+                cursor.execute(keyset_sql, (base,))
+                rows = cursor.fetchall()
             if not rows:
                 break
-            for (seq, prev, h, actor, detail, event, mid, mtype, occ, psid, proto, recv, send, sid, status,
-                 shash, stype, tid) in rows:
-                expected = count + 1
-                if seq != expected:
-                    return fail(expected, f"record {expected} is missing (the next record is {seq})")
-                if detail == "{}":
-                    d: Any = {}
-                elif isinstance(detail, str | bytes):
-                    d = loads(detail)
-                else:
-                    d = detail
-                if occ.__class__ is str and len(occ) == 26:
-                    when = occ[:10] + "T" + occ[11:] + "+00:00"
-                else:
-                    when = _ts(occ)
-                body = {
-                    "actor": actor, "detail": d, "event": event, "message_id": mid, "message_type": mtype,
-                    "occurred_at": when, "parent_span_id": psid, "protocol_id": proto, "receiver": recv,
-                    "sender": send, "seq": seq, "span_id": sid, "status": status, "subject_hash": shash,
-                    "subject_type": stype, "trace_id": tid,
-                }  # fmt: skip
-                digest = sha(prev.encode() + dumps(body, option=opt)).digest()
-                hx = digest.hex()
-                if hx != h or prev != prev_hex:
-                    if h == prev_hex:
-                        return fail(seq, f"record {seq} is a copy of record {count}")
-                    if prev != prev_hex and prev == prev_prev_hex and count > 0:
-                        body["seq"] = count
-                        if sha(prev.encode() + dumps(body, option=opt)).hexdigest() == h:
-                            return fail(count, f"record {count} was inserted: the next record links past it")
-                    if prev != prev_hex:
-                        return fail(seq, "prev_hash does not match the previous record's hash")
-                    return fail(seq, "the record's content does not match its hash (changed or moved)")
-                prev_prev_hex, prev_hex = prev_hex, hx
-                lh = sha(b"\x00" + digest).digest()
-                if keep_leaves:
-                    leaves.append(lh)
-                stack.append(lh)
-                count = seq
-                n = seq
-                while not n & 1:
-                    right = stack.pop()
-                    stack[-1] = sha(b"\x01" + stack[-1] + right).digest()
-                    n >>= 1
-                while next_cp is not None and next_cp.size == count:
-                    root = stack[-1]
-                    for left in reversed(stack[:-1]):
-                        root = node_hash(left, root)
-                    if root != next_cp.root:
-                        if not keep_leaves:
-                            return verify(conn, public_key=public_key, key_name=key_name, batch=batch, keep_leaves=True)
-                        first = _localize(conn, good_size, count, leaves)
-                        return fail(
-                            first,
-                            f"records {good_size + 1}..{count} were rewritten: the tree head differs from"
-                            f" signed checkpoint {next_cp.id} (root {base64.b64encode(next_cp.root).decode()})",
+            digests = _fast_page(rows, walk) if fast else None
+            if digests is None:
+                checked = _slow_page(rows, walk)
+                if isinstance(checked, str):
+                    seq_text, reason = checked.split("|", 1)
+                    walk.count = int(seq_text) - 1
+                    return fail(int(seq_text), reason)
+                digests = checked
+            sha = hashlib.sha256
+            leaves = [sha(b"\x00" + d).digest() for d in digests]
+            if walk.keep_leaves:
+                walk.leaves.extend(leaves)
+            layers = _layers(leaves)
+            n = len(leaves)
+            cp = walk.next_cp
+            while cp is not None and cp.size <= base + n:
+                root = walk.root_with(_decompose(layers, cp.size - base))
+                if root != cp.root:
+                    walk.count = base + n
+                    if not walk.keep_leaves:
+                        return verify(
+                            conn, public_key=public_key, key_name=key_name, page_level=page_level, keep_leaves=True
                         )
-                    good_size = count
-                    checked_cps += 1
-                    next_cp = next(cp_iter, None)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        return fail(count + 1, f"record {count + 1} cannot be read: {exc}")
+                    first = _localize(conn, walk.good_size, cp.size, walk.leaves)
+                    return fail(
+                        first,
+                        f"records {walk.good_size + 1}..{cp.size} were rewritten: the tree head differs from"
+                        f" signed checkpoint {cp.id} (root {base64.b64encode(cp.root).decode()})",
+                    )
+                walk.good_size = cp.size
+                walk.good_cps += 1
+                walk.cp_pos += 1
+                cp = walk.next_cp
+            if n == page:
+                walk.push(page_level, layers[page_level][0])
+            else:
+                levels = [lvl for lvl in range(n.bit_length() - 1, -1, -1) if n >> lvl & 1]
+                for level, h in zip(levels, _decompose(layers, n), strict=True):
+                    walk.push(level, h)
+            walk.count = base + n
     finally:
         cursor.close()
+        if gc_was_on:
+            gc.enable()
 
-    if next_cp is not None:
-        return fail(count + 1, f"the log ends at {count} but signed checkpoint {next_cp.id} covers {next_cp.size} records (truncated)")
+    count = walk.count
+    cp = walk.next_cp
+    if cp is not None:
+        return fail(count + 1, f"the log ends at {count} but signed checkpoint {cp.id} covers {cp.size} records (truncated)")
     head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
-    if head is not None and (int(head.seq) != count or head.hash != prev_hex):
+    if head is not None and (int(head.seq) != count or head.hash != walk.prev_hex):
         return fail(min(count, int(head.seq)) + 1, f"the log ends at {count} but its head says {head.seq}")
-    return VerifyResult(True, count, None, "", last_cp, checked_cps, time.perf_counter() - started)
+    return VerifyResult(True, count, None, "", last_cp, walk.good_cps, time.perf_counter() - started)
