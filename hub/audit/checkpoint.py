@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +36,9 @@ from hub.audit.tree import AuditIntegrityError, TreeReader, tree_size, update_tr
 from hub.errors import HubError
 from hub.settings import Settings
 from hub.store.tables import audit_checkpoints, audit_events
+
+if TYPE_CHECKING:
+    from hub.store.database import Tx
 
 SIG_PREFIX = "\u2014 "
 
@@ -289,3 +294,15 @@ def create_checkpoint(
         )
     ).inserted_primary_key
     return Checkpoint(signer.name, size, root, chain_hash, when, signer.key_id.hex(), note, int(new_id[0]) if new_id else None)
+
+
+def checkpoint_unit(signer: CheckpointSigner, *, only_if_grown: bool = False) -> Callable[[Tx], Checkpoint]:
+    """:func:`create_checkpoint` as a writer unit: ``writer.run_sync(checkpoint_unit(signer))``.
+
+    The periodic job passes ``only_if_grown=True`` so an idle hub does not pile up checkpoints.
+    """
+
+    def unit(tx: Tx) -> Checkpoint:
+        return create_checkpoint(tx.conn, signer, now=tx.now, only_if_grown=only_if_grown)
+
+    return unit

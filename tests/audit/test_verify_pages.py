@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from hub.audit import verify
+from hub.audit.checkpoint import CheckpointSigner, checkpoint_unit
+from hub.store.database import Writer
+
+from .conftest import fill
+
+
+def test_checkpoints_inside_and_at_page_edges_verify(engine: Engine, writer: Writer, signer: CheckpointSigner) -> None:
+    # Pages of 16 records: checkpoints at 16 (edge), 37 and 61 (inside pages).
+    for upto in (16, 37, 61):
+        with engine.connect() as conn:
+            have = conn.exec_driver_sql("SELECT count(*) FROM audit_events").scalar_one()
+        fill(writer, upto - have, start=have)
+        writer.run_sync(checkpoint_unit(signer))
+    fill(writer, 9, start=61)
+    with engine.connect() as conn:
+        for level in (0, 1, 4, 6, 10):
+            result = verify(conn, public_key=signer.public_raw, page_level=level)
+            assert result.ok, (level, result.summary())
+            assert (result.checked, result.checkpoints_checked) == (70, 3)
+
+
+def test_a_changed_record_is_named_with_small_pages(engine: Engine, writer: Writer, signer: CheckpointSigner) -> None:
+    fill(writer, 70)
+    writer.run_sync(checkpoint_unit(signer))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_events SET sender = 'x' WHERE seq = 33")
+    with engine.connect() as conn:
+        for level in (0, 2, 5, 10):
+            result = verify(conn, public_key=signer.public_raw, page_level=level)
+            assert (result.ok, result.first_bad_seq, result.checked) == (False, 33, 32)
+
+
+def test_a_record_in_another_timestamp_spelling_still_verifies(engine: Engine, writer: Writer) -> None:
+    # The fast path expects SQLAlchemy's spelling; another one takes the careful path.
+    fill(writer, 10)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_events SET occurred_at = replace(occurred_at, ' ', 'T') || '+00:00' WHERE seq = 4")
+        conn.exec_driver_sql("""UPDATE audit_events SET detail = '{"note":"é\\u2028\\u0001","n":3,"list":[1,null,true,1.5]}' WHERE seq = 4""")
+    with engine.connect() as conn:
+        result = verify(conn)
+    assert result.ok, result.summary()
