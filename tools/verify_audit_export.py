@@ -38,7 +38,7 @@ HASHED = (
 SIG_PREFIX = "\u2014 "
 
 
-class Invalid(Exception):
+class InvalidExportError(Exception):
     """The export does not verify."""
 
 
@@ -119,17 +119,17 @@ def check_note(note: str, key: Ed25519PublicKey, raw_key: bytes) -> tuple[str, i
     """Verify a signed checkpoint note; returns (origin, size, root)."""
     cut = note.find("\n\n")
     if cut < 0:
-        raise Invalid("the checkpoint note has no signature block")
+        raise InvalidExportError("the checkpoint note has no signature block")
     body = note[: cut + 1]
     lines = body.split("\n")
     if len(lines) < 4:
-        raise Invalid("the checkpoint note is too short")
+        raise InvalidExportError("the checkpoint note is too short")
     origin = lines[0]
     try:
         size = int(lines[1])
         root = base64.b64decode(lines[2], validate=True)
     except ValueError as exc:
-        raise Invalid(f"malformed checkpoint: {exc}") from exc
+        raise InvalidExportError(f"malformed checkpoint: {exc}") from exc
     key_id = hashlib.sha256(origin.encode() + b"\n\x01" + raw_key).digest()[:4]
     for line in note[cut + 2 :].splitlines():
         if not line.startswith(SIG_PREFIX):
@@ -146,9 +146,9 @@ def check_note(note: str, key: Ed25519PublicKey, raw_key: bytes) -> tuple[str, i
         try:
             key.verify(sig[4:], body.encode())
         except InvalidSignature as exc:
-            raise Invalid("the checkpoint signature does not verify with this key") from exc
+            raise InvalidExportError("the checkpoint signature does not verify with this key") from exc
         return origin, size, root
-    raise Invalid("the checkpoint carries no signature by this key")
+    raise InvalidExportError("the checkpoint carries no signature by this key")
 
 
 def record_hash(record: dict[str, object]) -> str:
@@ -158,50 +158,52 @@ def record_hash(record: dict[str, object]) -> str:
 
 
 def verify_export(doc: dict[str, object], key: Ed25519PublicKey, raw_key: bytes) -> list[str]:
-    """Every check passed, as lines to print; raises Invalid at the first failure."""
+    """Every check passed, as lines to print; raises InvalidExportError at the first failure."""
     if doc.get("format") != "knooppunt-audit-export/1":
-        raise Invalid(f"unknown format {doc.get('format')!r}")
+        raise InvalidExportError(f"unknown format {doc.get('format')!r}")
     cp = doc["checkpoint"]
     if not isinstance(cp, dict):
-        raise Invalid("no checkpoint")
+        raise InvalidExportError("no checkpoint")
     origin, size, root = check_note(str(cp["note"]), key, raw_key)
     done = [f"checkpoint signed by {origin}: size {size}, root {base64.b64encode(root).decode()}"]
     records = doc["records"]
     if not isinstance(records, list) or not records:
-        raise Invalid("no records")
+        raise InvalidExportError("no records")
     rng = doc["range"]
     if not isinstance(rng, dict):
-        raise Invalid("no range")
+        raise InvalidExportError("no range")
     prev_hash: str | None = None
     expected = int(rng["first"])
     for item in records:
         rec = item["record"]
         seq = rec["seq"]
         if seq != expected:
-            raise Invalid(f"record {expected} is missing from the export (found {seq})")
+            raise InvalidExportError(f"record {expected} is missing from the export (found {seq})")
         if item["leafIndex"] != seq - 1:
-            raise Invalid(f"record {seq}: leaf index {item['leafIndex']} should be {seq - 1}")
+            raise InvalidExportError(f"record {seq}: leaf index {item['leafIndex']} should be {seq - 1}")
         if prev_hash is not None and rec["prev_hash"] != prev_hash:
-            raise Invalid(f"record {seq} does not link to record {seq - 1}")
+            raise InvalidExportError(f"record {seq} does not link to record {seq - 1}")
         if record_hash(rec) != rec["hash"]:
-            raise Invalid(f"record {seq}: its content does not match its hash")
+            raise InvalidExportError(f"record {seq}: its content does not match its hash")
         lh = hashlib.sha256(b"\x00" + bytes.fromhex(rec["hash"])).digest()
         proof = [base64.b64decode(p) for p in item["inclusionProof"]]
         if not verify_inclusion(lh, seq - 1, size, proof, root):
-            raise Invalid(f"record {seq}: the inclusion proof does not lead to the signed root")
+            raise InvalidExportError(f"record {seq}: the inclusion proof does not lead to the signed root")
         prev_hash = rec["hash"]
         expected += 1
     if expected - 1 != int(rng["last"]):
-        raise Invalid(f"the export stops at {expected - 1}, not at {rng['last']}")
+        raise InvalidExportError(f"the export stops at {expected - 1}, not at {rng['last']}")
     done.append(f"records {rng['first']}..{rng['last']}: hashes, links and inclusion proofs verify")
     previous = doc.get("previousCheckpoint")
     if isinstance(previous, dict):
         p_origin, p_size, p_root = check_note(str(previous["note"]), key, raw_key)
         if p_origin != origin:
-            raise Invalid("the previous checkpoint is from another log")
+            raise InvalidExportError("the previous checkpoint is from another log")
         proof = [base64.b64decode(p) for p in doc.get("consistencyProof") or []]  # type: ignore[union-attr]
         if not verify_consistency(p_size, size, p_root, root, proof):
-            raise Invalid(f"the tree at {size} is not an append-only extension of the checkpoint at {p_size}")
+            raise InvalidExportError(
+                f"the tree at {size} is not an append-only extension of the checkpoint at {p_size}"
+            )
         done.append(f"consistency: size {size} extends the signed checkpoint at size {p_size}")
     return done
 
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = json.loads(args.export.read_text(encoding="utf-8"))
         for line in verify_export(doc, key, raw):
             print(f"ok: {line}")
-    except Invalid as exc:
+    except InvalidExportError as exc:
         print(f"INVALID: {exc}")
         return 1
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

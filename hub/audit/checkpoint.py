@@ -140,10 +140,7 @@ class CheckpointSigner:
 
 def note_body(origin: str, size: int, root: bytes, chain_hash: str, timestamp: datetime) -> str:
     """The signed part of a checkpoint."""
-    return (
-        f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
-        f"chain {chain_hash}\ntimestamp {_ts(timestamp)}\n"
-    )
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\nchain {chain_hash}\ntimestamp {_ts(timestamp)}\n"
 
 
 def parse_note(note: str) -> Checkpoint:
@@ -271,7 +268,9 @@ def create_checkpoint(
     root = reader.root(size)
     if previous is not None:
         if previous.size > size:
-            raise AuditIntegrityError(f"the log holds {size} records but checkpoint {previous.id} signed {previous.size}")
+            raise AuditIntegrityError(
+                f"the log holds {size} records but checkpoint {previous.id} signed {previous.size}"
+            )
         proof = consistency_proof(previous.size, size, reader.range_hash)
         if not verify_consistency(previous.size, size, previous.root, root, proof):
             raise AuditIntegrityError(
@@ -293,7 +292,9 @@ def create_checkpoint(
             note=note,
         )
     ).inserted_primary_key
-    return Checkpoint(signer.name, size, root, chain_hash, when, signer.key_id.hex(), note, int(new_id[0]) if new_id else None)
+    return Checkpoint(
+        signer.name, size, root, chain_hash, when, signer.key_id.hex(), note, int(new_id[0]) if new_id else None
+    )
 
 
 def checkpoint_unit(signer: CheckpointSigner, *, only_if_grown: bool = False) -> Callable[[Tx], Checkpoint]:

@@ -101,7 +101,9 @@ def export_range(
 
     rows = (
         conn.execute(
-            select(audit_events).where(audit_events.c.seq >= first, audit_events.c.seq <= last).order_by(audit_events.c.seq)
+            select(audit_events)
+            .where(audit_events.c.seq >= first, audit_events.c.seq <= last)
+            .order_by(audit_events.c.seq)
         )
         .mappings()
         .all()

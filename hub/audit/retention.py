@@ -96,7 +96,7 @@ def plan_purge(conn: Connection, retention_days: Mapping[str, int], *, now: date
             due.append((int(key_id), protocol_id, period, expires))
     if not due:
         return []
-    counts = dict(
+    counts: dict[int, int] = dict(
         conn.execute(
             select(messages.c.data_key_id, func.count())
             .where(and_(messages.c.data_key_id.in_([d[0] for d in due]), messages.c.ciphertext.is_not(None)))

@@ -126,7 +126,7 @@ def decode_cursor(cursor: str, newest_first: bool) -> int:
         raise InputError("invalid cursor (it belongs to another query or order)") from exc
 
 
-def _row(r: Mapping[str, Any]) -> AuditRecord:
+def _row(r: Any) -> AuditRecord:
     detail = r["detail"]
     if isinstance(detail, str | bytes):
         detail = orjson.loads(detail)
@@ -228,7 +228,9 @@ def search(
     return Page(records, encode_cursor(records[-1].seq, newest_first) if more and records else None)
 
 
-def iter_search(conn: Connection, query: AuditQuery, *, page_size: int = 1000, newest_first: bool = False) -> Iterable[AuditRecord]:
+def iter_search(
+    conn: Connection, query: AuditQuery, *, page_size: int = 1000, newest_first: bool = False
+) -> Iterable[AuditRecord]:
     """Every matching record, page by page (for exports)."""
     cursor: str | None = None
     while True:
@@ -312,12 +314,8 @@ def subject_report(
     since = until - timedelta(days=round(30.5 * months))
     c = audit_events.c
     rows = conn.execute(
-        select(
-            c.seq, c.occurred_at, c.event, c.sender, c.receiver, c.actor, c.message_type, c.protocol_id, c.status
-        )
-        .where(
-            and_(c.subject_hash == subject_hash, c.occurred_at >= since, c.occurred_at < until, c.event.in_(events))
-        )
+        select(c.seq, c.occurred_at, c.event, c.sender, c.receiver, c.actor, c.message_type, c.protocol_id, c.status)
+        .where(and_(c.subject_hash == subject_hash, c.occurred_at >= since, c.occurred_at < until, c.event.in_(events)))
         .order_by(c.occurred_at.desc(), c.seq.desc())
     ).all()
     categories = categories or {}
@@ -365,7 +363,10 @@ def csv_safe(value: object) -> str:
 
 
 def to_csv(records: Iterable[AuditRecord], out: TextIO | None = None) -> str:
-    """Write records as CSV (header row, RFC 4180 quoting, formula-safe cells); returns the text when ``out`` is None."""
+    """Write records as CSV (header row, RFC 4180 quoting, formula-safe cells).
+
+    Returns the text when ``out`` is None, else writes to ``out`` and returns "".
+    """
     buffer = out if out is not None else io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)

@@ -26,6 +26,7 @@ import base64
 import gc
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -186,7 +187,7 @@ def _decompose(layers: list[list[bytes]], k: int) -> list[bytes]:
     return out
 
 
-def _fast_page(rows: list[Any], walk: _Walk) -> list[bytes] | None:
+def _fast_page(rows: Sequence[Any], walk: _Walk) -> list[bytes] | None:
     """Check a page of SQLite rows in bulk; None if anything differs (then :func:`_slow_page` looks closer).
 
     SQLite keeps occurred_at as naive UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``;
@@ -224,7 +225,7 @@ def _fast_page(rows: list[Any], walk: _Walk) -> list[bytes] | None:
     return digests
 
 
-def _slow_page(rows: list[Any], walk: _Walk) -> list[bytes] | str:
+def _slow_page(rows: Sequence[Any], walk: _Walk) -> list[bytes] | str:
     """Check a page record by record; returns the digests, or why the first bad record is bad.
 
     On failure ``walk.count`` is left at the last good record and the reason
@@ -290,12 +291,12 @@ def verify(
     started = time.perf_counter()
     checkpoints = all_checkpoints(conn)
     if public_key is not None:
-        for cp in checkpoints:
+        for signed in checkpoints:
             try:
-                verify_note(cp.note, public_key, key_name)
+                verify_note(signed.note, public_key, key_name)
             except CheckpointError as exc:
                 return VerifyResult(
-                    False, 0, None, f"checkpoint {cp.id} (size {cp.size}): {exc.detail}",
+                    False, 0, None, f"checkpoint {signed.id} (size {signed.size}): {exc.detail}",
                     seconds=time.perf_counter() - started,
                 )  # fmt: skip
     last_cp = checkpoints[-1] if checkpoints else None
@@ -346,7 +347,7 @@ def verify(
                 walk.leaves.extend(leaves)
             layers = _layers(leaves)
             n = len(leaves)
-            cp = walk.next_cp
+            cp: Checkpoint | None = walk.next_cp
             while cp is not None and cp.size <= base + n:
                 root = walk.root_with(_decompose(layers, cp.size - base))
                 if root != cp.root:
@@ -380,7 +381,9 @@ def verify(
     count = walk.count
     cp = walk.next_cp
     if cp is not None:
-        return fail(count + 1, f"the log ends at {count} but signed checkpoint {cp.id} covers {cp.size} records (truncated)")
+        return fail(
+            count + 1, f"the log ends at {count} but signed checkpoint {cp.id} covers {cp.size} records (truncated)"
+        )
     head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
     if head is not None and (int(head.seq) != count or head.hash != walk.prev_hex):
         return fail(min(count, int(head.seq)) + 1, f"the log ends at {count} but its head says {head.seq}")

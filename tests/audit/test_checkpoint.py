@@ -38,7 +38,7 @@ def test_a_checkpoint_signs_the_current_tree_head(engine: Engine, writer: Writer
     assert base64.b64decode(lines[2]) == cp.root
     assert lines[5] == ""
     assert lines[6].startswith("\u2014 knooppunt.local/audit ")
-    assert verify_note(cp.note, signer.public_raw) .size == 700
+    assert verify_note(cp.note, signer.public_raw).size == 700
 
 
 def test_an_idle_log_gets_no_new_checkpoint_when_asked_only_if_grown(writer: Writer, signer: CheckpointSigner) -> None:

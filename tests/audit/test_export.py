@@ -65,9 +65,15 @@ def test_the_export_holds_no_national_number(exported: Path) -> None:
     ("change", "message"),
     [
         (lambda d: d["records"][3]["record"].__setitem__("receiver", "ind"), "record 253: its content"),
-        (lambda d: d["records"][3]["inclusionProof"].__setitem__(0, d["records"][3]["inclusionProof"][1]), "inclusion proof"),
+        (
+            lambda d: d["records"][3]["inclusionProof"].__setitem__(0, d["records"][3]["inclusionProof"][1]),
+            "inclusion proof",
+        ),
         (lambda d: d["records"].pop(5), "record 255 is missing"),
-        (lambda d: d["checkpoint"].__setitem__("note", d["checkpoint"]["note"].replace("\n320\n", "\n321\n")), "signature"),
+        (
+            lambda d: d["checkpoint"].__setitem__("note", d["checkpoint"]["note"].replace("\n320\n", "\n321\n")),
+            "signature",
+        ),
         (lambda d: d["consistencyProof"].reverse(), "append-only"),
         (lambda d: d["records"][0]["record"]["detail"].__setitem__("n", 1), "content"),
     ],
@@ -78,7 +84,8 @@ def test_an_altered_export_fails_offline(exported: Path, signer: CheckpointSigne
     exported.write_text(json.dumps(doc))
     done = run_tool(exported, signer.public_key_b64())
     assert done.returncode == 1
-    assert "INVALID" in done.stdout and message in done.stdout, done.stdout
+    assert "INVALID" in done.stdout
+    assert message in done.stdout, done.stdout
 
 
 def test_another_key_fails_offline(exported: Path) -> None:

@@ -54,7 +54,10 @@ def test_every_inclusion_proof_verifies_and_fails_when_altered() -> None:
                 assert not verify_inclusion(LEAVES[i], i, size, bad, root)
                 assert not verify_inclusion(LEAVES[i], i, size, proof[:-1], root)
             if size > 1:
-                assert not verify_inclusion(LEAVES[i], (i + 1) % size, size, proof, root) or LEAVES[i] == LEAVES[(i + 1) % size]
+                assert (
+                    not verify_inclusion(LEAVES[i], (i + 1) % size, size, proof, root)
+                    or LEAVES[i] == LEAVES[(i + 1) % size]
+                )
 
 
 def test_every_consistency_proof_verifies_and_fails_when_altered() -> None:

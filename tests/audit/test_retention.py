@@ -33,9 +33,22 @@ def seed(tx: Tx) -> None:
         for m in range(3):
             tx.conn.execute(
                 insert(messages).values(
-                    id=f"{key_id}-{m}", type="pip", version="1.0", sender="duo", receivers=["x"], subject_type="insz",
-                    subject_hash="h", protocol_id=protocol, created_at=NOW, received_at=NOW, digest="d", channel="rest",
-                    data_key_id=key_id, nonce=b"n" * 12, ciphertext=b"secret", payload_size=6,
+                    id=f"{key_id}-{m}",
+                    type="pip",
+                    version="1.0",
+                    sender="duo",
+                    receivers=["x"],
+                    subject_type="insz",
+                    subject_hash="h",
+                    protocol_id=protocol,
+                    created_at=NOW,
+                    received_at=NOW,
+                    digest="d",
+                    channel="rest",
+                    data_key_id=key_id,
+                    nonce=b"n" * 12,
+                    ciphertext=b"secret",
+                    payload_size=6,
                 )
             )
 
@@ -48,7 +61,9 @@ def test_month_end() -> None:
     assert month_end("2026-02") == datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def test_a_purge_shreds_expired_keys_and_keeps_the_chain_valid(engine: Engine, writer: Writer, signer: CheckpointSigner) -> None:
+def test_a_purge_shreds_expired_keys_and_keeps_the_chain_valid(
+    engine: Engine, writer: Writer, signer: CheckpointSigner
+) -> None:
     fill(writer, 30)
     writer.run_sync(checkpoint_unit(signer))
     writer.run_sync(seed)
@@ -66,7 +81,8 @@ def test_a_purge_shreds_expired_keys_and_keeps_the_chain_valid(engine: Engine, w
     writer.run_sync(checkpoint_unit(signer))
     with engine.connect() as conn:
         keys = {r.id: r for r in conn.execute(select(data_keys))}
-        assert keys[1].wrapped_key is None and keys[1].destroyed_at is not None
+        assert keys[1].wrapped_key is None
+        assert keys[1].destroyed_at is not None
         assert keys[3].wrapped_key is None
         assert all(keys[k].wrapped_key is not None for k in (2, 4, 5))
         texts = dict(conn.execute(select(messages.c.id, messages.c.ciphertext)).all())

@@ -60,10 +60,9 @@ def test_filters_combine(filled: None, engine: Engine) -> None:
         since=T0 + timedelta(hours=10),
         until=T0 + timedelta(hours=70),
     )
-    want = expected(
-        lambda e, i: e.protocol_id == "nl-pip" and e.event in q.events and 10 <= i < 70
-    )
-    assert want and all_pages(engine, q) == want
+    want = expected(lambda e, i: e.protocol_id == "nl-pip" and e.event in q.events and 10 <= i < 70)
+    assert want
+    assert all_pages(engine, q) == want
     assert all_pages(engine, AuditQuery(status="failed")) == expected(lambda e, i: e.status == "failed")
 
 
@@ -90,7 +89,11 @@ def test_the_twelve_month_report_covers_one_person_and_one_year(writer: Writer, 
     h = HASHER("insz", INSZ_A)
     with engine.connect() as conn:
         report = subject_report(
-            conn, h, now=now, categories={"inburgeringsplicht": "Inburgeringsplicht"}, purposes={"nl-inburgeringsplicht": "Vaststellen van de plicht"}
+            conn,
+            h,
+            now=now,
+            categories={"inburgeringsplicht": "Inburgeringsplicht"},
+            purposes={"nl-inburgeringsplicht": "Vaststellen van de plicht"},
         )
     want = [
         i + 1
@@ -139,5 +142,6 @@ def test_csv_and_json_exports(filled: None, engine: Engine) -> None:
     actor_col = rows[0].index("actor")
     assert rows[8][actor_col] == "'=cmd|' /C calc'!A0"  # record 8 = sample 7
     doc = json.loads(to_json(records, query=AuditQuery(partner="duo")))
-    assert doc["count"] == 20 and doc["query"] == {"partner": "duo"}
+    assert doc["count"] == 20
+    assert doc["query"] == {"partner": "duo"}
     assert doc["records"][7]["actor"] == "=cmd|' /C calc'!A0"

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, text
@@ -39,8 +41,6 @@ def rehash_from(db: sqlite3.Connection, seq: int) -> None:
     cols = [r[1] for r in db.execute("PRAGMA table_info(audit_events)")]
     prev = db.execute("SELECT hash FROM audit_events WHERE seq = ?", (seq - 1,)).fetchone()
     prev_hash = prev[0] if prev else "0" * 64
-    import json
-    from datetime import UTC, datetime
 
     for row in db.execute("SELECT * FROM audit_events WHERE seq >= ? ORDER BY seq", (seq,)).fetchall():
         rec = dict(zip(cols, row, strict=True))
@@ -58,7 +58,8 @@ def test_an_untouched_log_verifies(log: sqlite3.Connection, engine: Engine, sign
     assert result.checked == N
     assert result.checkpoints_checked == 2
     assert result.exit_code == 0
-    assert result.checkpoint is not None and result.checkpoint.size == N
+    assert result.checkpoint is not None
+    assert result.checkpoint.size == N
 
 
 def test_a_changed_record_is_named(log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner) -> None:
@@ -82,7 +83,9 @@ def test_a_deleted_record_is_named(log: sqlite3.Connection, engine: Engine, sign
     assert "missing" in result.reason
 
 
-def test_a_deleted_and_renumbered_record_is_named(log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner) -> None:
+def test_a_deleted_and_renumbered_record_is_named(
+    log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner
+) -> None:
     log.execute("DELETE FROM audit_events WHERE seq = 250")
     log.execute("UPDATE audit_events SET seq = seq - 1 WHERE seq > 250")
     assert check(engine, signer).first_bad_seq == 250
@@ -93,14 +96,18 @@ def test_an_inserted_record_is_named(log: sqlite3.Connection, engine: Engine, si
     cols = [r[1] for r in log.execute("PRAGMA table_info(audit_events)")]
     log.execute("UPDATE audit_events SET seq = -seq - 1 WHERE seq >= 400")
     log.execute("UPDATE audit_events SET seq = -seq WHERE seq < 0")
-    import json
-    from datetime import UTC, datetime
 
     row = dict(zip(cols, log.execute("SELECT * FROM audit_events WHERE seq = 399").fetchone(), strict=True))
     forged = {**row, "seq": 400, "receiver": "ind", "prev_hash": row["hash"]}
-    rec = {**forged, "detail": json.loads(forged["detail"]), "occurred_at": datetime.fromisoformat(forged["occurred_at"]).replace(tzinfo=UTC)}
+    rec = {
+        **forged,
+        "detail": json.loads(forged["detail"]),
+        "occurred_at": datetime.fromisoformat(forged["occurred_at"]).replace(tzinfo=UTC),
+    }
     forged["hash"] = record_hash(row["hash"], rec)
-    log.execute(f"INSERT INTO audit_events ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", [forged[c] for c in cols])
+    log.execute(
+        f"INSERT INTO audit_events ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", [forged[c] for c in cols]
+    )
     result = check(engine, signer)
     assert not result.ok
     assert result.first_bad_seq == 400
@@ -110,7 +117,11 @@ def test_an_inserted_record_is_named(log: sqlite3.Connection, engine: Engine, si
 def test_an_inserted_garbage_record_is_named(log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner) -> None:
     log.execute("UPDATE audit_events SET seq = -seq - 1 WHERE seq >= 10")
     log.execute("UPDATE audit_events SET seq = -seq WHERE seq < 0")
-    log.execute("INSERT INTO audit_events SELECT 10, event, occurred_at, status, trace_id, span_id, parent_span_id, message_id, message_type, sender, receiver, actor, protocol_id, subject_type, subject_hash, detail, prev_hash, hash FROM audit_events WHERE seq = 9")
+    log.execute(
+        "INSERT INTO audit_events SELECT 10, event, occurred_at, status, trace_id, span_id, parent_span_id,"
+        " message_id, message_type, sender, receiver, actor, protocol_id, subject_type, subject_hash, detail,"
+        " prev_hash, hash FROM audit_events WHERE seq = 9"
+    )
     assert check(engine, signer).first_bad_seq == 10
 
 
@@ -122,7 +133,9 @@ def test_reordered_records_are_named(log: sqlite3.Connection, engine: Engine, si
     assert (result.ok, result.first_bad_seq) == (False, 77)
 
 
-def test_a_truncated_tail_is_caught_by_the_checkpoint(log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner) -> None:
+def test_a_truncated_tail_is_caught_by_the_checkpoint(
+    log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner
+) -> None:
     log.execute("DELETE FROM audit_events WHERE seq > 590")
     log.execute("UPDATE audit_head SET seq = 590, hash = (SELECT hash FROM audit_events WHERE seq = 590)")
     result = check(engine, signer)
@@ -131,14 +144,18 @@ def test_a_truncated_tail_is_caught_by_the_checkpoint(log: sqlite3.Connection, e
     assert "truncated" in result.reason
 
 
-def test_a_truncated_tail_is_caught_by_the_head(log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner) -> None:
+def test_a_truncated_tail_is_caught_by_the_head(
+    log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner
+) -> None:
     log.execute("DELETE FROM audit_checkpoints")
     log.execute("DELETE FROM audit_events WHERE seq > 590")
     result = check(engine, signer)
     assert (result.ok, result.first_bad_seq) == (False, 591)
 
 
-def test_a_consistent_rewrite_is_caught_by_the_signed_root(log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner) -> None:
+def test_a_consistent_rewrite_is_caught_by_the_signed_root(
+    log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner
+) -> None:
     log.execute("UPDATE audit_events SET receiver = 'ind' WHERE seq = 400")
     rehash_from(log, 400)
     result = check(engine, signer)
@@ -151,7 +168,9 @@ def test_a_consistent_rewrite_is_caught_by_the_signed_root(log: sqlite3.Connecti
     assert check(engine, signer).first_bad_seq == 301
 
 
-def test_a_forged_checkpoint_signature_is_refused(log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner) -> None:
+def test_a_forged_checkpoint_signature_is_refused(
+    log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner
+) -> None:
     log.execute("UPDATE audit_checkpoints SET note = replace(note, 'timestamp 2', 'timestamp 1') WHERE id = 1")
     result = check(engine, signer)
     assert not result.ok
@@ -159,18 +178,35 @@ def test_a_forged_checkpoint_signature_is_refused(log: sqlite3.Connection, engin
 
 
 def test_canonical_bytes_match_the_standard_library(writer: Writer, engine: Engine) -> None:
-    import json
 
     fill(writer, 20)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT * FROM audit_events")).mappings().all()
-    from datetime import UTC, datetime
 
     for row in rows:
         rec = dict(row)
         rec["occurred_at"] = datetime.fromisoformat(rec["occurred_at"]).replace(tzinfo=UTC)
         rec["detail"] = json.loads(rec["detail"])
-        body = {k: rec[k] for k in ("seq", "event", "status", "trace_id", "span_id", "parent_span_id", "message_id", "message_type", "sender", "receiver", "actor", "protocol_id", "subject_type", "subject_hash", "detail")}
+        body = {
+            k: rec[k]
+            for k in (
+                "seq",
+                "event",
+                "status",
+                "trace_id",
+                "span_id",
+                "parent_span_id",
+                "message_id",
+                "message_type",
+                "sender",
+                "receiver",
+                "actor",
+                "protocol_id",
+                "subject_type",
+                "subject_hash",
+                "detail",
+            )
+        }
         body["occurred_at"] = rec["occurred_at"].isoformat(timespec="microseconds")
         std = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         assert canonical(rec) == std

@@ -39,8 +39,13 @@ def test_a_record_in_another_timestamp_spelling_still_verifies(engine: Engine, w
     # The fast path expects SQLAlchemy's spelling; another one takes the careful path.
     fill(writer, 10)
     with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE audit_events SET occurred_at = replace(occurred_at, ' ', 'T') || '+00:00' WHERE seq = 4")
-        conn.exec_driver_sql("""UPDATE audit_events SET detail = '{"note":"é\\u2028\\u0001","n":3,"list":[1,null,true,1.5]}' WHERE seq = 4""")
+        conn.exec_driver_sql(
+            "UPDATE audit_events SET occurred_at = replace(occurred_at, ' ', 'T') || '+00:00' WHERE seq = 4"
+        )
+        conn.exec_driver_sql(
+            "UPDATE audit_events SET detail = ? WHERE seq = 4",
+            ('{"note":"é\\u2028\\u0001","n":3,"list":[1,null,true,1.5]}',),
+        )
     with engine.connect() as conn:
         result = verify(conn)
     assert result.ok, result.summary()
