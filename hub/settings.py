@@ -48,7 +48,9 @@ class StoreSettings(BaseModel):
 class Settings(BaseSettings):
     """The hub's configuration."""
 
-    model_config = SettingsConfigDict(env_prefix="KNOOPPUNT_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KNOOPPUNT_", env_nested_delimiter="__", extra="ignore"
+    )
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = f"sqlite:///{ROOT / 'var' / 'knooppunt.db'}"
