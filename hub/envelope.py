@@ -19,6 +19,7 @@ the payload element (derived from its XSD by :mod:`hub.infomodel`).
 from __future__ import annotations
 
 import os
+import random
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -39,9 +40,12 @@ _VERSION = re.compile(r"^\d{1,3}\.\d{1,3}$")
 _PURPOSE = re.compile(r"^[a-z0-9][a-z0-9\-]{1,94}$")
 
 
+_IDS = random.Random(os.urandom(32))  # noqa: S311 - trace ids must be unique, not secret
+
+
 def new_traceparent() -> str:
     """A fresh W3C traceparent (version 00, sampled)."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    return f"00-{_IDS.getrandbits(128):032x}-{_IDS.getrandbits(64):016x}-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +127,7 @@ def _subject(kind: Any, raw: Any, name: str, errors: ErrorCollector, allow_test:
         return None
 
 
-def _build(
-    values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, str], allow_test: bool
-) -> Envelope:
+def _build(values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, str], allow_test: bool) -> Envelope:
     """Shared by the XML and JSON readers: check every header field, collect all errors."""
     message_id = _parse_uuid(values.get("messageId", ""), pointer["messageId"], errors)
     mtype = _check(_TYPE, values.get("type"), pointer["type"], errors, "berichttype")
@@ -195,7 +197,7 @@ _JSON_POINTERS = {
 def from_xml(root: etree._Element, *, allow_test_numbers: bool = False) -> Message:
     """Read a parsed (and envelope-schema-valid) ``Envelope`` element."""
     if root.tag != _E + "Envelope":
-        raise MalformedInput(f"verwacht <Envelope xmlns=\"{ENV_NS}\">, kreeg {root.tag}")
+        raise MalformedInput(f'verwacht <Envelope xmlns="{ENV_NS}">, kreeg {root.tag}')
     header = root.find(_E + "header")
     payload_holder = root.find(_E + "payload")
     if header is None or payload_holder is None or len(payload_holder) != 1:
@@ -224,7 +226,7 @@ def from_json(doc: Any, *, allow_test_numbers: bool = False) -> tuple[Envelope, 
     errors = ErrorCollector()
     subject = doc.get("subject")
     if not isinstance(subject, dict):
-        errors.add("/subject", "verwacht {\"type\": \"INSZ|BSN\", \"id\": \"...\"}", "required")
+        errors.add("/subject", 'verwacht {"type": "INSZ|BSN", "id": "..."}', "required")
         subject = {}
     if "payload" not in doc:
         errors.add("/payload", "de payload ontbreekt", "required")
@@ -257,7 +259,7 @@ def header_to_json(envelope: Envelope) -> dict[str, Any]:
 
 def to_xml(envelope: Envelope, payload: etree._Element) -> bytes:
     """Serialise envelope and payload as the canonical XML form."""
-    root = etree.Element(_E + "Envelope", nsmap={None: ENV_NS})
+    root = etree.Element(_E + "Envelope", nsmap={None: ENV_NS})  # type: ignore[dict-item]
     header = etree.SubElement(root, _E + "header")
     etree.SubElement(header, _E + "messageId").text = str(envelope.message_id)
     etree.SubElement(header, _E + "type").text = envelope.type

@@ -93,7 +93,7 @@ def parse_insz(raw: str, *, allow_test_numbers: bool = False) -> INSZ:
         else:
             _nn.validate(number)
     except _StdnumError as exc:
-        raise IdentifierError(f"geen geldig INSZ: {exc.message}") from exc
+        raise IdentifierError(f"geen geldig INSZ: {exc}") from exc
     return INSZ(number)
 
 
@@ -124,7 +124,7 @@ def parse_kbo(raw: str) -> str:
     try:
         return str(_kbo.validate(number))
     except _StdnumError as exc:
-        raise IdentifierError(f"geen geldig KBO-nummer: {exc.message}") from exc
+        raise IdentifierError(f"geen geldig KBO-nummer: {exc}") from exc
 
 
 def parse_oin(raw: str) -> str:

@@ -205,7 +205,9 @@ class InfoModel:
         """
         errors = ErrorCollector()
         if payload.tag != mtype.qname:
-            errors.add("/payload", f"verwacht element {mtype.element} in {mtype.namespace}, kreeg {payload.tag}", "root")
+            errors.add(
+                "/payload", f"verwacht element {mtype.element} in {mtype.namespace}, kreeg {payload.tag}", "root"
+            )
             errors.raise_if_any(f"payload past niet bij {mtype.name} {mtype.version}")
         schema = self.release_of(mtype).lxml_schema
         if not schema.validate(payload):
@@ -249,18 +251,27 @@ class InfoModel:
             )
         schema = self.release_of(mtype).conversion_schema()
         try:
-            encoded, errors = schema.encode(
-                data, path=mtype.qname, namespaces={"": mtype.namespace}, validation="lax", indent=0
+            result = schema.encode(
+                data,
+                path=mtype.qname,
+                namespaces={"": mtype.namespace},
+                validation="lax",
+                indent=0,
+                # JSON objects are unordered: put children in the XSD's sequence order
+                converter=xmlschema.UnorderedConverter,
             )
         except (xmlschema.XMLSchemaException, ValueError, TypeError, KeyError) as exc:
             raise ValidationFailed(
                 "de payload kan niet omgezet worden",
                 invalid_params=[InvalidParam("/payload", str(exc).splitlines()[0], "type")],
             ) from exc
-        if errors:
-            params = [_xmlschema_error(e) for e in errors]
+        encoded, errors = result if isinstance(result, tuple) else (result, [])
+        if errors or encoded is None:
+            params = [_xmlschema_error(e) for e in errors] or [InvalidParam("/payload", "leeg resultaat", "type")]
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
-        element = etree.fromstring(ElementTree.tostring(encoded), parser=safe_parser())
+        element = etree.fromstring(
+            ElementTree.tostring(encoded, default_namespace=mtype.namespace), parser=safe_parser()
+        )
         for node in element.iter():
             # xmlschema indents what it encodes; that whitespace is not data
             if len(node) and node.text is not None and not node.text.strip():

@@ -204,10 +204,7 @@ def _paths(element: etree._Element, prefix: str = "") -> Iterable[tuple[str, etr
 
 def _allowed(path: str, fields: tuple[str, ...]) -> bool:
     """A path is allowed if it is a listed field, inside one, or on the way to one."""
-    for f in fields:
-        if path == f or path.startswith(f + "/") or f.startswith(path + "/"):
-            return True
-    return False
+    return any(path == f or path.startswith(f + "/") or f.startswith(path + "/") for f in fields)
 
 
 def fields_outside(payload: etree._Element, fields: tuple[str, ...]) -> list[str]:

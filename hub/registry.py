@@ -18,7 +18,6 @@ from hub.ports import JSON, Adapter, AdapterFactory
 
 ALIASES: dict[str, str] = {
     "rest-push": "adapters.restpush:RestPushAdapter",
-    "portal": "adapters.portal:PortalInboxAdapter",
 }
 
 

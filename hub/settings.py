@@ -48,9 +48,7 @@ class StoreSettings(BaseModel):
 class Settings(BaseSettings):
     """The hub's configuration."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KNOOPPUNT_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="KNOOPPUNT_", env_nested_delimiter="__", extra="ignore")
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = f"sqlite:///{ROOT / 'var' / 'knooppunt.db'}"
@@ -76,6 +74,7 @@ class Settings(BaseSettings):
     max_xml_depth: int = Field(default=64, ge=8)
     insz_test_numbers: bool = False
     run_workers: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)

@@ -9,6 +9,7 @@ never touches the network or loads a DTD, and the element depth is bounded.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from lxml import etree
 
@@ -65,8 +66,8 @@ def parse(body: bytes, *, max_bytes: int, max_depth: int = 64) -> etree._Element
         raise MalformedInput(f"XML is niet welgevormd: {exc.msg}") from exc
     except ValueError as exc:  # e.g. an encoding declaration lxml refuses
         raise MalformedInput(f"XML kan niet gelezen worden: {exc}") from exc
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise MalformedInput("DOCTYPE-declaraties zijn niet toegestaan")
     _check_depth(root, max_depth)
     return root

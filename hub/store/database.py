@@ -23,16 +23,21 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.audit import AuditEvent, ChainWriter
 from hub.errors import HubError, StoreError
 from hub.settings import Settings
+from hub.store.tables import audit_events, deliveries, messages, outbox
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+# Buffered rows are inserted parents first; the statements are built once (SQLAlchemy caches them).
+_INSERT_ORDER = (messages, deliveries, outbox, audit_events)
+_INSERTS: dict[Table, Insert] = {t: insert(t) for t in _INSERT_ORDER}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -68,20 +73,54 @@ def make_engine(settings: Settings, *, writer: bool = False) -> Engine:
 
 
 @dataclass
+class Batch:
+    """What the units of one batch share: rows to insert at the end, message ids seen so far."""
+
+    rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    pending: dict[str, Any] = field(default_factory=dict)
+
+    def flush(self, conn: Connection) -> None:
+        """Insert the buffered rows, parents before children, one executemany per table."""
+        for table in _INSERT_ORDER:
+            rows = self.rows.pop(table, None)
+            if rows:
+                conn.execute(_INSERTS[table], rows)
+        for table, rows in list(self.rows.items()):
+            conn.execute(insert(table), rows)
+        self.rows.clear()
+
+
+@dataclass
 class Tx:
-    """What a unit of work sees: the connection, the audit chain, the batch's clock."""
+    """What a unit of work sees: the connection, the audit chain, the batch's clock.
+
+    ``insert`` buffers a row until the end of the batch (one executemany per table);
+    ``conn`` executes at once. A unit that only reads and buffers may declare
+    ``pure = True``: it then runs without its own SAVEPOINT, since a failure
+    leaves nothing to undo.
+    """
 
     conn: Connection
     chain: ChainWriter
     now: datetime
+    batch: Batch
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
+    _rows: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
 
     def audit(self, event: AuditEvent) -> int:
         return self.chain.append(event, self.now)
 
+    def insert(self, table: Table, row: dict[str, Any]) -> None:
+        self._rows.append((table, row))
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` in the writer thread once the batch is durable."""
         self._after_commit.append(callback)
+
+    def _merge(self) -> None:
+        for table, row in self._rows:
+            self.batch.rows.setdefault(table, []).append(row)
+        self._rows.clear()
 
 
 Unit = Callable[[Tx], T]
@@ -108,6 +147,9 @@ class Writer:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="knooppunt-writer", daemon=True)
             self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -155,29 +197,16 @@ class Writer:
             conn.close()
 
     def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
-        results: list[tuple[_Job[Any], bool, Any]] = []
-        callbacks: list[Callable[[], None]] = []
         try:
-            with conn.begin():
-                chain = ChainWriter(conn)
-                now = datetime.now(UTC)
-                for job in batch:
-                    tx = Tx(conn, chain, now)
-                    mark = chain.mark()
-                    savepoint = conn.begin_nested()
-                    try:
-                        value = job.unit(tx)
-                        chain.flush()
-                        savepoint.commit()
-                    except (HubError, SQLAlchemyError, ValueError, KeyError, TypeError) as exc:
-                        savepoint.rollback()
-                        chain.reset(mark)
-                        results.append((job, False, exc))
-                        continue
-                    results.append((job, True, value))
-                    callbacks.extend(tx._after_commit)
-                chain.write_head()
+            results, callbacks = self._run_batch(conn, batch)
         except SQLAlchemyError as exc:
+            if len(batch) > 1:
+                # one unit's rows broke the shared flush (e.g. a race on a unique key with
+                # another process): run each unit in a transaction of its own to isolate it
+                log.warning("batch_split", error=exc.__class__.__name__, units=len(batch))
+                for job in batch:
+                    conn = self._commit_batch(conn, [job])
+                return conn
             log.error("batch_failed", error=str(exc), units=len(batch))
             failure = StoreError(f"de database weigerde de transactie: {exc.__class__.__name__}")
             for job in batch:
@@ -198,3 +227,39 @@ class Writer:
             except Exception as exc:  # noqa: BLE001 - a post-commit hook must never stop the writer
                 log.error("after_commit_failed", error=repr(exc))
         return conn
+
+    def _run_batch(
+        self, conn: Connection, batch: list[_Job[Any]]
+    ) -> tuple[list[tuple[_Job[Any], bool, Any]], list[Callable[[], None]]]:
+        results: list[tuple[_Job[Any], bool, Any]] = []
+        callbacks: list[Callable[[], None]] = []
+        with conn.begin():
+            chain = ChainWriter(conn)
+            shared = Batch()
+            now = datetime.now(UTC)
+            for job in batch:
+                tx = Tx(conn, chain, now, shared)
+                mark = chain.mark()
+                pure = getattr(job.unit, "pure", False)
+                if not pure:
+                    shared.flush(conn)  # direct statements see every row buffered before them
+                savepoint = None if pure else conn.begin_nested()
+                try:
+                    value = job.unit(tx)
+                    if savepoint is not None:
+                        tx._merge()
+                        shared.flush(conn)
+                        savepoint.commit()
+                except (HubError, SQLAlchemyError, ValueError, KeyError, TypeError) as exc:
+                    if savepoint is not None:
+                        savepoint.rollback()
+                    chain.reset(mark)
+                    results.append((job, False, exc))
+                    continue
+                tx._merge()
+                results.append((job, True, value))
+                callbacks.extend(tx._after_commit)
+            shared.flush(conn)
+            chain.flush()
+            chain.write_head()
+        return results, callbacks

@@ -107,11 +107,11 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
     Column("message_id", String(36), nullable=False),
     Column("receiver", String(64), nullable=False),
     Column("available_at", TS, nullable=False),
     Column("published_at", TS, nullable=True),
+    UniqueConstraint("message_id", "receiver"),
     Index(None, "published_at", "available_at"),
 )
 

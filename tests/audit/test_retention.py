@@ -73,7 +73,7 @@ def test_a_purge_shreds_expired_keys_and_keeps_the_chain_valid(
 
     def at(now: datetime):  # type: ignore[no-untyped-def]
         unit = purge_unit(RETENTION)
-        return lambda tx: unit(Tx(tx.conn, tx.chain, now))
+        return lambda tx: unit(Tx(tx.conn, tx.chain, now, tx.batch))
 
     purged = writer.run_sync(at(NOW))
     assert [p.data_key_id for p in purged] == [1, 3]

@@ -1,0 +1,43 @@
+# The project's verbs. Every target sets up the virtual environment first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+SPECTRAL := .tools/node_modules/.bin/spectral
+
+.PHONY: run test lint bench demo clean openapi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: $(STAMP)  ## start the hub with demo partners, simulators, API docs
+	$(BIN)/knooppunt run --demo
+
+demo: $(STAMP)  ## drive a realistic scenario and print what went where
+	$(BIN)/knooppunt demo
+
+$(SPECTRAL):
+	@npm install --silent --no-audit --no-fund --prefix .tools @stoplight/spectral-cli@6 >/dev/null
+
+test: $(STAMP) $(SPECTRAL)  ## the whole test suite
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff, mypy (strict), import-linter contracts
+	$(BIN)/ruff check hub adapters tests bench
+	$(BIN)/ruff format --check hub adapters tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP)  ## benchmarks with a baseline measured in the same run
+	$(BIN)/python -m bench.ingest
+
+openapi: $(STAMP)  ## regenerate the committed OpenAPI document and WSDL
+	$(BIN)/python -m hub.api.contracts write
+
+clean:
+	rm -rf $(VENV) var .tools

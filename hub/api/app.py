@@ -1,0 +1,190 @@
+"""The application factory: ``create_app(settings)`` builds everything; nothing at import time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub import logs
+from hub.api import health, messages, soap
+from hub.api.middleware import API_VERSION, HeadersMiddleware
+from hub.api.problems import from_error, problem
+from hub.dispatch import Dispatcher
+from hub.errors import HubError, InvalidParam
+from hub.service import Hub
+from hub.settings import Settings
+from hub.transport.memory import MemoryTransport
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the hub's ASGI app; the store, transport and workers start in the lifespan."""
+    settings = settings or Settings()
+    logs.configure(json=True, level=settings.log_level)
+    hub = Hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        await hub.start(MemoryTransport(loop))
+        dispatcher = Dispatcher(hub)
+        app.state.dispatcher = dispatcher
+        if settings.run_workers:
+            await dispatcher.start(recover_all=settings.is_sqlite)
+        log.info("hub_started", database=hub.engine.dialect.name, transport="memory")
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+            await hub.stop()
+            log.info("hub_stopped")
+
+    app = FastAPI(
+        title="Knooppunt",
+        version=API_VERSION,
+        summary="Gegevensknooppunt van de inburgeringsketen (Vlaanderen en Nederland)",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.add_middleware(HeadersMiddleware)
+    app.include_router(messages.router)
+    app.include_router(soap.router)
+    app.include_router(health.router)
+
+    @app.exception_handler(HubError)
+    async def hub_error(request: Request, exc: HubError) -> Response:
+        if exc.status >= 500:
+            log.error("request_failed", code=exc.code, detail=exc.detail)
+        return from_error(exc, instance=request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        params = [
+            InvalidParam(
+                ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path")),
+                e.get("msg", ""),
+                e.get("type", "invalid"),
+            )
+            for e in exc.errors()
+        ]
+        return problem(
+            status=400,
+            title="Ongeldige parameters",
+            detail="een of meer parameters zijn ongeldig",
+            code="invalid_parameters",
+            instance=request.url.path,
+            invalid_params=params,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return problem(
+            status=exc.status_code,
+            title=str(exc.detail),
+            detail=str(exc.detail),
+            code=f"http_{exc.status_code}",
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("request_crashed", error=exc.__class__.__name__, path=request.url.path)
+        return problem(
+            status=500,
+            title="Interne fout",
+            detail="er ging iets mis in de hub; het is gelogd",
+            code="internal_error",
+            instance=request.url.path,
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            contact=CONTACT,
+            license_info={"name": "EUPL-1.2"},
+        )
+        app.openapi_schema = nlgov_openapi(schema, settings.public_url)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+CONTACT = {"name": "Knooppunt", "url": "https://github.com/knooppunt/knooppunt", "email": "knooppunt@example.org"}
+
+
+def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """Shape FastAPI's document to the NLGov API Design Rules.
+
+    The major version sits in the server URL; every response names the
+    API-Version header; every error is problem+json (FastAPI's 422 becomes our 400).
+    """
+    schema["servers"] = [{"url": public_url.rstrip("/") + "/v1"}]
+    schema["paths"] = {path.removeprefix("/v1"): item for path, item in schema["paths"].items()}
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas.setdefault("MessageIn", messages.MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"))
+    components["headers"] = {
+        "API-Version": {
+            "description": "De volledige versie van de API",
+            "schema": {"type": "string", "example": API_VERSION},
+        }
+    }
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["security"] = [{"bearer": []}]
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for item in schema["paths"].values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            responses.setdefault("400", {"description": "Ongeldige invoer", "content": problem})
+            for code, response in responses.items():
+                response.setdefault("description", code)
+                response.setdefault("headers", {})["API-Version"] = {"$ref": "#/components/headers/API-Version"}
+                if code.startswith(("4", "5")):
+                    response["content"] = problem
+    return schema
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "code": {"type": "string"},
+        "invalidParams": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "reason"],
+                "properties": {"name": {"type": "string"}, "reason": {"type": "string"}, "code": {"type": "string"}},
+            },
+        },
+    },
+}

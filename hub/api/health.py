@@ -1,0 +1,49 @@
+"""GET /health: database, keys, configuration, transport, writer (X-Road checks the same)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import text
+
+from hub.api.deps import get_hub
+from hub.crypto import key_id
+
+router = APIRouter(tags=["beheer"])
+
+
+@router.get("/health", summary="Gezondheid van de hub", include_in_schema=False)
+async def health(request: Request) -> Response:
+    hub = get_hub(request)
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        with hub.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True, "backend": hub.engine.dialect.name}
+    except Exception as exc:  # noqa: BLE001 - health reports any failure instead of raising
+        checks["database"] = {"ok": False, "error": exc.__class__.__name__}
+    checks["keys"] = {
+        "ok": len(hub.settings.payload_key_bytes) == 32 and len(hub.settings.audit_key_bytes) == 32,
+        "payloadKeyId": key_id(hub.settings.payload_key_bytes),
+        "development": hub.settings.env == "development",
+    }
+    checks["configuration"] = {
+        "ok": True,
+        "messageTypes": len(hub.infomodel.types()),
+        "protocols": len(hub.protocols.all()),
+        "routingRules": len(hub.router.rules),
+        "partners": len(hub.partners.all()),
+    }
+    checks["writer"] = {"ok": hub.writer.is_running(), "batches": hub.writer.batches, "units": hub.writer.units}
+    transport = hub.transport
+    checks["transport"] = {
+        "ok": transport is not None,
+        "name": transport.name if transport else None,
+        "depth": transport.depth() if transport else None,
+    }
+    ok = all(c["ok"] for c in checks.values())
+    body = {"status": "up" if ok else "down", "checks": checks}
+    return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")

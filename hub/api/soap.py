@@ -1,0 +1,174 @@
+"""The SOAP 1.1 face of the send operation, with the WSDL the hub publishes.
+
+Request body (document/literal)::
+
+    <soap:Envelope><soap:Body>
+      <env:Envelope xmlns:env="urn:knooppunt:envelope:1"> header + payload </env:Envelope>
+    </soap:Body></soap:Envelope>
+
+Answer: ``<ks:Accepted>`` with messageId, status, receiver*, receivedAt.
+Errors: a SOAP fault whose detail carries MAGDA-style ``Uitzonderingen``
+(Identificatie, Oorsprong, Type FOUT, Diagnose), one per invalid field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from lxml import etree
+
+from hub import xmlsafe
+from hub.api.deps import bearer_token, get_hub, read_body
+from hub.envelope import ENV_NS, from_xml
+from hub.errors import HubError, MalformedInput
+from hub.partners import Partner
+
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+KS_NS = "urn:knooppunt:soap:1"
+_S = "{%s}" % SOAP_NS
+_K = "{%s}" % KS_NS
+
+router = APIRouter(tags=["soap"], include_in_schema=False)
+
+
+def wsdl(public_url: str, schemas_dir: Path) -> bytes:
+    """The WSDL, with the envelope schema inlined so a client needs no second fetch."""
+    envelope_xsd = etree.parse(
+        str(schemas_dir / "envelope" / "1.0" / "envelope.xsd"), parser=xmlsafe.parser()
+    ).getroot()
+    text = f"""<?xml version="1.0" encoding="UTF-8"?>
+<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xs="http://www.w3.org/2001/XMLSchema"
+    xmlns:env="{ENV_NS}" xmlns:ks="{KS_NS}"
+    targetNamespace="{KS_NS}" name="Knooppunt">
+  <wsdl:types>
+    <xs:schema targetNamespace="{KS_NS}" elementFormDefault="qualified">
+      <xs:element name="Accepted">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="messageId" type="xs:string"/>
+            <xs:element name="status" type="xs:string"/>
+            <xs:element name="receiver" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
+            <xs:element name="receivedAt" type="xs:dateTime"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="Uitzonderingen">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="Uitzondering" maxOccurs="unbounded">
+              <xs:complexType>
+                <xs:sequence>
+                  <xs:element name="Identificatie" type="xs:string"/>
+                  <xs:element name="Oorsprong" type="xs:string"/>
+                  <xs:element name="Type" type="xs:string"/>
+                  <xs:element name="Diagnose" type="xs:string"/>
+                </xs:sequence>
+              </xs:complexType>
+            </xs:element>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+    </xs:schema>
+  </wsdl:types>
+  <wsdl:message name="SendRequest"><wsdl:part name="body" element="env:Envelope"/></wsdl:message>
+  <wsdl:message name="SendResponse"><wsdl:part name="body" element="ks:Accepted"/></wsdl:message>
+  <wsdl:message name="Fault"><wsdl:part name="detail" element="ks:Uitzonderingen"/></wsdl:message>
+  <wsdl:portType name="BerichtenPortType">
+    <wsdl:operation name="Send">
+      <wsdl:input message="ks:SendRequest"/>
+      <wsdl:output message="ks:SendResponse"/>
+      <wsdl:fault name="Uitzonderingen" message="ks:Fault"/>
+    </wsdl:operation>
+  </wsdl:portType>
+  <wsdl:binding name="BerichtenBinding" type="ks:BerichtenPortType">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <wsdl:operation name="Send">
+      <soap:operation soapAction="urn:knooppunt:soap:1#Send"/>
+      <wsdl:input><soap:body use="literal"/></wsdl:input>
+      <wsdl:output><soap:body use="literal"/></wsdl:output>
+      <wsdl:fault name="Uitzonderingen"><soap:fault name="Uitzonderingen" use="literal"/></wsdl:fault>
+    </wsdl:operation>
+  </wsdl:binding>
+  <wsdl:service name="BerichtenService">
+    <wsdl:port name="BerichtenPort" binding="ks:BerichtenBinding">
+      <soap:address location="{public_url.rstrip("/")}/soap/berichten"/>
+    </wsdl:port>
+  </wsdl:service>
+</wsdl:definitions>
+"""
+    doc = etree.fromstring(text.encode(), parser=xmlsafe.parser())
+    types = doc.find("{http://schemas.xmlsoap.org/wsdl/}types")
+    if types is None:
+        raise MalformedInput("WSDL template lacks wsdl:types")
+    types.insert(0, envelope_xsd)
+    etree.indent(doc, space="  ")
+    return bytes(etree.tostring(doc, xml_declaration=True, encoding="UTF-8"))
+
+
+def fault(exc: HubError) -> Response:
+    """A SOAP 1.1 fault with MAGDA-style Uitzonderingen in its detail."""
+    root = etree.Element(_S + "Envelope", nsmap={"soap": SOAP_NS})
+    body = etree.SubElement(root, _S + "Body")
+    f = etree.SubElement(body, _S + "Fault")
+    etree.SubElement(f, "faultcode").text = "soap:Client" if exc.status < 500 else "soap:Server"
+    etree.SubElement(f, "faultstring").text = exc.detail
+    detail = etree.SubElement(f, "detail")
+    holder = etree.SubElement(detail, _K + "Uitzonderingen", nsmap={"ks": KS_NS})
+    entries = [(exc.code, exc.detail)] + [(p.code, f"{p.name}: {p.reason}") for p in exc.invalid_params]
+    for code, diagnose in entries:
+        u = etree.SubElement(holder, _K + "Uitzondering")
+        etree.SubElement(u, _K + "Identificatie").text = code
+        etree.SubElement(u, _K + "Oorsprong").text = "knooppunt"
+        etree.SubElement(u, _K + "Type").text = "FOUT"
+        etree.SubElement(u, _K + "Diagnose").text = diagnose
+    status = 500 if exc.status >= 500 or exc.status < 400 else exc.status
+    # SOAP 1.1 over HTTP answers faults with 500; keep 401/413/415 visible to HTTP clients.
+    http_status = status if status in (401, 413, 415) else 500
+    return Response(
+        etree.tostring(root, xml_declaration=True, encoding="UTF-8"),
+        status_code=http_status,
+        media_type="text/xml; charset=utf-8",
+    )
+
+
+@router.get("/soap/berichten")
+async def get_wsdl(request: Request) -> Response:
+    hub = get_hub(request)
+    return Response(wsdl(hub.settings.public_url, hub.settings.schemas_dir), media_type="text/xml; charset=utf-8")
+
+
+@router.post("/soap/berichten")
+async def soap_send(request: Request) -> Response:
+    hub = get_hub(request)
+    caller: Partner | None = None
+    try:
+        caller = hub.authenticate(bearer_token(request))
+        body = await read_body(request, hub.settings.max_body_bytes)
+        root = xmlsafe.parse(body, max_bytes=hub.settings.max_body_bytes, max_depth=hub.settings.max_xml_depth)
+        soap_body = root.find(_S + "Body") if root.tag == _S + "Envelope" else None
+        if soap_body is None or len(soap_body) != 1:
+            raise MalformedInput("verwacht een SOAP 1.1-envelop met één element in de Body")
+        inner = soap_body[0]
+        hub.infomodel.validate_envelope(inner)
+        message = from_xml(inner, allow_test_numbers=hub.settings.insz_test_numbers)
+    except HubError as exc:
+        if caller is not None:
+            await hub.refuse_unparsed(caller, exc, "soap")
+        return fault(exc)
+    try:
+        accepted = await hub.accept(caller, message, channel="soap")
+    except HubError as exc:
+        return fault(exc)
+    root = etree.Element(_S + "Envelope", nsmap={"soap": SOAP_NS})
+    body_el = etree.SubElement(root, _S + "Body")
+    answer = etree.SubElement(body_el, _K + "Accepted", nsmap={"ks": KS_NS})
+    etree.SubElement(answer, _K + "messageId").text = accepted.message_id
+    etree.SubElement(answer, _K + "status").text = "accepted"
+    for receiver in accepted.receivers:
+        etree.SubElement(answer, _K + "receiver").text = receiver
+    etree.SubElement(answer, _K + "receivedAt").text = accepted.received_at.isoformat()
+    return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), media_type="text/xml; charset=utf-8")

@@ -1,0 +1,1 @@
+"""The `knooppunt` command."""

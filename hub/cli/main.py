@@ -1,0 +1,301 @@
+"""`knooppunt`: run the hub, drive the demo, manage partners, deliveries and the audit log.
+
+Settings come from ``KNOOPPUNT_*`` environment variables (see hub/settings.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from hub import logs
+from hub.errors import HubError
+from hub.identifiers import IdentifierError, parse_kbo, parse_oin
+from hub.partners import Partner, add_partner, issue_token, new_token
+from hub.service import Hub
+from hub.settings import Settings
+
+app = typer.Typer(help="Knooppunt: het gegevensknooppunt van de inburgeringsketen.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partners beheren.", no_args_is_help=True)
+deliveries_app = typer.Typer(help="Afleveringen bekijken en opnieuw versturen.", no_args_is_help=True)
+audit_app = typer.Typer(help="Het auditlog.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except HubError as exc:
+        err.print(f"[red]configuratiefout:[/red] {exc.detail}")
+        raise typer.Exit(2) from exc
+
+
+def _open() -> Hub:
+    logs.configure(json=True, level="warning")
+    hub = Hub(_settings())
+    hub.open_store()
+    return hub
+
+
+@app.command()
+def run(
+    host: Annotated[str, typer.Option(help="Adres om op te luisteren")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Poort van de hub")] = 8000,
+    demo: Annotated[bool, typer.Option(help="Demopartners en hun simulatoren starten")] = False,
+) -> None:
+    """Start de hub (API, SOAP, portaal, afleveringen) op de ingebouwde standaard: SQLite en in-process transport."""
+    from hub.cli.runner import seed_demo, serve
+
+    settings = _settings()
+    if settings.public_url == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    setup = seed_demo(settings) if demo else None
+    base = f"http://{host}:{port}"
+    console.rule("[bold]Knooppunt[/bold]")
+    table = Table(show_header=False, box=None)
+    table.add_row("API", f"{base}/v1/berichten")
+    table.add_row("API-documentatie", f"{base}/v1/docs")
+    table.add_row("OpenAPI", f"{base}/v1/openapi.json")
+    table.add_row("SOAP (WSDL)", f"{base}/soap/berichten")
+    table.add_row("Gezondheid", f"{base}/health")
+    table.add_row("Database", settings.database_url)
+    console.print(table)
+    if setup is not None:
+        sims = Table(title="Gesimuleerde partners en hun tokens", show_lines=False)
+        sims.add_column("partner")
+        sims.add_column("rol")
+        sims.add_column("ontvangt op")
+        sims.add_column("token")
+        for p in setup.partners:
+            where = (
+                f"http://127.0.0.1:{setup.simulators[p.id]}/berichten" if p.id in setup.simulators else "portaal-inbox"
+            )
+            sims.add_row(p.id, p.role, where, setup.tokens[p.id])
+        console.print(sims)
+        duo = setup.tokens["duo"]
+        console.print("\nStuur een bericht (DUO meldt een inburgeringsplicht aan Utrecht):")
+        console.print(
+            f"  curl -s -X POST {base}/v1/berichten -H 'Authorization: Bearer {duo}' "
+            "-H 'Content-Type: application/json' --data @examples/inburgeringsplicht.json",
+            soft_wrap=True,
+        )
+        console.print(
+            f"  curl -s http://127.0.0.1:{setup.simulators['gemeente-utrecht']}/berichten   # wat Utrecht ontving"
+        )
+        console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
+    console.print("\nStoppen: Ctrl-C\n")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, host, port, setup))
+
+
+@app.command()
+def demo(
+    messages: Annotated[int, typer.Option(help="Aantal berichten per stroom")] = 3,
+) -> None:
+    """Speel een realistisch scenario af tegen een hub met gesimuleerde partners en toon wat waarheen ging."""
+    from hub.cli.scenario import run_scenario
+
+    settings = _settings()
+    code = asyncio.run(run_scenario(settings, messages, console))
+    raise typer.Exit(code)
+
+
+# -- partners ---------------------------------------------------------------------
+
+
+@partners_app.command("list")
+def partners_list(as_json: Annotated[bool, typer.Option("--json", help="Als JSON")] = False) -> None:
+    """Toon alle partners."""
+    from hub.store.tables import partners
+
+    hub = _open()
+    try:
+        with hub.engine.connect() as conn:
+            tokens = {r.id: bool(r.token_hash) for r in conn.execute(select(partners.c.id, partners.c.token_hash))}
+        if as_json:
+            rows = [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "role": p.role,
+                    "plateau": p.plateau,
+                    "adapter": p.adapter,
+                    "codes": list(p.codes),
+                    "oin": p.oin,
+                    "kbo": p.kbo,
+                    "active": p.active,
+                    "token": tokens.get(p.id),
+                }
+                for p in hub.partners.all()
+            ]
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        table = Table("id", "naam", "rol", "plateau", "adapter", "codes", "token")
+        for p in hub.partners.all():
+            table.add_row(
+                p.id,
+                p.name,
+                p.role,
+                str(p.plateau),
+                p.adapter or "-",
+                ",".join(p.codes),
+                "ja" if tokens.get(p.id) else "nee",
+            )
+        console.print(table)
+    finally:
+        hub.close_store()
+
+
+@partners_app.command("add")
+def partners_add(
+    partner_id: Annotated[str, typer.Argument(metavar="ID", help="Partner-id, bv. gemeente-utrecht")],
+    name: Annotated[str, typer.Option(help="Volledige naam")],
+    role: Annotated[str, typer.Option(help="Rol in de protocollen, bv. gemeente, duo, agentschap")],
+    plateau: Annotated[int, typer.Option(min=1, max=3)] = 2,
+    adapter: Annotated[str | None, typer.Option(help="Adapter, bv. rest-push (leeg op plateau 1)")] = None,
+    url: Annotated[str | None, typer.Option(help="URL voor de adapter (rest-push)")] = None,
+    code: Annotated[list[str] | None, typer.Option(help="Gemeentecode (herhaalbaar)")] = None,
+    oin: Annotated[str | None, typer.Option()] = None,
+    kbo: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Voeg een partner toe."""
+    try:
+        oin = parse_oin(oin) if oin else None
+        kbo = parse_kbo(kbo) if kbo else None
+    except IdentifierError as exc:
+        err.print(f"[red]ongeldige invoer:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    config = {"url": url} if url else {}
+    partner = Partner(
+        id=partner_id,
+        name=name,
+        role=role,
+        plateau=plateau,
+        adapter=adapter,
+        adapter_config=config,
+        codes=tuple(code or ()),
+        oin=oin,
+        kbo=kbo,
+    )
+    hub = _open()
+    try:
+        hub.writer.run_sync(add_partner(partner, actor="cli"))
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        hub.close_store()
+    console.print(f"partner {partner_id} toegevoegd; maak een token met: knooppunt partners token {partner_id}")
+
+
+@partners_app.command("token")
+def partners_token(partner_id: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
+    """Maak een nieuw toegangstoken voor een partner (het oude vervalt) en druk het af."""
+    hub = _open()
+    token = new_token()
+    try:
+        hub.writer.run_sync(issue_token(partner_id, token, actor="cli"))
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        hub.close_store()
+    print(token)
+
+
+# -- deliveries ---------------------------------------------------------------------
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    status: Annotated[str | None, typer.Option(help="pending | retrying | delivered | dead")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """Toon afleveringen, nieuwste eerst."""
+    from hub.store.tables import deliveries, messages
+
+    hub = _open()
+    try:
+        query = (
+            select(deliveries, messages.c.type, messages.c.sender)
+            .join(messages, messages.c.id == deliveries.c.message_id)
+            .order_by(deliveries.c.id.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(deliveries.c.status == status)
+        with hub.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        table = Table("bericht", "type", "van", "naar", "status", "pogingen", "laatste fout")
+        for r in rows:
+            table.add_row(
+                r["message_id"],
+                r["type"],
+                r["sender"],
+                r["receiver"],
+                r["status"],
+                str(r["attempts"]),
+                (r["last_error"] or "")[:60],
+            )
+        console.print(table)
+    finally:
+        hub.close_store()
+
+
+@deliveries_app.command("replay")
+def deliveries_replay(
+    message_id: Annotated[str | None, typer.Option(help="Alleen dit bericht")] = None,
+    receiver: Annotated[str | None, typer.Option(help="Alleen deze ontvanger")] = None,
+    status: Annotated[str, typer.Option(help="Welke afleveringen: dead (standaard) of retrying")] = "dead",
+) -> None:
+    """Zet mislukte afleveringen terug in de outbox; de draaiende hub verstuurt ze opnieuw."""
+    from hub.dispatch import replay_unit
+
+    hub = _open()
+    try:
+        count = hub.writer.run_sync(replay_unit(actor="cli", message_id=message_id, receiver=receiver, status=status))
+    finally:
+        hub.close_store()
+    console.print(f"{count} aflevering(en) opnieuw in de wachtrij")
+
+
+# -- audit ---------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Loop de hashketen van het auditlog na; exitcode 1 en het eerste foute record als ze gebroken is."""
+    from hub.audit import verify
+
+    hub = _open()
+    try:
+        with hub.engine.connect() as conn:
+            result = verify(conn)
+    finally:
+        hub.close_store()
+    if result.ok:
+        console.print(f"[green]auditketen in orde[/green]: {result.checked} records nagekeken")
+        return
+    err.print(f"[red]auditketen gebroken[/red] bij record {result.first_bad_seq}: {result.reason}")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        sys.exit(1)

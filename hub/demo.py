@@ -1,0 +1,179 @@
+"""Demo data and the demo set-up shared by `knooppunt run --demo`, `knooppunt demo` and the tests:
+valid (fictitious) persons, the demo partners, and sample messages for each flow."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hub.partners import Partner
+
+
+def make_bsn(rng: random.Random) -> str:
+    """A random nine-digit number that passes the 11-proef."""
+    while True:
+        digits = [rng.randint(0, 9) for _ in range(8)]
+        total = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True))
+        last = total % 11
+        if last <= 9 and digits[0] != 0:
+            return "".join(map(str, digits)) + str(last)
+
+
+def make_insz(rng: random.Random, *, born: date | None = None, bis: bool = False) -> str:
+    """A random INSZ with a correct mod-97 check (the 2000+ rule included)."""
+    born = born or date(rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28))
+    month = born.month + (40 if bis else 0)
+    serial = rng.randint(1, 997)
+    body = f"{born.year % 100:02d}{month:02d}{born.day:02d}{serial:03d}"
+    base = int(("2" if born.year >= 2000 else "") + body)
+    return f"{body}{97 - base % 97:02d}"
+
+
+@dataclass(frozen=True)
+class DemoPartner:
+    partner: Partner
+    simulator: bool
+
+
+def load_partners(path: Path) -> list[DemoPartner]:
+    spec: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    out = []
+    for p in spec["partners"]:
+        out.append(
+            DemoPartner(
+                Partner(
+                    id=p["id"],
+                    name=p["name"],
+                    role=p["role"],
+                    plateau=int(p.get("plateau", 2)),
+                    adapter=p.get("adapter"),
+                    adapter_config=dict(p.get("config") or {}),
+                    codes=tuple(p.get("codes") or ()),
+                    oin=p.get("oin"),
+                    kbo=p.get("kbo"),
+                ),
+                simulator=bool(p.get("simulator", False)),
+            )
+        )
+    return out
+
+
+def _person(identificatie: dict[str, str], rng: random.Random) -> dict[str, Any]:
+    voornamen = rng.choice(["Amina", "Yusuf", "Olena", "Tesfay", "Farah", "Dmytro", "Noor", "Samir"])
+    achternaam = rng.choice(["Haddad", "Kovalenko", "Tesfamariam", "Ahmadi", "Okafor", "Rahimi", "Bakr"])
+    return {
+        "identificatie": identificatie,
+        "voornamen": voornamen,
+        "achternaam": achternaam,
+        "geboortedatum": f"{rng.randint(1970, 2004)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "geslacht": rng.choice(["M", "V"]),
+        "nationaliteit": [rng.choice(["SY", "ER", "UA", "AF", "TR"])],
+    }
+
+
+def message(
+    mtype: str,
+    *,
+    purpose: str,
+    subject_type: str,
+    subject_id: str,
+    payload: dict[str, Any],
+    receivers: list[str] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "messageId": str(uuid.uuid4()),
+        "type": mtype,
+        "version": "1.0",
+        "subject": {"type": subject_type, "id": subject_id},
+        "purpose": purpose,
+        "conversationId": str(uuid.uuid4()),
+        "createdAt": datetime.now(UTC).isoformat(),
+        "payload": payload,
+    }
+    if receivers:
+        doc["receivers"] = receivers
+    return doc
+
+
+def inburgeringsplicht(rng: random.Random, gemeentecode: str = "0344") -> dict[str, Any]:
+    bsn = make_bsn(rng)
+    today = date.today()
+    return message(
+        "inburgeringsplicht",
+        purpose="nl-inburgeringsplicht",
+        subject_type="BSN",
+        subject_id=bsn,
+        payload={
+            "persoon": _person({"bsn": bsn}, rng),
+            "gemeentecode": gemeentecode,
+            "plichtig": True,
+            "vastgesteldOp": today.isoformat(),
+            "termijnEinde": (today + timedelta(days=3 * 365)).isoformat(),
+        },
+    )
+
+
+def klantprofiel(rng: random.Random, gemeentecode: str = "0344") -> dict[str, Any]:
+    bsn = make_bsn(rng)
+    return message(
+        "klantprofiel",
+        purpose="nl-voorinburgering",
+        subject_type="BSN",
+        subject_id=bsn,
+        payload={
+            "persoon": _person({"bsn": bsn}, rng),
+            "gemeentecode": gemeentecode,
+            "koppeldatum": date.today().isoformat(),
+            "ambitie": "Werken als verpleegkundige",
+            "taalniveau": "A1",
+            "opleiding": [{"omschrijving": "Verpleegkunde (bachelor)", "land": "SY", "jaren": 4}],
+        },
+    )
+
+
+def pip(rng: random.Random, gemeentecode: str = "0344") -> dict[str, Any]:
+    bsn = make_bsn(rng)
+    person = _person({"bsn": bsn}, rng)
+    return message(
+        "pip",
+        purpose="nl-pip",
+        subject_type="BSN",
+        subject_id=bsn,
+        payload={
+            "persoon": {"identificatie": person["identificatie"], "achternaam": person["achternaam"]},
+            "gemeentecode": gemeentecode,
+            "vastgesteldOp": date.today().isoformat(),
+            "leerroute": rng.choice(["B1", "ONDERWIJS", "Z"]),
+            "financieleOntzorging": True,
+        },
+    )
+
+
+def aanmelding(rng: random.Random, nis_code: str = "44021") -> dict[str, Any]:
+    insz = make_insz(rng)
+    return message(
+        "aanmelding",
+        purpose="be-aanmelding",
+        subject_type="INSZ",
+        subject_id=insz,
+        payload={
+            "persoon": _person({"insz": insz}, rng),
+            "adres": {
+                "straat": "Korenmarkt",
+                "huisnummer": "1",
+                "postcode": "9000",
+                "woonplaats": "Gent",
+                "land": "BE",
+            },
+            "nisCode": nis_code,
+            "aanmeldingsdatum": date.today().isoformat(),
+            "doelgroep": "VERPLICHT",
+            "taalniveau": "A0",
+        },
+    )

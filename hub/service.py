@@ -1,0 +1,650 @@
+"""The hub's use cases, independent of the channel a message arrived on.
+
+``Hub`` is built once from :class:`hub.settings.Settings` and owns the info
+model, protocols, router, partner directory, store and transport. The API,
+the portal and the CLI call it; it never knows FastAPI.
+
+Ingest (one message)::
+
+    parse -> envelope -> validate (XSD, identifiers) -> authorize (protocol)
+          -> route -> ONE transaction (message + audit received/routed + outbox)
+          -> answer (a replay of the same id gets the same answer)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from lxml import etree
+from sqlalchemy import Engine, and_, bindparam, insert, select
+
+from hub import envelope as env
+from hub import xmlsafe
+from hub.audit import AuditEvent
+from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, new_data_key
+from hub.errors import (
+    Conflict,
+    ErrorCollector,
+    HubError,
+    InvalidParam,
+    MalformedInput,
+    NotAllowed,
+    NotFound,
+    UnknownPartner,
+    ValidationFailed,
+)
+from hub.identifiers import BSN, INSZ
+from hub.infomodel import InfoModel, MessageType
+from hub.partners import Partner, PartnerDirectory
+from hub.ports import Adapter
+from hub.protocols import Protocol, ProtocolBook, fields_outside, minimize
+from hub.registry import build as build_adapter
+from hub.routing import Router
+from hub.settings import Settings
+from hub.store import migrate
+from hub.store.database import Tx, Writer, make_engine
+from hub.store.tables import data_keys, deliveries, messages, outbox
+from hub.transport import Job, Transport
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer to an accepted message (the same for a replay of its id)."""
+
+    message_id: str
+    receivers: tuple[str, ...]
+    received_at: datetime
+    duplicate: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "messageId": self.message_id,
+            "status": "accepted",
+            "receivers": list(self.receivers),
+            "receivedAt": self.received_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message read back from the store, payload decrypted."""
+
+    envelope: env.Envelope
+    payload: etree._Element | None
+    protocol_id: str
+    received_at: datetime
+    channel: str
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class KeyRing:
+    """Data keys per (protocol, month), unwrapped once and cached."""
+
+    def __init__(self, master: MasterKeys) -> None:
+        self.master = master
+        self._by_scope: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._by_id: dict[int, bytes] = {}
+
+    @staticmethod
+    def _context(protocol_id: str, period: str) -> str:
+        return f"{protocol_id}|{period}"
+
+    def cached(self, protocol_id: str, period: str) -> tuple[int, bytes] | None:
+        return self._by_scope.get((protocol_id, period))
+
+    def ensure_unit(self, protocol_id: str, period: str) -> Any:
+        """A unit of work that returns the (id, key) of the scope, creating it if needed."""
+
+        def unit(tx: Tx) -> tuple[int, bytes]:
+            row = (
+                tx.conn.execute(
+                    select(data_keys).where(and_(data_keys.c.protocol_id == protocol_id, data_keys.c.period == period))
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                key = new_data_key()
+                result = tx.conn.execute(
+                    insert(data_keys).values(
+                        protocol_id=protocol_id,
+                        period=period,
+                        master_kid=self.master.active_kid,
+                        wrapped_key=self.master.wrap(key, self._context(protocol_id, period)),
+                        created_at=tx.now,
+                    )
+                )
+                pk = result.inserted_primary_key
+                return int(pk[0]) if pk else 0, key
+            return int(row["id"]), self._unwrap(row)
+
+        return unit
+
+    def _unwrap(self, row: Mapping[Any, Any]) -> bytes:
+        if row["wrapped_key"] is None:
+            raise NotFound(f"de gegevens van {row['protocol_id']} {row['period']} zijn vernietigd (bewaartermijn)")
+        return self.master.unwrap(
+            row["master_kid"], row["wrapped_key"], self._context(row["protocol_id"], row["period"])
+        )
+
+    def remember(self, protocol_id: str, period: str, key_id: int, key: bytes) -> None:
+        self._by_scope[(protocol_id, period)] = (key_id, key)
+        self._by_id[key_id] = key
+
+    def by_id(self, conn: Any, key_id: int) -> bytes:
+        key = self._by_id.get(key_id)
+        if key is None:
+            row = conn.execute(select(data_keys).where(data_keys.c.id == key_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"data key {key_id} bestaat niet")
+            key = self._unwrap(row)
+            self._by_id[key_id] = key
+        return key
+
+    def forget(self, key_id: int) -> None:
+        self._by_id.pop(key_id, None)
+        for scope, (kid, _) in list(self._by_scope.items()):
+            if kid == key_id:
+                del self._by_scope[scope]
+
+
+class Hub:
+    """Everything the hub does, built from settings and started once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.infomodel = InfoModel(settings.schemas_dir)
+        self.protocols = ProtocolBook.load(settings.protocols_dir)
+        self.router = Router.load(settings.routing_file)
+        self.partners = PartnerDirectory()
+        self.hasher = SubjectHasher(settings.audit_key_bytes)
+        self.keys = KeyRing(
+            MasterKeys(settings.payload_key_bytes, [base64.b64decode(k) for k in settings.payload_old_keys])
+        )
+        self.engine: Engine = make_engine(settings)
+        self.writer = Writer(make_engine(settings, writer=True), batch_max=settings.store.batch_max)
+        self.transport: Transport | None = None
+        self.http: httpx.AsyncClient | None = None
+        self._adapters: dict[str, Adapter] = {}
+        self.started = False
+
+    # -- life cycle -------------------------------------------------------------
+
+    def open_store(self) -> None:
+        """Migrate, start the writer and load partners (enough for the CLI)."""
+        migrate.upgrade(self.engine)
+        self.writer.start()
+        self.reload_partners()
+
+    def reload_partners(self) -> None:
+        with self.engine.connect() as conn:
+            self.partners.load(conn)
+
+    async def start(self, transport: Transport) -> None:
+        self.open_store()
+        self.transport = transport
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.delivery.timeout_seconds))
+        self.started = True
+
+    async def stop(self) -> None:
+        for adapter in self._adapters.values():
+            try:
+                await adapter.aclose()
+            except HubError as exc:
+                log.warning("adapter_close_failed", partner=adapter.partner_id, error=str(exc))
+        self._adapters.clear()
+        if self.transport is not None:
+            await self.transport.close()
+        if self.http is not None:
+            await self.http.aclose()
+        self.writer.stop()
+        self.writer.engine.dispose()
+        self.engine.dispose()
+        self.started = False
+
+    def close_store(self) -> None:
+        self.writer.stop()
+        self.writer.engine.dispose()
+        self.engine.dispose()
+
+    # -- adapters -----------------------------------------------------------------
+
+    def adapter_for(self, partner: Partner) -> Adapter | None:
+        if not partner.adapter:
+            return None
+        adapter = self._adapters.get(partner.id)
+        if adapter is None:
+            if self.http is None:
+                raise HubError("de hub is niet gestart")
+            adapter = build_adapter(partner.adapter, partner.id, partner.adapter_config, self.http)
+            self._adapters[partner.id] = adapter
+        return adapter
+
+    # -- authentication -----------------------------------------------------------
+
+    def authenticate(self, token: str) -> Partner:
+        """The partner holding this token; reloads the directory once if the token is new."""
+        if not self.partners.knows_token(token):
+            self.reload_partners()
+        return self.partners.authenticate(token)
+
+    # -- ingest -------------------------------------------------------------------
+
+    def parse_xml(self, body: bytes) -> env.Message:
+        """Body bytes -> envelope + payload element, or a specific input error."""
+        root = xmlsafe.parse(body, max_bytes=self.settings.max_body_bytes, max_depth=self.settings.max_xml_depth)
+        self.infomodel.validate_envelope(root)
+        return env.from_xml(root, allow_test_numbers=self.settings.insz_test_numbers)
+
+    def parse_json(self, body: bytes) -> env.Message:
+        """Body bytes (JSON) -> envelope + payload element converted through the type's XSD."""
+        xmlsafe.check_size(body, self.settings.max_body_bytes)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedInput(f"JSON is niet leesbaar: {exc}") from exc
+        envelope, payload = env.from_json(doc, allow_test_numbers=self.settings.insz_test_numbers)
+        mtype = self.infomodel.get(envelope.type, envelope.version)
+        return env.Message(envelope, self.infomodel.json_to_xml(mtype, payload))
+
+    async def accept(self, caller: Partner, message: env.Message, *, channel: str, pointer: str = "xpath") -> Accepted:
+        """Validate, authorize, route and store one message; durable before it returns.
+
+        Raises:
+            HubError: a specific 4xx error; nothing is stored then, and a "refused"
+                audit record names the caller and the reason.
+        """
+        try:
+            prepared = self._prepare(caller, message, pointer)
+        except HubError as exc:
+            await self._refused(caller, message.envelope, exc, channel)
+            raise
+        mtype, protocol, envelope, payload_bytes = prepared
+        # payloads are keyed by the month they arrived in: retention counts from receipt
+        period = datetime.now(UTC).strftime("%Y-%m")
+        key_ref = self.keys.cached(protocol.id, period)
+        if key_ref is None:
+            key_id, key = await self.writer.submit(self.keys.ensure_unit(protocol.id, period))
+            self.keys.remember(protocol.id, period, key_id, key)
+            key_ref = (key_id, key)
+        message_id = str(envelope.message_id)
+        nonce, ciphertext = encrypt(key_ref[1], payload_bytes, message_id.encode())
+        digest = _digest(envelope, payload_bytes)
+        subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+        unit = _IngestUnit(
+            envelope=envelope,
+            protocol=protocol,
+            mtype=mtype,
+            digest=digest,
+            subject_hash=subject_hash,
+            key_id=key_ref[0],
+            nonce=nonce,
+            ciphertext=ciphertext,
+            size=len(payload_bytes),
+            channel=channel,
+            transport=self.transport,
+        )
+        result = await self.writer.submit(unit)
+        if result.duplicate:
+            log.info("message_replayed", message_id=message_id, partner=caller.id)
+        else:
+            log.info(
+                "message_accepted",
+                message_id=message_id,
+                partner=caller.id,
+                type=mtype.name,
+                receivers=list(result.receivers),
+                correlation_id=str(envelope.conversation_id or message_id),
+            )
+        return result
+
+    def _prepare(
+        self, caller: Partner, message: env.Message, pointer: str
+    ) -> tuple[MessageType, Protocol, env.Envelope, bytes]:
+        envelope = message.envelope
+        if envelope.sender and envelope.sender != caller.id:
+            raise NotAllowed(
+                f"afzender {envelope.sender} is niet de aangemelde partner {caller.id}",
+                invalid_params=[InvalidParam("sender", "moet de aangemelde partner zijn", "sender")],
+            )
+        envelope = envelope.with_sender(caller.id)
+        if not envelope.traceparent:
+            envelope = _with_traceparent(envelope)
+        mtype = self.infomodel.get(envelope.type, envelope.version)
+        self.infomodel.validate_payload(
+            mtype, message.payload, allow_test_numbers=self.settings.insz_test_numbers, pointer=pointer
+        )
+        found = self.infomodel.subject_of(mtype, message.payload)
+        if found is not None and (found[0], found[1]) != (envelope.subject_type, str(envelope.subject)):
+            raise ValidationFailed(
+                "de betrokkene in de envelop verschilt van de persoon in de payload",
+                invalid_params=[InvalidParam("subject", "moet gelijk zijn aan " + mtype.subject_field, "subject")],
+            )
+        # who may send what under which protocol is known before routing; say that first
+        self.protocols.authorize(purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=())
+        receivers = envelope.receivers or self.router.route(
+            mtype.name, caller.id, message.payload, self.partners.code_owner
+        )
+        if not receivers:
+            raise NotAllowed(
+                f"geen ontvanger gevonden voor {mtype.name} van {caller.id}: geen routeringsregel past",
+                invalid_params=[
+                    InvalidParam(
+                        "receivers", "geef een ontvanger of een gemeentecode die gerouteerd kan worden", "routing"
+                    )
+                ],
+            )
+        unknown = ErrorCollector()
+        refs = []
+        for i, receiver in enumerate(receivers):
+            partner = self.partners.get(receiver)
+            if partner is None or not partner.active:
+                unknown.add(f"receivers/{i}", f"onbekende of inactieve partner {receiver!r}", "unknown_partner")
+            else:
+                refs.append(partner.ref)
+        if unknown.params:
+            raise UnknownPartner("onbekende ontvanger", invalid_params=unknown.params)
+        protocol = self.protocols.authorize(
+            purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=refs
+        )
+        extra = fields_outside(message.payload, protocol.fields)
+        if extra:
+            raise NotAllowed(
+                f"protocol {protocol.id} staat deze velden niet toe (dataminimalisatie)",
+                invalid_params=[
+                    InvalidParam(f, "veld niet toegestaan onder dit protocol", "minimisation") for f in extra
+                ],
+            )
+        envelope = envelope.with_receivers(tuple(receivers))
+        return mtype, protocol, envelope, etree.tostring(message.payload)
+
+    async def _refused(self, caller: Partner, envelope: env.Envelope | None, exc: HubError, channel: str) -> None:
+        await self.writer.submit(self.refused_unit(caller.id, envelope, exc, channel))
+
+    def refused_unit(self, caller_id: str, envelope: env.Envelope | None, exc: HubError, channel: str) -> Any:
+        """An audit "refused" record (the only thing a refused message leaves behind)."""
+        detail: dict[str, Any] = {"code": exc.code, "reason": exc.detail[:500], "channel": channel}
+        subject_type = subject_hash = None
+        if envelope is not None:
+            subject_type = envelope.subject_type
+            subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+        event = AuditEvent(
+            "refused",
+            status="refused",
+            trace_id=envelope.trace_id if envelope else "",
+            message_id=str(envelope.message_id) if envelope else None,
+            message_type=envelope.type if envelope else None,
+            sender=caller_id,
+            protocol_id=envelope.purpose if envelope else None,
+            subject_type=subject_type,
+            subject_hash=subject_hash,
+            detail=detail,
+        )
+
+        def unit(tx: Tx) -> None:
+            tx.audit(event)
+
+        return unit
+
+    async def refuse_unparsed(self, caller: Partner, exc: HubError, channel: str) -> None:
+        """Audit a refusal that happened before an envelope could be read."""
+        await self.writer.submit(self.refused_unit(caller.id, None, exc, channel))
+
+    # -- reading ------------------------------------------------------------------
+
+    def load_message(self, message_id: str, *, with_payload: bool = True) -> StoredMessage:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"bericht {message_id} bestaat niet")
+            payload = None
+            if with_payload:
+                if row["ciphertext"] is None:
+                    raise NotFound(f"de inhoud van bericht {message_id} is vernietigd na de bewaartermijn")
+                key = self.keys.by_id(conn, int(row["data_key_id"]))
+                plain = decrypt(key, row["nonce"], row["ciphertext"], message_id.encode())
+                payload = etree.fromstring(plain, parser=xmlsafe.parser())
+        return StoredMessage(
+            envelope=self._envelope_of(row),
+            payload=payload,
+            protocol_id=row["protocol_id"],
+            received_at=_utc(row["received_at"]),
+            channel=row["channel"],
+        )
+
+    def _envelope_of(self, row: Mapping[Any, Any]) -> env.Envelope:
+        # The subject id itself is not stored in the row (only its keyed hash);
+        # it is inside the encrypted payload. The envelope read back carries a
+        # placeholder that callers replace from the payload when they need it.
+        placeholder: INSZ | BSN = INSZ("") if row["subject_type"] == "INSZ" else BSN("")
+        return env.Envelope(
+            message_id=uuid.UUID(row["id"]),
+            type=row["type"],
+            version=row["version"],
+            sender=row["sender"],
+            subject=placeholder,
+            purpose=row["protocol_id"],
+            receivers=tuple(row["receivers"]),
+            conversation_id=uuid.UUID(row["conversation_id"]) if row["conversation_id"] else None,
+            traceparent=row["traceparent"],
+            created_at=_utc(row["created_at"]),
+        )
+
+    def message_status(self, caller: Partner, message_id: str) -> dict[str, Any]:
+        """Status of one message and its deliveries, for its sender or one of its receivers."""
+        try:
+            uuid.UUID(message_id)
+        except ValueError as exc:
+            raise NotFound(f"bericht {message_id} bestaat niet") from exc
+        with self.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
+            if row is None or (caller.id != row["sender"] and caller.id not in row["receivers"]):
+                # the same answer whether it does not exist or is not yours
+                raise NotFound(f"bericht {message_id} bestaat niet")
+            query = select(deliveries).where(deliveries.c.message_id == message_id)
+            if caller.id != row["sender"]:
+                query = query.where(deliveries.c.receiver == caller.id)
+            rows = conn.execute(query.order_by(deliveries.c.receiver)).mappings().all()
+        return {
+            "messageId": message_id,
+            "type": row["type"],
+            "version": row["version"],
+            "sender": row["sender"],
+            "purpose": row["protocol_id"],
+            "receivedAt": _utc(row["received_at"]).isoformat(),
+            "deliveries": [
+                {
+                    "receiver": d["receiver"],
+                    "status": d["status"],
+                    "attempts": d["attempts"],
+                    "deliveredAt": _utc(d["delivered_at"]).isoformat() if d["delivered_at"] else None,
+                    "nextAttemptAt": _utc(d["next_attempt_at"]).isoformat() if d["next_attempt_at"] else None,
+                    "lastError": d["last_error"],
+                }
+                for d in rows
+            ],
+        }
+
+    def inbox(
+        self, caller: Partner, *, after: int = 0, limit: int = 50, message_type: str | None = None
+    ) -> dict[str, Any]:
+        """Messages for the calling partner, oldest first from a cursor, payload minimised to its protocol."""
+        limit = max(1, min(limit, 200))
+        with self.engine.connect() as conn:
+            query = (
+                select(deliveries.c.id, deliveries.c.status, deliveries.c.delivered_at, messages.c.id.label("mid"))
+                .join(messages, messages.c.id == deliveries.c.message_id)
+                .where(and_(deliveries.c.receiver == caller.id, deliveries.c.id > after))
+                .order_by(deliveries.c.id)
+                .limit(limit)
+            )
+            if message_type:
+                query = query.where(messages.c.type == message_type)
+            rows = conn.execute(query).mappings().all()
+        items = []
+        for r in rows:
+            stored = self.load_message(r["mid"])
+            items.append(
+                {
+                    "cursor": r["id"],
+                    "deliveryStatus": r["status"],
+                    **self.render_for(caller, stored),
+                }
+            )
+        return {"items": items, "next": items[-1]["cursor"] if len(items) == limit else None}
+
+    def render_for(self, receiver: Partner, stored: StoredMessage) -> dict[str, Any]:
+        """The JSON form a receiver sees: header plus the payload minimised to its protocol."""
+        if stored.payload is None:
+            raise NotFound("inhoud niet beschikbaar")
+        protocol = self.protocols.get(stored.protocol_id)
+        fields = protocol.fields_for(receiver.ref) if protocol else ()
+        payload = minimize(stored.payload, fields)
+        mtype = self.infomodel.get(stored.envelope.type, stored.envelope.version)
+        envelope = self.with_subject_from_payload(mtype, stored.envelope, stored.payload)
+        out = env.header_to_json(envelope)
+        out["receivedAt"] = stored.received_at.isoformat()
+        out["payload"] = self.infomodel.xml_to_json(mtype, payload)
+        return out
+
+    def with_subject_from_payload(
+        self, mtype: MessageType, envelope: env.Envelope, payload: etree._Element
+    ) -> env.Envelope:
+        found = self.infomodel.subject_of(mtype, payload)
+        if found is None:
+            return envelope
+        subject: INSZ | BSN = INSZ(found[1]) if found[0] == "INSZ" else BSN(found[1])
+        return replace(envelope, subject=subject)
+
+
+_FIND_MESSAGE = select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
+    messages.c.id == bindparam("id")
+)
+
+
+def _with_traceparent(envelope: env.Envelope) -> env.Envelope:
+    return replace(envelope, traceparent=env.new_traceparent())
+
+
+def _digest(envelope: env.Envelope, payload: bytes) -> str:
+    """What makes a resend 'the same message': header fields that matter plus the payload."""
+    h = hashlib.sha256()
+    for part in (
+        envelope.type,
+        envelope.version,
+        envelope.sender,
+        envelope.subject_type,
+        str(envelope.subject),
+        envelope.purpose,
+    ):
+        h.update(part.encode())
+        h.update(b"\x00")
+    h.update(payload)
+    return h.hexdigest()
+
+
+@dataclass
+class _IngestUnit:
+    """The one transaction of an accepted message: message, deliveries, outbox, audit."""
+
+    envelope: env.Envelope
+    protocol: Protocol
+    mtype: MessageType
+    digest: str
+    subject_hash: str
+    key_id: int
+    nonce: bytes
+    ciphertext: bytes
+    size: int
+    channel: str
+    transport: Transport | None
+
+    pure = True  # only reads and buffers: no SAVEPOINT needed (see hub.store.database.Tx)
+
+    def __call__(self, tx: Tx) -> Accepted:
+        e = self.envelope
+        message_id = str(e.message_id)
+        seen = tx.batch.pending.get(message_id)
+        if seen is None:
+            row = tx.conn.execute(_FIND_MESSAGE, {"id": message_id}).first()
+            seen = (row.digest, row.sender, tuple(row.receivers), _utc(row.received_at)) if row else None
+        if seen is not None:
+            digest, sender, receivers, received_at = seen
+            if sender != e.sender or digest != self.digest:
+                raise Conflict(f"bericht-id {message_id} is al gebruikt voor een ander bericht")
+            return Accepted(message_id, receivers, received_at, duplicate=True)
+        tx.batch.pending[message_id] = (self.digest, e.sender, e.receivers, tx.now)
+        tx.insert(
+            messages,
+            {
+                "id": message_id,
+                "type": e.type,
+                "version": e.version,
+                "sender": e.sender,
+                "receivers": list(e.receivers),
+                "subject_type": e.subject_type,
+                "subject_hash": self.subject_hash,
+                "protocol_id": self.protocol.id,
+                "conversation_id": str(e.conversation_id) if e.conversation_id else None,
+                "traceparent": e.traceparent,
+                "created_at": e.created_at,
+                "received_at": tx.now,
+                "digest": self.digest,
+                "channel": self.channel,
+                "data_key_id": self.key_id,
+                "nonce": self.nonce,
+                "ciphertext": self.ciphertext,
+                "payload_size": self.size,
+            },
+        )
+        jobs = []
+        for receiver in e.receivers:
+            tx.insert(
+                deliveries,
+                {
+                    "message_id": message_id,
+                    "receiver": receiver,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "last_error": None,
+                    "delivered_at": None,
+                    "updated_at": tx.now,
+                },
+            )
+            tx.insert(
+                outbox,
+                {"message_id": message_id, "receiver": receiver, "available_at": tx.now, "published_at": tx.now},
+            )
+            jobs.append(Job(message_id, receiver))
+        common = {
+            "trace_id": e.trace_id,
+            "message_id": message_id,
+            "message_type": e.type,
+            "sender": e.sender,
+            "protocol_id": self.protocol.id,
+            "subject_type": e.subject_type,
+            "subject_hash": self.subject_hash,
+        }
+        tx.audit(
+            AuditEvent("received", detail={"channel": self.channel, "version": e.version, "bytes": self.size}, **common)
+        )
+        tx.audit(AuditEvent("routed", detail={"receivers": list(e.receivers)}, **common))
+        transport = self.transport
+        if transport is not None:
+            tx.after_commit(lambda: transport.publish(jobs))
+        return Accepted(message_id, e.receivers, tx.now)

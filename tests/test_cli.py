@@ -1,0 +1,80 @@
+"""The `knooppunt` command: partners, tokens, deliveries."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from hub.cli.main import app
+from hub.settings import Settings
+from tests.helpers import audit_rows
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {"KNOOPPUNT_DATABASE_URL": settings.database_url, "KNOOPPUNT_LOG_LEVEL": "warning"}
+
+
+def test_add_list_and_token(settings: Settings) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "partners",
+            "add",
+            "gemeente-zwolle",
+            "--name",
+            "Gemeente Zwolle",
+            "--role",
+            "gemeente",
+            "--plateau",
+            "1",
+            "--code",
+            "0193",
+        ],
+        env=_env(settings),
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["partners", "list", "--json"], env=_env(settings))
+    [row] = json.loads(listed.output)
+    assert row["id"] == "gemeente-zwolle"
+    assert row["codes"] == ["0193"]
+    assert row["plateau"] == 1
+    assert row["token"] is False
+    token = runner.invoke(app, ["partners", "token", "gemeente-zwolle"], env=_env(settings))
+    assert token.exit_code == 0
+    assert token.output.strip().startswith("kpt_")
+    assert len(token.output.strip()) > 40
+    listed = runner.invoke(app, ["partners", "list", "--json"], env=_env(settings))
+    assert json.loads(listed.output)[0]["token"] is True
+    actions = [e["detail"]["action"] for e in audit_rows(settings, "admin_changed")]
+    assert actions == ["partner_added", "token_issued"]
+
+
+def test_adding_a_partner_twice_fails(settings: Settings) -> None:
+    runner = CliRunner()
+    args = ["partners", "add", "coa", "--name", "COA", "--role", "coa"]
+    assert runner.invoke(app, args, env=_env(settings)).exit_code == 0
+    again = runner.invoke(app, args, env=_env(settings))
+    assert again.exit_code == 1
+    assert "bestaat al" in again.output
+
+
+def test_bad_oin_is_refused_with_exit_2(settings: Settings) -> None:
+    result = CliRunner().invoke(
+        app, ["partners", "add", "duo", "--name", "DUO", "--role", "duo", "--oin", "123"], env=_env(settings)
+    )
+    assert result.exit_code == 2
+    assert "OIN" in result.output
+
+
+def test_token_for_unknown_partner_fails(settings: Settings) -> None:
+    result = CliRunner().invoke(app, ["partners", "token", "nobody"], env=_env(settings))
+    assert result.exit_code == 1
+
+
+def test_demo_scenario_runs_and_everything_arrives(settings: Settings) -> None:
+    result = CliRunner().invoke(app, ["demo", "--messages", "1"], env=_env(settings))
+    assert result.exit_code == 0, result.output
+    assert "Wat ging waarheen" in result.output
+    assert "Auditketen: in orde" in result.output

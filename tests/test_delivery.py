@@ -1,0 +1,113 @@
+"""Delivery: retries with backoff, dead letters, replay, and recovery after a restart."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from typer.testing import CliRunner
+
+from hub import demo
+from hub.cli.main import app
+from hub.dispatch import backoff
+from hub.settings import Settings
+from tests.conftest import LiveHub, start_live_hub
+from tests.helpers import audit_rows
+
+rng = random.Random(42)
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    for attempt in range(1, 8):
+        delay = backoff(attempt, 1.0, 30.0)
+        expected = min(30.0, 2 ** (attempt - 1))
+        assert expected / 2 <= delay <= expected
+    assert backoff(50, 1.0, 30.0) <= 30.0
+
+
+def test_partner_down_then_up_is_retried_and_delivered_once(live: LiveHub) -> None:
+    live.control("gemeente-utrecht", mode="down")
+    doc = demo.inburgeringsplicht(rng, "0344")
+    with live.client("duo") as c:
+        assert c.post("/v1/berichten", json=doc).status_code == 202
+    status = live.wait_status("duo", doc["messageId"], {"retrying"})
+    assert status["deliveries"][0]["attempts"] >= 1
+    assert "503" in status["deliveries"][0]["lastError"]
+    live.control("gemeente-utrecht", mode="up")
+    live.wait_status("duo", doc["messageId"], {"delivered"})
+    received = live.received("gemeente-utrecht")
+    assert [m["messageId"] for m in received["messages"]] == [doc["messageId"]]
+    events = [e["event"] for e in audit_rows(live.settings) if e["message_id"] == doc["messageId"]]
+    assert events[:2] == ["received", "routed"]
+    assert "retry_scheduled" in events
+    assert events[-1] == "delivered"
+
+
+def test_after_the_last_attempt_the_delivery_is_dead_and_audited_failed(live: LiveHub) -> None:
+    live.control("stad-gent", mode="down")
+    doc = demo.aanmelding(rng, "44021")
+    with live.client("agii") as c:
+        assert c.post("/v1/berichten", json=doc).status_code == 202
+    status = live.wait_status("agii", doc["messageId"], {"dead"})
+    assert status["deliveries"][0]["attempts"] == live.settings.delivery.max_attempts
+    failed = [e for e in audit_rows(live.settings, "failed") if e["message_id"] == doc["messageId"]]
+    assert len(failed) == 1
+    assert failed[0]["receiver"] == "stad-gent"
+
+
+def test_a_partner_refusal_is_not_retried(live: LiveHub) -> None:
+    live.control("duo", mode="reject")
+    doc = demo.pip(rng, "0344")
+    with live.client("gemeente-utrecht") as c:
+        assert c.post("/v1/berichten", json=doc).status_code == 202
+    status = live.wait_status("gemeente-utrecht", doc["messageId"], {"dead"})
+    assert status["deliveries"][0]["attempts"] == 1
+    assert "422" in status["deliveries"][0]["lastError"]
+
+
+def test_replay_resends_dead_deliveries(live: LiveHub, monkeypatch: object) -> None:
+    live.control("stad-gent", mode="down")
+    doc = demo.aanmelding(rng, "44021")
+    with live.client("agii") as c:
+        assert c.post("/v1/berichten", json=doc).status_code == 202
+    live.wait_status("agii", doc["messageId"], {"dead"})
+    live.control("stad-gent", mode="up")
+    env = {"KNOOPPUNT_DATABASE_URL": live.settings.database_url, "KNOOPPUNT_LOG_LEVEL": "warning"}
+    result = CliRunner().invoke(app, ["deliveries", "replay", "--message-id", doc["messageId"]], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 aflevering" in result.output
+    live.wait_status("agii", doc["messageId"], {"delivered"})
+    assert [m["messageId"] for m in live.received("stad-gent")["messages"]] == [doc["messageId"]]
+    assert any(e["message_id"] == doc["messageId"] for e in audit_rows(live.settings, "replayed"))
+
+
+def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings) -> None:
+    settings = settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"max_attempts": 1000})})
+    first = start_live_hub(settings)
+    ports = {pid: int(url.rsplit(":", 1)[1]) for pid, url in first.sim_urls.items()}
+    try:
+        first.control("gemeente-utrecht", mode="down")
+        doc = demo.klantprofiel(rng, "0344")
+        with first.client("coa") as c:
+            assert c.post("/v1/berichten", json=doc).status_code == 202
+        first.wait_status("coa", doc["messageId"], {"retrying"})
+    finally:
+        first.thread.stop()
+    slow = settings.model_copy(
+        update={
+            "delivery": settings.delivery.model_copy(
+                update={"backoff_base_seconds": 3600.0, "backoff_max_seconds": 3600.0}
+            )
+        }
+    )
+    second = start_live_hub(slow, sim_ports=ports)
+    try:
+        # the restarted hub picks the message up from the durable outbox (the backoff is an hour,
+        # so only the start-up recovery can deliver it this soon)
+        deadline = time.monotonic() + 10
+        while not second.received("gemeente-utrecht")["messages"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second.wait_status("coa", doc["messageId"], {"delivered"})
+        assert [m["messageId"] for m in second.received("gemeente-utrecht")["messages"]] == [doc["messageId"]]
+    finally:
+        second.thread.stop()

@@ -1,0 +1,41 @@
+"""The hardened parser refuses what could hurt, with a specific error."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import xmlsafe
+from hub.errors import MalformedInput, PayloadTooLarge
+
+CASES = {
+    "xxe-file": b'<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>',
+    "xxe-network": b'<!DOCTYPE a [<!ENTITY x SYSTEM "http://127.0.0.1:1/x">]><a>&x;</a>',
+    "parameter-entity": b'<!DOCTYPE a [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]><a/>',
+    "external-dtd": b'<!DOCTYPE a SYSTEM "http://127.0.0.1:1/a.dtd"><a/>',
+    "lowercase-doctype": b"<!doctype a><a/>",
+    "xinclude": b'<a xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="/etc/passwd"/></a>',
+    "not-well-formed": b"<a><b></a>",
+    "truncated": b"<a><b>text",
+}
+
+
+@pytest.mark.parametrize("body", CASES.values(), ids=CASES.keys())
+def test_hostile_or_broken_xml_is_refused(body: bytes) -> None:
+    with pytest.raises(MalformedInput):
+        xmlsafe.parse(body, max_bytes=10_000)
+
+
+def test_size_is_checked_before_parsing() -> None:
+    with pytest.raises(PayloadTooLarge):
+        xmlsafe.parse(b"<a>" + b"x" * 2000 + b"</a>", max_bytes=1000)
+
+
+def test_deep_nesting_is_refused() -> None:
+    body = b"<a>" * 100 + b"</a>" * 100
+    with pytest.raises(MalformedInput, match="dieper"):
+        xmlsafe.parse(body, max_bytes=100_000, max_depth=64)
+
+
+def test_ordinary_xml_parses_without_comments() -> None:
+    root = xmlsafe.parse(b"<a><!-- c --><b>1</b></a>", max_bytes=1000)
+    assert [c.tag for c in root] == ["b"]
