@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import orjson
 from sqlalchemy import ColumnElement, Connection, Select, and_, or_, select, union_all
 
-from hub.audit.chain import EVENTS, utc
+from hub.audit.chain import EVENTS, AuditEvent, utc
 from hub.errors import InputError
 from hub.store.tables import audit_events
 
@@ -401,3 +401,39 @@ def _query_json(q: AuditQuery) -> dict[str, Any]:
         "messageId": q.message_id,
         "traceId": q.trace_id,
     }
+
+
+def dpo_query_event(
+    actor: str,
+    kind: str,
+    *,
+    query: AuditQuery | None = None,
+    subject_type: str | None = None,
+    subject_hash: str | None = None,
+    results: int | None = None,
+    trace_id: str = "",
+) -> AuditEvent:
+    """The ``consulted`` record that audits a DPO query (append it with ``tx.audit``).
+
+    A query about a person carries that person's subject hash, so their own
+    report shows that a DPO looked; the filters are kept without the hash.
+
+    Args:
+        actor: ``dpo:<id>`` of the DPO who asked.
+        kind: ``search``, ``report``, ``export`` or ``verify``.
+    """
+    filters: dict[str, Any] = {}
+    if query is not None:
+        filters = {k: v for k, v in _query_json(query).items() if v not in (None, []) and k != "subjectHash"}
+        subject_hash = subject_hash or query.subject_hash
+    detail: dict[str, Any] = {"dpoQuery": kind, "filters": filters}
+    if results is not None:
+        detail["results"] = results
+    return AuditEvent(
+        "consulted",
+        trace_id=trace_id,
+        actor=actor,
+        subject_type=subject_type if subject_hash else None,
+        subject_hash=subject_hash,
+        detail=detail,
+    )

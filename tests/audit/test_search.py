@@ -8,7 +8,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from hub.audit.search import AuditQuery, csv_safe, iter_search, search, subject_report, to_csv, to_json
+from hub.audit.search import (
+    AuditQuery,
+    csv_safe,
+    dpo_query_event,
+    iter_search,
+    search,
+    subject_report,
+    to_csv,
+    to_json,
+)
 from hub.errors import InputError
 from hub.store.database import Writer
 
@@ -145,3 +154,15 @@ def test_csv_and_json_exports(filled: None, engine: Engine) -> None:
     assert doc["count"] == 20
     assert doc["query"] == {"partner": "duo"}
     assert doc["records"][7]["actor"] == "=cmd|' /C calc'!A0"
+
+
+def test_a_dpo_query_is_audited_and_shows_in_the_persons_report(writer: Writer, engine: Engine) -> None:
+    h = HASHER("insz", INSZ_A)
+    q = AuditQuery(subject_hash=h, protocol_id="nl-pip")
+    event = dpo_query_event("dpo:anna", "search", query=q, subject_type="insz", results=3)
+    assert event.subject_hash == h
+    assert event.detail == {"dpoQuery": "search", "filters": {"protocolId": "nl-pip"}, "results": 3}
+    writer.run_sync(lambda tx: tx.audit(event))
+    with engine.connect() as conn:
+        report = subject_report(conn, h)
+    assert [(e.event, e.actor) for e in report.entries] == [("consulted", "dpo:anna")]
