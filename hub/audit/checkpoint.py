@@ -18,6 +18,7 @@ in the signed-note format, so standard note verifiers can check it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import structlog
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -38,7 +40,9 @@ from hub.settings import Settings
 from hub.store.tables import audit_checkpoints, audit_events
 
 if TYPE_CHECKING:
-    from hub.store.database import Tx
+    from hub.store.database import Tx, Writer
+
+log = structlog.get_logger(__name__)
 
 SIG_PREFIX = "\u2014 "
 
@@ -307,3 +311,20 @@ def checkpoint_unit(signer: CheckpointSigner, *, only_if_grown: bool = False) ->
         return create_checkpoint(tx.conn, signer, now=tx.now, only_if_grown=only_if_grown)
 
     return unit
+
+
+async def checkpoint_periodically(writer: Writer, signer: CheckpointSigner, every_seconds: float) -> None:
+    """Sign a checkpoint every ``every_seconds`` while the log grows; run it as a task, cancel it to stop.
+
+    A failure (e.g. a tampered log that is no longer an extension of the last
+    checkpoint) is logged as ``audit_checkpoint_failed`` and retried next round:
+    the hub keeps serving, and ``audit verify`` names the damage.
+    """
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            cp = await writer.submit(checkpoint_unit(signer, only_if_grown=True))
+        except HubError as exc:
+            log.error("audit_checkpoint_failed", code=exc.code, error=exc.detail)
+            continue
+        log.debug("audit_checkpoint_signed", size=cp.size, checkpoint_id=cp.id)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -11,6 +12,8 @@ from hub.audit import verify
 from hub.audit.checkpoint import (
     CheckpointError,
     CheckpointSigner,
+    all_checkpoints,
+    checkpoint_periodically,
     checkpoint_unit,
     latest_checkpoint,
     parse_note,
@@ -106,3 +109,29 @@ def test_production_refuses_the_development_signing_key(monkeypatch: pytest.Monk
     assert CheckpointSigner.from_settings(s).public_raw != CheckpointSigner.from_settings(Settings()).public_raw
     with pytest.raises(ValueError, match="32 bytes"):
         Settings(audit_signing_key=base64.b64encode(b"short").decode())
+
+
+def test_periodic_checkpoints_follow_the_log(engine: Engine, writer: Writer, signer: CheckpointSigner) -> None:
+    def sizes() -> list[int]:
+        with engine.connect() as conn:
+            return [cp.size for cp in all_checkpoints(conn)]
+
+    async def until(want: list[int]) -> None:
+        for _ in range(500):
+            if sizes() == want:
+                return
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(checkpoint_periodically(writer, signer, 0.01))
+        await until([0])
+        await asyncio.sleep(0.05)  # an idle log gets no new checkpoints
+        await asyncio.to_thread(fill, writer, 5)
+        await until([0, 5])
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert sizes() == [0, 5]
