@@ -278,8 +278,9 @@ def verify(
 ) -> VerifyResult:
     """Check every record and every signed checkpoint; name the first bad seq.
 
-    Run it inside one read transaction (on PostgreSQL at REPEATABLE READ) so
-    appends made meanwhile are not half-seen.
+    On SQLite the pass reads one snapshot (the connection's transaction). On
+    PostgreSQL it checks the records up to the head it read first; run it at
+    REPEATABLE READ to also check checkpoints and head from one snapshot.
 
     Args:
         public_key: the raw Ed25519 public key; when given, every checkpoint's
@@ -318,7 +319,11 @@ def verify(
     if fast:
         # One streaming statement: SQLite reads the table in rowid (= seq) order.
         cursor.execute(f"SELECT {_COLUMNS} FROM audit_events ORDER BY seq")  # noqa: S608
-    keyset_sql = f"SELECT {_COLUMNS} FROM audit_events WHERE seq > {ph} ORDER BY seq LIMIT {page}"  # noqa: S608
+    # Outside SQLite each page may see a newer snapshot (READ COMMITTED): read the
+    # head first and stop there, so records committed meanwhile are not half-seen.
+    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
+    bound = "" if fast or head is None else f" AND seq <= {int(head.seq)}"
+    keyset_sql = f"SELECT {_COLUMNS} FROM audit_events WHERE seq > {ph}{bound} ORDER BY seq LIMIT {page}"  # noqa: S608
     # The pass allocates millions of short-lived objects and keeps none: cyclic GC
     # would only rescan the live pages over and over.
     gc_was_on = gc.isenabled()
@@ -384,7 +389,6 @@ def verify(
         return fail(
             count + 1, f"the log ends at {count} but signed checkpoint {cp.id} covers {cp.size} records (truncated)"
         )
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
     if head is not None and (int(head.seq) != count or head.hash != walk.prev_hex):
         return fail(min(count, int(head.seq)) + 1, f"the log ends at {count} but its head says {head.seq}")
     return VerifyResult(True, count, None, "", last_cp, walk.good_cps, time.perf_counter() - started)

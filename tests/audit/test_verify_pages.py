@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import Engine
 
 from hub.audit import verify
@@ -49,3 +51,25 @@ def test_a_record_in_another_timestamp_spelling_still_verifies(engine: Engine, w
     with engine.connect() as conn:
         result = verify(conn)
     assert result.ok, result.summary()
+
+
+def test_verify_sees_one_snapshot_while_the_writer_appends(engine: Engine, writer: Writer) -> None:
+    fill(writer, 200)
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        i = 200
+        while not stop.is_set():
+            fill(writer, 10, start=i)
+            i += 10
+
+    thread = threading.Thread(target=keep_appending)
+    thread.start()
+    try:
+        for _ in range(5):
+            with engine.connect() as conn:
+                result = verify(conn, page_level=4)
+            assert result.ok, result.summary()
+    finally:
+        stop.set()
+        thread.join()
