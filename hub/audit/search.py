@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -437,3 +438,50 @@ def dpo_query_event(
         subject_hash=subject_hash,
         detail=detail,
     )
+
+
+_EVENT_LABELS = {
+    "received": "ontving van",
+    "delivered": "leverde aan",
+    "consulted": "raadpleegde",
+    "replayed": "leverde opnieuw aan",
+}
+
+
+def subject_report_html(
+    report: SubjectReport, *, title: str = "Wie heeft uw gegevens uitgewisseld of geraadpleegd?"
+) -> str:
+    """The report as a printable, self-contained HTML page (every value escaped)."""
+    esc = html.escape
+    rows = []
+    for e in report.entries:
+        who = e.actor or e.sender or ""
+        whom = e.receiver or ""
+        rows.append(
+            "<tr>"
+            f"<td>{esc(e.occurred_at.strftime('%d-%m-%Y %H:%M'))}</td>"
+            f"<td>{esc(who)}</td>"
+            f"<td>{esc(_EVENT_LABELS.get(e.event, e.event))}</td>"
+            f"<td>{esc(whom)}</td>"
+            f"<td>{esc(e.category)}</td>"
+            f"<td>{esc(e.purpose)}</td>"
+            "</tr>"
+        )
+    body = "\n".join(rows) or '<tr><td colspan="6">Geen uitwisselingen in deze periode.</td></tr>'
+    return f"""<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;width:100%}}
+th,td{{border:1px solid #999;padding:.3em .5em;text-align:left;vertical-align:top}}
+@media print{{body{{margin:0}}}}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p>Periode: {esc(report.since.strftime("%d-%m-%Y"))} tot {esc(report.until.strftime("%d-%m-%Y"))}.
+{len(report.entries)} uitwisseling(en). Referentie (gesleutelde hash): <code>{esc(report.subject_hash[:16])}…</code></p>
+<table><thead><tr><th>Wanneer</th><th>Wie</th><th>Wat</th><th>Aan wie</th>
+<th>Welke gegevens</th><th>Waarom</th></tr></thead>
+<tbody>
+{body}
+</tbody></table>
+</body></html>
+"""

@@ -15,6 +15,7 @@ from hub.audit.search import (
     iter_search,
     search,
     subject_report,
+    subject_report_html,
     to_csv,
     to_json,
 )
@@ -166,3 +167,15 @@ def test_a_dpo_query_is_audited_and_shows_in_the_persons_report(writer: Writer, 
     with engine.connect() as conn:
         report = subject_report(conn, h)
     assert [(e.event, e.actor) for e in report.entries] == [("consulted", "dpo:anna")]
+
+
+def test_the_report_prints_as_escaped_html(writer: Writer, engine: Engine) -> None:
+    h = HASHER("insz", INSZ_A)
+    event = dpo_query_event("<script>alert(1)</script>", "report", subject_type="insz", subject_hash=h)
+    writer.run_sync(lambda tx: tx.audit(event))
+    with engine.connect() as conn:
+        page = subject_report_html(subject_report(conn, h, purposes={"": "Controle"}))
+    assert page.startswith("<!doctype html>")
+    assert "&lt;script&gt;" in page
+    assert "<script>" not in page
+    assert "raadpleegde" in page
