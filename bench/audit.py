@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
+import os
 import random
 import sqlite3
 import statistics
@@ -32,10 +32,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from hub.audit import verify
-from hub.audit.chain import GENESIS, record_hash
+from hub.audit.chain import GENESIS, json_text, record_hash
 from hub.audit.checkpoint import CheckpointSigner, create_checkpoint
 from hub.audit.export import export_range
 from hub.audit.search import AuditQuery, search, subject_report
+from hub.audit.verify import _COLUMNS as VERIFY_COLUMNS
 from hub.crypto import SubjectHasher
 from hub.settings import Settings
 from hub.store.database import make_engine
@@ -51,6 +52,21 @@ COLUMNS = (
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=3 * 365)
+
+
+def _detail(event: str, seq: int, receiver: str) -> dict[str, object]:
+    """What the hub writes per event (docs/audit-events.md), so verify parses real details."""
+    if event == "received":
+        return {"channel": "rest", "version": "1.0", "bytes": 800 + seq % 3000}
+    if event == "routed":
+        return {"receivers": [receiver]}
+    if event == "delivered":
+        return {"attempt": 1, "reference": f"ref-{seq}"}
+    if event == "retry_scheduled":
+        return {"attempt": 2, "error": "HTTP 503", "nextAttemptAt": "2026-11-01T10:00:00+00:00"}
+    if event == "refused":
+        return {"code": "not_allowed", "reason": "geen protocol", "channel": "soap"}
+    return {"lookup": "GeefPersoon", "fields": ["naam", "adres"]}
 
 
 def bulk_fill(db_path: Path, n: int, *, persons: int, seed: int = 6) -> list[str]:
@@ -71,7 +87,7 @@ def bulk_fill(db_path: Path, n: int, *, persons: int, seed: int = 6) -> list[str
         event = EVENTS[seq % len(EVENTS)]
         sender, receiver = rnd.sample(PARTNERS, 2)
         mtype = TYPES[seq % len(TYPES)]
-        detail = {"channel": "rest", "bytes": 800 + seq % 3000} if event == "received" else {}
+        detail = _detail(event, seq, receiver)
         row = {
             "seq": seq,
             "event": event,
@@ -87,15 +103,16 @@ def bulk_fill(db_path: Path, n: int, *, persons: int, seed: int = 6) -> list[str
             "actor": None,
             "protocol_id": f"nl-{mtype}",
             "subject_type": "insz",
-            "subject_hash": subjects[rnd.randrange(persons)],
+            # subjects[0] is a "heavy" person: one record in 500 (2,000 in a million).
+            "subject_hash": subjects[0] if seq % 500 == 0 else subjects[rnd.randrange(1, persons)],
             "detail": detail,
         }
         h = record_hash(prev, row)
         row["prev_hash"], row["hash"] = prev, h
         prev = h
-        # The bytes SQLAlchemy's SQLite dialect stores: naive UTC text, json.dumps detail.
+        # The bytes the writer stores on SQLite: naive UTC text, canonical JSON detail.
         row["occurred_at"] = when.strftime("%Y-%m-%d %H:%M:%S.%f")
-        row["detail"] = json.dumps(detail)
+        row["detail"] = json_text(detail)
         batch.append(tuple(row[c] for c in COLUMNS))
         if len(batch) == 50_000:
             db.executemany(sql, batch)
@@ -124,9 +141,10 @@ def run(records: int, db_path: Path) -> dict[str, float]:
     engine: Engine = make_engine(settings)
     upgrade(engine)
     figures: dict[str, float] = {}
+    print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     t = time.perf_counter()
-    subjects = bulk_fill(db_path, records, persons=max(10, records // 10))
+    subjects = bulk_fill(db_path, records, persons=max(10, records // 50))
     figures["fill_s"] = time.perf_counter() - t
     print(f"filled {records:,} records in {figures['fill_s']:.1f} s")
 
@@ -175,6 +193,16 @@ def run(records: int, db_path: Path) -> dict[str, float]:
             f"   [baseline bare indexed SELECT: {base:.2f} ms]  target < 200 ms"
         )
 
+        heavy = subjects[0]
+        ours = timed(lambda: search(conn, AuditQuery(subject_hash=heavy), limit=100), 10)
+        report_ms = timed(lambda: subject_report(conn, heavy, now=END), 10)
+        n_heavy = len(subject_report(conn, heavy, now=END).entries)
+        figures["search_heavy_ms"], figures["report_heavy_ms"] = ours, report_ms
+        print(
+            f"heavy person ({records // 500:,} records): search {ours:.2f} ms, 12-month report"
+            f" ({n_heavy} entries) {report_ms:.2f} ms  target < 200 ms"
+        )
+
         partner = PARTNERS[3]
         ours = timed(lambda: search(conn, AuditQuery(partner=partner), limit=100), 10)
         figures["search_partner_ms"] = ours
@@ -188,35 +216,40 @@ def run(records: int, db_path: Path) -> dict[str, float]:
             f" ({len(export['records'])} records)"
         )
 
-        # Baseline for verify: the same rows fetched through the same raw cursor, one sha256 per row.
-        t = time.perf_counter()
+        # Baseline for verify: the same rows through the same kind of streaming
+        # cursor verify uses, one sha256 per row and nothing else.
         sha = hashlib.sha256
-        last, count = 0, 0
-        while True:
-            raw.execute(
-                "SELECT seq, prev_hash, hash, actor, detail, event, message_id, message_type, occurred_at,"
-                " parent_span_id, protocol_id, receiver, sender, span_id, status, subject_hash, subject_type,"
-                " trace_id FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 20000",
-                (last,),
-            )
-            rows = raw.fetchall()
-            if not rows:
-                break
-            for row in rows:
-                sha(row[2].encode()).digest()
-            last = rows[-1][0]
-            count += len(rows)
-        base_s = time.perf_counter() - t
+        best_base = 0.0
+        best, runs = 0.0, []
+        for _ in range(3):
+            t = time.perf_counter()
+            cur = conn.connection.cursor()
+            cur.execute(f"SELECT {VERIFY_COLUMNS} FROM audit_events ORDER BY seq")
+            count = 0
+            while True:
+                rows = cur.fetchmany(1024)
+                if not rows:
+                    break
+                for row in rows:
+                    sha(row[2].encode()).digest()
+                count += len(rows)
+            cur.close()
+            best_base = max(best_base, count / (time.perf_counter() - t))
+            result = verify(conn, public_key=signer.public_raw)
+            if not result.ok:
+                raise SystemExit(f"verify failed on a clean log: {result.summary()}")
+            runs.append(result.records_per_second)
+            best = max(best, result.records_per_second)
         raw.close()
-        result = verify(conn, public_key=signer.public_raw)
-        if not result.ok:
-            raise SystemExit(f"verify failed on a clean log: {result.summary()}")
-        figures["verify_rps"] = result.records_per_second
-        figures["verify_baseline_rps"] = count / base_s
+        figures["verify_rps"] = best
+        figures["verify_rps_median"] = statistics.median(runs)
+        figures["verify_baseline_rps"] = best_base
         print(
-            f"verify: {result.checked:,} records in {result.seconds:.2f} s = {result.records_per_second:,.0f} records/s"
-            f"   [baseline fetch + one sha256 per row: {count / base_s:,.0f} rows/s]  target >= 200,000/s"
+            f"verify: {result.checked:,} records, best of 3 {best:,.0f} records/s"
+            f" (median {statistics.median(runs):,.0f})"
+            f"   [baseline fetch + one sha256 per row: {best_base:,.0f} rows/s]  target >= 200,000/s"
         )
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     engine.dispose()
     return figures
 

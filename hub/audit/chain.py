@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Text, column, insert, select, table, update
 
 from hub.ports import JSON
 from hub.store.tables import audit_events, audit_head
@@ -36,6 +36,11 @@ GENESIS = "0" * 64
 # Trace and span ids must be unique, not secret: a seeded PRNG avoids a syscall per record.
 _IDS = random.Random(os.urandom(32))  # noqa: S311
 _INSERT_AUDIT = insert(audit_events)
+# On SQLite, detail is stored as its canonical JSON text (sorted keys, no spaces),
+# so verify can splice the stored text into the record's canonical bytes as is.
+# A lightweight table() with detail as Text keeps SQLAlchemy from re-serialising it.
+_AUDIT_TEXT = table("audit_events", *(column(c.name, Text() if c.name == "detail" else c.type) for c in audit_events.c))
+_INSERT_AUDIT_TEXT = insert(_AUDIT_TEXT)
 
 EVENTS = frozenset(
     {
@@ -131,6 +136,11 @@ def _check_json(value: object, path: str = "detail") -> None:
     raise ValueError(f"{path}: {type(value).__name__} is not JSON")
 
 
+def json_text(value: object) -> str:
+    """Canonical JSON text: sorted keys, no whitespace, UTF-8 characters as they are."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def canonical(row: Mapping[str, Any]) -> bytes:
     """The bytes a record hash covers; ``occurred_at`` may be a datetime or canonical text."""
     body = {k: row.get(k) for k in HASHED_FIELDS}
@@ -165,6 +175,7 @@ class ChainWriter:
             self.seq, self.hash = int(row.seq), str(row.hash)
         self._start = self.seq
         self._pending: list[dict[str, Any]] = []
+        self._detail_as_text = conn.dialect.name == "sqlite"
 
     def mark(self) -> tuple[int, str, int]:
         """Where the chain stands, to :meth:`reset` to if a unit fails."""
@@ -214,7 +225,11 @@ class ChainWriter:
     def flush(self) -> None:
         """Write the records chained so far (once per batch, in the batch's transaction)."""
         if self._pending:
-            self.conn.execute(_INSERT_AUDIT, self._pending)
+            if self._detail_as_text:
+                rows = [{**row, "detail": json_text(row["detail"])} for row in self._pending]
+                self.conn.execute(_INSERT_AUDIT_TEXT, rows)
+            else:
+                self.conn.execute(_INSERT_AUDIT, self._pending)
             self._pending.clear()
 
     def write_head(self) -> None:

@@ -73,3 +73,10 @@ def test_verify_sees_one_snapshot_while_the_writer_appends(engine: Engine, write
     finally:
         stop.set()
         thread.join()
+
+
+def test_the_writer_stores_detail_as_canonical_json_on_sqlite(engine: Engine, writer: Writer) -> None:
+    fill(writer, 1)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT detail FROM audit_events WHERE seq = 1").scalar_one()
+    assert stored == '{"list":[1,null,true,1.5],"n":0,"note":"é\u2028\\u0001"}'
