@@ -76,8 +76,15 @@ def measure(port: int, template: bytes, token: str | None, args: argparse.Namesp
     # warm up, then measure
     asyncio.run(loadgen.run(port, "/v1/berichten", body, headers=headers, total=500, concurrency=args.concurrency))
     return asyncio.run(
-        loadgen.run(port, "/v1/berichten", body, headers=headers, total=args.messages,
-                    concurrency=args.concurrency, time_limit=args.time_limit)
+        loadgen.run(
+            port,
+            "/v1/berichten",
+            body,
+            headers=headers,
+            total=args.messages,
+            concurrency=args.concurrency,
+            time_limit=args.time_limit,
+        )
     )
 
 
@@ -91,19 +98,38 @@ def main() -> int:
 
     model = InfoModel(ROOT / "schemas")
     template = message_template(model)
-    print(f"bench/ingest: {args.messages} messages of {len(template.replace(b'@@ID@@', b'x' * 36))} bytes, "
-          f"{args.concurrency} concurrent, 127.0.0.1, {os.cpu_count()} cores")
+    print(
+        f"bench/ingest: {args.messages} messages of {len(template.replace(b'@@ID@@', b'x' * 36))} bytes, "
+        f"{args.concurrency} concurrent, 127.0.0.1, {os.cpu_count()} cores"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "hub.db"
-        env = {**os.environ, "KNOOPPUNT_DATABASE_URL": f"sqlite:///{db}", "KNOOPPUNT_LOG_LEVEL": "error",
-               "KNOOPPUNT_RUN_WORKERS": "true" if args.deliver else "false"}
+        env = {
+            **os.environ,
+            "KNOOPPUNT_DATABASE_URL": f"sqlite:///{db}",
+            "KNOOPPUNT_LOG_LEVEL": "error",
+            "KNOOPPUNT_RUN_WORKERS": "true" if args.deliver else "false",
+        }
         settings = Settings(database_url=f"sqlite:///{db}")
-        setup = seed_demo(settings, ports={p: free_port() for p in ("duo", "coa", "gemeente-utrecht", "agii",
-                                                                     "stad-gent")})
+        setup = seed_demo(
+            settings, ports={p: free_port() for p in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
+        )
         hub_port, base_port = free_port(), free_port()
         hub = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "hub.api.app:create_app", "--host", "127.0.0.1",
-             "--port", str(hub_port), "--log-level", "error", "--no-access-log"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "hub.api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(hub_port),
+                "--log-level",
+                "error",
+                "--no-access-log",
+            ],
             env=env,
         )
         baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline", str(base_port), str(Path(tmp) / "b.db")])
@@ -121,9 +147,11 @@ def main() -> int:
     ratio = result.rate / base.rate if base.rate else 0.0
     p99 = result.percentile(0.99)
     print(f"ratio hub/baseline: {ratio:.2f}")
-    print(f"targets: >= {TARGET_RATE:.0f} msg/s [{'met' if result.rate >= TARGET_RATE else 'NOT met'}], "
-          f"p99 < {TARGET_P99:.0f} ms [{'met' if p99 < TARGET_P99 else 'NOT met'}], "
-          f">= {TARGET_RATIO:.0%} of baseline [{'met' if ratio >= TARGET_RATIO else 'NOT met'}]")
+    print(
+        f"targets: >= {TARGET_RATE:.0f} msg/s [{'met' if result.rate >= TARGET_RATE else 'NOT met'}], "
+        f"p99 < {TARGET_P99:.0f} ms [{'met' if p99 < TARGET_P99 else 'NOT met'}], "
+        f">= {TARGET_RATIO:.0%} of baseline [{'met' if ratio >= TARGET_RATIO else 'NOT met'}]"
+    )
     return 0 if result.errors == 0 else 1
 
 

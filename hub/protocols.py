@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -202,9 +203,24 @@ def _paths(element: etree._Element, prefix: str = "") -> Iterable[tuple[str, etr
         yield from _paths(child, path + "/")
 
 
+@lru_cache(maxsize=256)
+def _index(fields: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The listed fields, and every path on the way to one of them."""
+    on_the_way = {f[:i] for f in fields for i, ch in enumerate(f) if ch == "/"}
+    return frozenset(fields), frozenset(on_the_way)
+
+
 def _allowed(path: str, fields: tuple[str, ...]) -> bool:
     """A path is allowed if it is a listed field, inside one, or on the way to one."""
-    return any(path == f or path.startswith(f + "/") or f.startswith(path + "/") for f in fields)
+    exact, on_the_way = _index(fields)
+    if path in exact or path in on_the_way:
+        return True
+    cut = path.rfind("/")
+    while cut > 0:
+        if path[:cut] in exact:
+            return True
+        cut = path.rfind("/", 0, cut)
+    return False
 
 
 def fields_outside(payload: etree._Element, fields: tuple[str, ...]) -> list[str]:
@@ -221,3 +237,19 @@ def minimize(payload: etree._Element, fields: tuple[str, ...]) -> etree._Element
         if parent is not None:
             parent.remove(el)
     return copy
+
+
+def minimize_json(data: Mapping[str, Any], fields: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
+    """A lookup answer with only the allowed fields (slash paths over object keys)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if not _allowed(path, fields):
+            continue
+        exact, _ = _index(fields)
+        inside = path in exact or any(path.startswith(f + "/") for f in exact)
+        if isinstance(value, Mapping) and not inside:
+            out[key] = minimize_json(value, fields, path + "/")
+        else:
+            out[key] = value
+    return out

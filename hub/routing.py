@@ -9,6 +9,9 @@
         to: [gemeente-utrecht]           # fixed receivers, and/or
         toByField: gemeentecode          # the partner whose codes hold this field's value
 
+    lookups:                             # synchronous questions: kind -> partner that answers
+      persoon: magda
+
 Every rule that matches adds its receivers; explicit receivers in the
 envelope take precedence over the rules.
 """
@@ -54,8 +57,9 @@ def field_value(payload: etree._Element, path: str) -> str | None:
 class Router:
     """Applies the rules; ``code_owner`` maps a code (e.g. gemeentecode) to a partner id."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], lookups: dict[str, str] | None = None) -> None:
         self.rules = list(rules)
+        self.lookups = dict(lookups or {})
 
     @classmethod
     def load(cls, path: Path) -> Router:
@@ -77,7 +81,8 @@ class Router:
                     to_by_field=r.get("toByField"),
                 )
             )
-        return cls(rules)
+        lookups = {str(k): str(v) for k, v in (spec.get("lookups") or {}).items()}
+        return cls(rules, lookups)
 
     def route(
         self,

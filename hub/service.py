@@ -39,14 +39,15 @@ from hub.errors import (
     MalformedInput,
     NotAllowed,
     NotFound,
+    PartnerError,
     UnknownPartner,
     ValidationFailed,
 )
-from hub.identifiers import BSN, INSZ
+from hub.identifiers import BSN, INSZ, IdentifierError, parse_insz
 from hub.infomodel import InfoModel, MessageType
 from hub.partners import Partner, PartnerDirectory
-from hub.ports import Adapter
-from hub.protocols import Protocol, ProtocolBook, fields_outside, minimize
+from hub.ports import JSON, Adapter, LookupRequest
+from hub.protocols import PartnerRef, Protocol, ProtocolBook, fields_outside, minimize, minimize_json
 from hub.registry import build as build_adapter
 from hub.routing import Router
 from hub.settings import Settings
@@ -200,13 +201,16 @@ class Hub:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.delivery.timeout_seconds))
         self.started = True
 
-    async def stop(self) -> None:
+    async def stop_adapters(self) -> None:
         for adapter in self._adapters.values():
             try:
                 await adapter.aclose()
             except HubError as exc:
                 log.warning("adapter_close_failed", partner=adapter.partner_id, error=str(exc))
         self._adapters.clear()
+
+    async def stop(self) -> None:
+        await self.stop_adapters()
         if self.transport is not None:
             await self.transport.close()
         if self.http is not None:
@@ -404,6 +408,77 @@ class Hub:
         """Audit a refusal that happened before an envelope could be read."""
         await self.writer.submit(self.refused_unit(caller.id, None, exc, channel))
 
+    # -- synchronous lookups --------------------------------------------------------
+
+    async def lookup(
+        self,
+        requester: PartnerRef,
+        kind: str,
+        subject: str,
+        *,
+        purpose: str,
+        params: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask a partner a question about one person, as a protocol allows; audited "consulted".
+
+        Raises:
+            ValidationFailed: the INSZ is not valid.
+            NotAllowed: no protocol allows this requester this question for this purpose.
+            PartnerError: the partner could not answer (audited "failed").
+        """
+        try:
+            insz = parse_insz(subject, allow_test_numbers=self.settings.insz_test_numbers)
+        except IdentifierError as exc:
+            raise ValidationFailed(
+                "ongeldig INSZ", invalid_params=[InvalidParam("insz", str(exc), "identifier")]
+            ) from exc
+        protocol = self.protocols.authorize_lookup(purpose=purpose, requester=requester, kind=kind)
+        partner_id = self.router.lookups.get(kind)
+        partner = self.partners.get(partner_id) if partner_id else None
+        if partner is None:
+            raise NotFound(f"geen partner ingesteld die opvraging {kind!r} beantwoordt")
+        if not protocol.allows_receiver(partner.ref):
+            raise NotAllowed(f"protocol {protocol.id} staat opvragingen bij {partner.id} niet toe")
+        adapter = self.adapter_for(partner)
+        if adapter is None or kind not in adapter.capabilities.lookups:
+            raise NotFound(f"{partner.id} beantwoordt geen opvraging {kind!r}")
+        subject_hash = self.hasher("INSZ", str(insz))
+        trace = env.new_traceparent()
+        request = LookupRequest(
+            kind=kind,
+            subject=insz,
+            purpose=protocol.id,
+            requester=requester.id,
+            params=dict(params or {}),
+            trace_id=trace.split("-")[1],
+        )
+        common: dict[str, Any] = {
+            "trace_id": request.trace_id,
+            "sender": requester.id,
+            "receiver": partner.id,
+            "actor": actor,
+            "protocol_id": protocol.id,
+            "subject_type": "INSZ",
+            "subject_hash": subject_hash,
+        }
+        try:
+            result = await adapter.lookup(request)
+        except PartnerError as exc:
+            failed = AuditEvent("failed", status="failed", detail={"lookup": kind, "error": exc.detail[:500]}, **common)
+            await self.writer.submit(_audit_unit(failed))
+            raise
+        data = minimize_json(result.data, protocol.fields)
+        consulted = AuditEvent(
+            "consulted",
+            status="found" if result.found else "not_found",
+            detail={"lookup": kind, "fields": list[JSON](sorted(data)), "warnings": len(result.warnings)},
+            **common,
+        )
+        await self.writer.submit(_audit_unit(consulted))
+        log.info("person_consulted", partner=partner.id, requester=requester.id, lookup=kind, found=result.found)
+        return {"found": result.found, "data": data, "waarschuwingen": list(result.warnings), "bron": partner.id}
+
     # -- reading ------------------------------------------------------------------
 
     def load_message(self, message_id: str, *, with_payload: bool = True) -> StoredMessage:
@@ -534,6 +609,13 @@ class Hub:
 _FIND_MESSAGE = select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
     messages.c.id == bindparam("id")
 )
+
+
+def _audit_unit(event: AuditEvent) -> Any:
+    def unit(tx: Tx) -> None:
+        tx.audit(event)
+
+    return unit
 
 
 def _with_traceparent(envelope: env.Envelope) -> env.Envelope:

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_xml_depth: int = Field(default=64, ge=8)
     insz_test_numbers: bool = False
+    magda_url: str | None = None
     run_workers: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import uvicorn
 
-from adapters.restpush import simulator
-from hub.cli.runner import DemoSetup, free_port, seed_demo
+from hub.cli.runner import DEMO_PARTNERS, DemoSetup, Simulated, seed_demo
+from hub.demo import load_partners
 from hub.settings import ROOT, DeliverySettings, Settings
 
 SHARED = Path(os.environ.get("KNOOPPUNT_SHARED_DIR", ROOT.parent / "shared"))
@@ -67,6 +67,11 @@ class ServerThread:
         self.thread.join(timeout=20)
 
 
+def bound_port(server: uvicorn.Server) -> int:
+    """The port a server started on port 0 got from the OS (no race with other processes)."""
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
 @dataclass
 class LiveHub:
     """A running hub with the demo partners and their simulators."""
@@ -76,6 +81,8 @@ class LiveHub:
     setup: DemoSetup
     sim_urls: dict[str, str]
     thread: ServerThread
+    sim_thread: ServerThread
+    sims: dict[str, Simulated]
 
     def client(self, partner: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.setup.tokens[partner]}"} if partner else {}
@@ -100,24 +107,35 @@ class LiveHub:
                     raise AssertionError(f"deliveries of {message_id} still {states}, wanted {want}")
                 time.sleep(0.05)
 
+    def stop(self) -> None:
+        self.thread.stop()
+        self.sim_thread.stop()
+
+
+SIMULATED = {p.partner.id: p.simulator for p in load_partners(DEMO_PARTNERS) if p.simulator}
+
 
 def start_live_hub(settings: Settings, sim_ports: dict[str, int] | None = None) -> LiveHub:
+    """Simulators first (on ports the OS picks, or the given ones), then the hub pointing at them."""
     from hub.api.app import create_app
 
-    ports = sim_ports or {pid: free_port() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
+    sims = {pid: Simulated(kind, (sim_ports or {}).get(pid, 0)).server(pid) for pid, kind in SIMULATED.items()}
+    sim_thread = ServerThread(list(sims.values()))
+    sim_thread.start()
+    ports = {pid: bound_port(server) for pid, server in sims.items()}
     setup = seed_demo(settings, ports=ports)
-    port = free_port()
-    settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
-    servers = [uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))]
-    sims = [simulator.server(pid, "127.0.0.1", p) for pid, p in setup.simulators.items()]
-    thread = ServerThread(servers + sims)
+    hub_server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
+    thread = ServerThread([hub_server])
     thread.start()
+    port = bound_port(hub_server)
     return LiveHub(
         url=f"http://127.0.0.1:{port}",
-        settings=settings,
+        settings=settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}),
         setup=setup,
-        sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in setup.simulators.items()},
+        sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in ports.items()},
+        sims=setup.simulators,
         thread=thread,
+        sim_thread=sim_thread,
     )
 
 
@@ -127,4 +145,4 @@ def live(settings: Settings) -> Iterator[LiveHub]:
     try:
         yield hub
     finally:
-        hub.thread.stop()
+        hub.stop()

@@ -84,7 +84,7 @@ def test_replay_resends_dead_deliveries(live: LiveHub, monkeypatch: object) -> N
 def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings) -> None:
     settings = settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"max_attempts": 1000})})
     first = start_live_hub(settings)
-    ports = {pid: int(url.rsplit(":", 1)[1]) for pid, url in first.sim_urls.items()}
+    ports = {pid: sim.port for pid, sim in first.sims.items()}
     try:
         first.control("gemeente-utrecht", mode="down")
         doc = demo.klantprofiel(rng, "0344")
@@ -92,7 +92,7 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
             assert c.post("/v1/berichten", json=doc).status_code == 202
         first.wait_status("coa", doc["messageId"], {"retrying"})
     finally:
-        first.thread.stop()
+        first.stop()
     slow = settings.model_copy(
         update={
             "delivery": settings.delivery.model_copy(
@@ -110,4 +110,4 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
         second.wait_status("coa", doc["messageId"], {"delivered"})
         assert [m["messageId"] for m in second.received("gemeente-utrecht")["messages"]] == [doc["messageId"]]
     finally:
-        second.thread.stop()
+        second.stop()

@@ -27,8 +27,6 @@ def test_zeep_client_from_the_wsdl_can_send(live: LiveHub) -> None:
         _send_with_zeep(live, client)
 
 
-
-
 def _send_with_zeep(live: LiveHub, client: zeep.Client) -> None:
     doc = demo.inburgeringsplicht(rng, "0344")
     envelope = etree.fromstring(xml_message(doc, InfoModel(ROOT / "schemas")))

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
-from hub.api import health, messages, soap
+from hub.api import health, lookups, messages, soap
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.dispatch import Dispatcher
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = hub
     app.add_middleware(HeadersMiddleware)
     app.include_router(messages.router)
+    app.include_router(lookups.router)
     app.include_router(soap.router)
     app.include_router(health.router)
 
@@ -144,7 +145,8 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
-    schemas.setdefault("MessageIn", messages.MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for model in (messages.MessageIn, lookups.PersoonZoek, lookups.InschrijvingenZoek):
+        schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
     components["headers"] = {
         "API-Version": {
             "description": "De volledige versie van de API",

@@ -22,8 +22,8 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def current_partner(request: Request) -> Partner:
-    """The authenticated partner (FastAPI dependency)."""
+async def current_partner(request: Request) -> Partner:
+    """The authenticated partner (FastAPI dependency; async so it never takes a thread-pool hop)."""
     return get_hub(request).authenticate(bearer_token(request))
 
 

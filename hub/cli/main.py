@@ -17,6 +17,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from hub import logs
+from hub.cli import lookup
 from hub.errors import HubError
 from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
@@ -30,6 +31,8 @@ audit_app = typer.Typer(help="Het auditlog.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(audit_app, name="audit")
+app.add_typer(lookup.app, name="lookup")
+app.command("check-partner")(lookup.check_partner)
 
 console = Console()
 err = Console(stderr=True)
@@ -80,9 +83,7 @@ def run(
         sims.add_column("ontvangt op")
         sims.add_column("token")
         for p in setup.partners:
-            where = (
-                f"http://127.0.0.1:{setup.simulators[p.id]}/berichten" if p.id in setup.simulators else "portaal-inbox"
-            )
+            where = setup.simulators[p.id].url if p.id in setup.simulators else "portaal-inbox"
             sims.add_row(p.id, p.role, where, setup.tokens[p.id])
         console.print(sims)
         duo = setup.tokens["duo"]
@@ -92,9 +93,7 @@ def run(
             "-H 'Content-Type: application/json' --data @examples/inburgeringsplicht.json",
             soft_wrap=True,
         )
-        console.print(
-            f"  curl -s http://127.0.0.1:{setup.simulators['gemeente-utrecht']}/berichten   # wat Utrecht ontving"
-        )
+        console.print(f"  curl -s {setup.simulators['gemeente-utrecht'].url}   # wat Utrecht ontving")
         console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
     console.print("\nStoppen: Ctrl-C\n")
     with contextlib.suppress(KeyboardInterrupt):

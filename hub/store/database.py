@@ -129,7 +129,10 @@ Unit = Callable[[Tx], T]
 @dataclass
 class _Job(Generic[T]):
     unit: Callable[[Tx], T]
-    future: Future[T]
+    future: Future[T] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[T] | None = None
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Writer:
@@ -160,13 +163,22 @@ class Writer:
     def submit_future(self, unit: Callable[[Tx], T]) -> Future[T]:
         if self._thread is None:
             raise StoreError("the writer is not running")
-        job: _Job[T] = _Job(unit, Future())
-        self._queue.put(job)
-        return job.future
+        future: Future[T] = Future()
+        self._queue.put(_Job(unit, future=future))
+        return future
 
     async def submit(self, unit: Callable[[Tx], T]) -> T:
-        """Run ``unit`` in the next batch; returns once that batch is committed."""
-        return await asyncio.wrap_future(self.submit_future(unit))
+        """Run ``unit`` in the next batch; returns once that batch is committed.
+
+        The answer comes back through one loop callback per batch (not one per unit),
+        and the unit's after-commit hooks run in the caller's event loop.
+        """
+        if self._thread is None:
+            raise StoreError("the writer is not running")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(unit, loop=loop, waiter=waiter))
+        return await waiter
 
     def run_sync(self, unit: Callable[[Tx], T], timeout: float = 30.0) -> T:
         """For threads and the CLI: submit and wait."""
@@ -198,7 +210,7 @@ class Writer:
 
     def _commit_batch(self, conn: Connection, batch: list[_Job[Any]]) -> Connection:
         try:
-            results, callbacks = self._run_batch(conn, batch)
+            results = self._run_batch(conn, batch)
         except SQLAlchemyError as exc:
             if len(batch) > 1:
                 # one unit's rows broke the shared flush (e.g. a race on a unique key with
@@ -209,30 +221,16 @@ class Writer:
                 return conn
             log.error("batch_failed", error=str(exc), units=len(batch))
             failure = StoreError(f"de database weigerde de transactie: {exc.__class__.__name__}")
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(failure)
+            _answer([(job, False, failure) for job in batch])
             conn.close()
             return self.engine.connect()
         self.batches += 1
         self.units += len(batch)
-        for job, ok, value in results:
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception as exc:  # noqa: BLE001 - a post-commit hook must never stop the writer
-                log.error("after_commit_failed", error=repr(exc))
+        _answer(results)
         return conn
 
-    def _run_batch(
-        self, conn: Connection, batch: list[_Job[Any]]
-    ) -> tuple[list[tuple[_Job[Any], bool, Any]], list[Callable[[], None]]]:
+    def _run_batch(self, conn: Connection, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], bool, Any]]:
         results: list[tuple[_Job[Any], bool, Any]] = []
-        callbacks: list[Callable[[], None]] = []
         with conn.begin():
             chain = ChainWriter(conn)
             shared = Batch()
@@ -258,8 +256,51 @@ class Writer:
                     continue
                 tx._merge()
                 results.append((job, True, value))
-                callbacks.extend(tx._after_commit)
+                job.callbacks = list(tx._after_commit)
             shared.flush(conn)
             chain.flush()
             chain.write_head()
-        return results, callbacks
+        return results
+
+
+def _run_hooks(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001 - a post-commit hook must never stop the writer
+            log.error("after_commit_failed", error=repr(exc))
+
+
+def _answer(results: list[tuple[_Job[Any], bool, Any]]) -> None:
+    """Answer every caller of a committed (or failed) batch: thread futures directly,
+    event-loop callers with one callback per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job[Any], bool, Any]]] = {}
+    for job, ok, value in results:
+        if job.loop is not None:
+            by_loop.setdefault(job.loop, []).append((job, ok, value))
+            continue
+        if job.future is not None and not job.future.done():
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+        if ok:
+            _run_hooks(job.callbacks)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_in_loop, items)
+        except RuntimeError:  # the loop closed while the batch committed; nobody is waiting
+            log.warning("answer_dropped", units=len(items))
+
+
+def _resolve_in_loop(items: list[tuple[_Job[Any], bool, Any]]) -> None:
+    for job, ok, value in items:
+        if ok:
+            _run_hooks(job.callbacks)
+        waiter = job.waiter
+        if waiter is None or waiter.done():
+            continue
+        if ok:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(value)
