@@ -14,7 +14,7 @@ import csv
 import html
 import io
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -110,6 +110,15 @@ class Page:
 
     def as_json(self) -> dict[str, Any]:
         return {"records": [r.as_json() for r in self.records], "nextCursor": self.next_cursor}
+
+
+def subject_hash_of(hasher: Callable[[str, str], str], subject_type: str, subject_id: str) -> str:
+    """The keyed hash a DPO searches by, spelled as the hub writes it (``"INSZ:<digits>"``).
+
+    ``hasher`` is the hub's ``SubjectHasher``; ``subject_id`` the validated
+    number (``str(INSZ(...))`` or ``str(BSN(...))``) from the POST body.
+    """
+    return hasher(subject_type.strip().upper(), subject_id.strip())
 
 
 def encode_cursor(seq: int, newest_first: bool) -> str:

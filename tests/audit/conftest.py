@@ -60,8 +60,8 @@ def sample_event(i: int) -> AuditEvent:
         receiver=["gemeente-gent", "duo", "agii"][i % 3],
         actor="=cmd|' /C calc'!A0" if i == 7 else None,
         protocol_id=["nl-inburgeringsplicht", "nl-pip", "nl-klantprofiel"][i % 3],
-        subject_type="insz",
-        subject_hash=HASHER("insz", subject),
+        subject_type="INSZ",
+        subject_hash=HASHER("INSZ", subject),
         detail={"n": i, "note": "é\u2028\x01", "list": [1, None, True, 1.5]},
     )
 

@@ -38,7 +38,7 @@ def seed(tx: Tx) -> None:
                     version="1.0",
                     sender="duo",
                     receivers=["x"],
-                    subject_type="insz",
+                    subject_type="INSZ",
                     subject_hash="h",
                     protocol_id=protocol,
                     created_at=NOW,

@@ -14,6 +14,7 @@ from hub.audit.search import (
     dpo_query_event,
     iter_search,
     search,
+    subject_hash_of,
     subject_report,
     subject_report_html,
     to_csv,
@@ -49,10 +50,10 @@ def all_pages(engine: Engine, query: AuditQuery, limit: int = 7) -> list[int]:
 
 
 def test_search_by_subject_finds_every_record_about_that_person_and_no_other(filled: None, engine: Engine) -> None:
-    h = HASHER("insz", INSZ_A)
+    h = HASHER("INSZ", INSZ_A)
     assert all_pages(engine, AuditQuery(subject_hash=h)) == expected(lambda e, i: e.subject_hash == h)
-    assert len(all_pages(engine, AuditQuery(subject_hash=HASHER("insz", INSZ_B)))) == N - N // 3
-    assert all_pages(engine, AuditQuery(subject_hash=HASHER("bsn", INSZ_A))) == []
+    assert len(all_pages(engine, AuditQuery(subject_hash=HASHER("INSZ", INSZ_B)))) == N - N // 3
+    assert all_pages(engine, AuditQuery(subject_hash=HASHER("BSN", INSZ_A))) == []
 
 
 def test_search_by_partner_matches_sender_or_receiver_once(filled: None, engine: Engine) -> None:
@@ -96,7 +97,7 @@ def test_oldest_first_and_bad_cursors(filled: None, engine: Engine) -> None:
 def test_the_twelve_month_report_covers_one_person_and_one_year(writer: Writer, engine: Engine) -> None:
     fill(writer, 40, step=timedelta(days=20))  # 40 events over ~26 months
     now = T0 + timedelta(days=20 * 40)
-    h = HASHER("insz", INSZ_A)
+    h = HASHER("INSZ", INSZ_A)
     with engine.connect() as conn:
         report = subject_report(
             conn,
@@ -158,9 +159,9 @@ def test_csv_and_json_exports(filled: None, engine: Engine) -> None:
 
 
 def test_a_dpo_query_is_audited_and_shows_in_the_persons_report(writer: Writer, engine: Engine) -> None:
-    h = HASHER("insz", INSZ_A)
+    h = HASHER("INSZ", INSZ_A)
     q = AuditQuery(subject_hash=h, protocol_id="nl-pip")
-    event = dpo_query_event("dpo:anna", "search", query=q, subject_type="insz", results=3)
+    event = dpo_query_event("dpo:anna", "search", query=q, subject_type="INSZ", results=3)
     assert event.subject_hash == h
     assert event.detail == {"dpoQuery": "search", "filters": {"protocolId": "nl-pip"}, "results": 3}
     writer.run_sync(lambda tx: tx.audit(event))
@@ -170,8 +171,8 @@ def test_a_dpo_query_is_audited_and_shows_in_the_persons_report(writer: Writer, 
 
 
 def test_the_report_prints_as_escaped_html(writer: Writer, engine: Engine) -> None:
-    h = HASHER("insz", INSZ_A)
-    event = dpo_query_event("<script>alert(1)</script>", "report", subject_type="insz", subject_hash=h)
+    h = HASHER("INSZ", INSZ_A)
+    event = dpo_query_event("<script>alert(1)</script>", "report", subject_type="INSZ", subject_hash=h)
     writer.run_sync(lambda tx: tx.audit(event))
     with engine.connect() as conn:
         page = subject_report_html(subject_report(conn, h, purposes={"": "Controle"}))
@@ -179,3 +180,7 @@ def test_the_report_prints_as_escaped_html(writer: Writer, engine: Engine) -> No
     assert "&lt;script&gt;" in page
     assert "<script>" not in page
     assert "raadpleegde" in page
+
+
+def test_a_dpo_search_hashes_the_number_as_the_hub_writes_it() -> None:
+    assert subject_hash_of(HASHER, "insz", " 85073003328 ") == HASHER("INSZ", "85073003328")
