@@ -73,7 +73,7 @@ def bulk_fill(db_path: Path, n: int, *, persons: int, seed: int = 6) -> list[str
     """Append ``n`` chained records straight into SQLite; returns the subject hashes used."""
     rnd = random.Random(seed)
     hasher = SubjectHasher(b"b" * 32)
-    subjects = [hasher("insz", f"{85000000000 + i:011d}") for i in range(persons)]
+    subjects = [hasher("INSZ", f"{85000000000 + i:011d}") for i in range(persons)]
     step = SPAN / n
     start = END - SPAN
     db = sqlite3.connect(str(db_path), isolation_level=None)
@@ -102,7 +102,7 @@ def bulk_fill(db_path: Path, n: int, *, persons: int, seed: int = 6) -> list[str
             "receiver": receiver,
             "actor": None,
             "protocol_id": f"nl-{mtype}",
-            "subject_type": "insz",
+            "subject_type": "INSZ",
             # subjects[0] is a "heavy" person: one record in 500 (2,000 in a million).
             "subject_hash": subjects[0] if seq % 500 == 0 else subjects[rnd.randrange(1, persons)],
             "detail": detail,
