@@ -107,7 +107,8 @@ def _ts(value: object) -> str:
 
 
 def _localize(conn: Connection, lo: int, hi: int, leaves: list[bytes]) -> int:
-    """First seq in (lo, hi] whose 256-block differs from the cached subtree, else lo + 1."""
+    """The first seq in (lo, hi] that can be bad: the start of the first 256-block that differs
+    from the cached subtree (a lower bound: the rewrite lies in that block or later), else lo + 1."""
     cached = dict(
         conn.execute(
             select(audit_tree.c.idx, audit_tree.c.hash).where(
@@ -125,7 +126,8 @@ def _localize(conn: Connection, lo: int, hi: int, leaves: list[bytes]) -> int:
         while len(nodes) > 1:
             nodes = [node_hash(nodes[j], nodes[j + 1]) for j in range(0, len(nodes), 2)]
         if nodes[0].hex() != want:
-            return block * BLOCK + 1
+            # Records up to ``lo`` are vouched for by the last matching checkpoint.
+            return max(block * BLOCK + 1, lo + 1)
     return lo + 1
 
 

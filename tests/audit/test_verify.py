@@ -156,16 +156,33 @@ def test_a_truncated_tail_is_caught_by_the_head(
 def test_a_consistent_rewrite_is_caught_by_the_signed_root(
     log: sqlite3.Connection, engine: Engine, signer: CheckpointSigner
 ) -> None:
+    # Hashes recomputed after the change: the chain is self-consistent, only the
+    # signed root shows it. Records up to the checkpoint at 300 are proven good.
     log.execute("UPDATE audit_events SET receiver = 'ind' WHERE seq = 400")
     rehash_from(log, 400)
     result = check(engine, signer)
     assert not result.ok
-    # The chain is self-consistent now; the signed root and the subtree cache pin the block.
-    assert result.first_bad_seq == 257
+    assert result.first_bad_seq == 301
     assert "rewritten" in result.reason
-    # Without the cache, the bad records lie after the last matching checkpoint.
-    log.execute("DELETE FROM audit_tree")
-    assert check(engine, signer).first_bad_seq == 301
+
+
+def test_the_subtree_cache_narrows_a_rewrite_to_its_block(
+    engine: Engine, writer: Writer, signer: CheckpointSigner
+) -> None:
+    fill(writer, 300)
+    writer.run_sync(lambda tx: create_checkpoint(tx.conn, signer))
+    fill(writer, 800, start=300)
+    writer.run_sync(lambda tx: create_checkpoint(tx.conn, signer))
+    db = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    try:
+        db.execute("UPDATE audit_events SET receiver = 'ind' WHERE seq = 800")
+        rehash_from(db, 800)
+        # Blocks 513..768 and 769..1024 are complete and cached: the second one differs.
+        assert check(engine, signer).first_bad_seq == 769
+        db.execute("DELETE FROM audit_tree")
+        assert check(engine, signer).first_bad_seq == 301
+    finally:
+        db.close()
 
 
 def test_a_forged_checkpoint_signature_is_refused(
