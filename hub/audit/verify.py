@@ -27,7 +27,7 @@ import gc
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -57,7 +57,6 @@ class VerifyResult:
     checkpoint: Checkpoint | None = None
     checkpoints_checked: int = 0
     seconds: float = 0.0
-    problems: tuple[str, ...] = field(default=())
 
     @property
     def exit_code(self) -> int:
