@@ -328,3 +328,26 @@ async def checkpoint_periodically(writer: Writer, signer: CheckpointSigner, ever
             log.error("audit_checkpoint_failed", code=exc.code, error=exc.detail)
             continue
         log.debug("audit_checkpoint_signed", size=cp.size, checkpoint_id=cp.id)
+
+
+def integrity_status(conn: Connection, signer: CheckpointSigner | None = None) -> dict[str, object]:
+    """What the DPO pages show next to the search: records, the last signed checkpoint, unsigned tail.
+
+    Cheap (two indexed reads and one signature check); the full proof is ``verify``.
+    """
+    size = tree_size(conn)
+    cp = latest_checkpoint(conn)
+    signature_ok: bool | None = None
+    if cp is not None and signer is not None:
+        try:
+            verify_note(cp.note, signer.public_raw, signer.name)
+            signature_ok = True
+        except CheckpointError:
+            signature_ok = False
+    return {
+        "records": size,
+        "checkpoint": cp.as_json() if cp else None,
+        "signatureValid": signature_ok,
+        "unsignedRecords": size - cp.size if cp else size,
+        "publicKey": signer.public_key_b64() if signer else None,
+    }

@@ -15,6 +15,7 @@ from hub.audit.checkpoint import (
     all_checkpoints,
     checkpoint_periodically,
     checkpoint_unit,
+    integrity_status,
     latest_checkpoint,
     parse_note,
     verify_note,
@@ -135,3 +136,15 @@ def test_periodic_checkpoints_follow_the_log(engine: Engine, writer: Writer, sig
 
     asyncio.run(scenario())
     assert sizes() == [0, 5]
+
+
+def test_integrity_status_shows_the_unsigned_tail(writer: Writer, engine: Engine, signer: CheckpointSigner) -> None:
+    fill(writer, 12)
+    writer.run_sync(checkpoint_unit(signer))
+    fill(writer, 3, start=12)
+    with engine.connect() as conn:
+        status = integrity_status(conn, signer)
+    assert status["records"] == 15
+    assert status["unsignedRecords"] == 3
+    assert status["signatureValid"] is True
+    assert status["checkpoint"]["treeSize"] == 12  # type: ignore[index]
