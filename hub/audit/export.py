@@ -31,7 +31,7 @@ import base64
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from hub.audit.chain import HASHED_FIELDS, ts_text
 from hub.audit.checkpoint import (
@@ -142,3 +142,52 @@ def export_range(
 def export_json(conn: Connection, first: int, last: int, signer: CheckpointSigner | None = None, **kw: Any) -> bytes:
     """:func:`export_range` as indented UTF-8 JSON bytes (what the CLI writes and the API serves)."""
     return orjson.dumps(export_range(conn, first, last, signer, **kw), option=orjson.OPT_INDENT_2)
+
+
+def inclusion_json(conn: Connection, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+    """An inclusion proof for record ``seq`` in the tree of ``tree_size`` (default: the latest checkpoint).
+
+    The CT-style answer for ``GET /v1/audit/proofs/inclusion``: check it with
+    ``hub.audit.merkle.verify_inclusion`` against a signed root of that size.
+
+    Raises:
+        InputError: ``seq`` is not in a tree of that size, or no checkpoint exists yet.
+    """
+    if tree_size is None:
+        cp = latest_checkpoint(conn)
+        if cp is None:
+            raise InputError("no signed checkpoint yet; create one first")
+        tree_size = cp.size
+    if not 1 <= seq <= tree_size:
+        raise InputError(f"record {seq} is not in a tree of size {tree_size}")
+    reader = TreeReader(conn)
+    leaf_data = conn.execute(select(audit_events.c.hash).where(audit_events.c.seq == seq)).scalar()
+    if leaf_data is None:
+        raise AuditIntegrityError(f"record {seq} is missing")
+    return {
+        "seq": seq,
+        "leafIndex": seq - 1,
+        "treeSize": tree_size,
+        "recordHash": leaf_data,
+        "rootHash": _b64(reader.root(tree_size)),
+        "auditPath": [_b64(p) for p in inclusion_proof(seq - 1, tree_size, reader.range_hash)],
+    }
+
+
+def consistency_json(conn: Connection, first: int, second: int) -> dict[str, Any]:
+    """A consistency proof between tree sizes ``first <= second`` (``GET /v1/audit/proofs/consistency``).
+
+    Raises:
+        InputError: the sizes are out of order or beyond the log.
+    """
+    size = int(conn.execute(select(func.coalesce(func.max(audit_events.c.seq), 0))).scalar_one())
+    if not 0 <= first <= second <= size:
+        raise InputError(f"no consistency proof from {first} to {second} in a log of {size} records")
+    reader = TreeReader(conn)
+    return {
+        "first": first,
+        "second": second,
+        "firstRootHash": _b64(reader.root(first)),
+        "secondRootHash": _b64(reader.root(second)),
+        "proof": [_b64(p) for p in consistency_proof(first, second, reader.range_hash)],
+    }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import pytest
 from sqlalchemy import Engine
 
 from hub.audit.checkpoint import CheckpointSigner, checkpoint_unit
-from hub.audit.export import export_json, export_range
+from hub.audit.export import consistency_json, export_json, export_range, inclusion_json
+from hub.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from hub.errors import InputError
 from hub.store.database import Writer
 
@@ -105,3 +107,24 @@ def test_an_export_needs_a_covering_checkpoint(engine: Engine, writer: Writer, s
         doc = export_range(conn, 1, 20)
     assert doc["checkpoint"]["treeSize"] == 20
     assert doc["previousCheckpoint"] is None
+
+
+def test_single_proofs_verify_against_signed_roots(engine: Engine, writer: Writer, signer: CheckpointSigner) -> None:
+    fill(writer, 300)
+    first = writer.run_sync(checkpoint_unit(signer))
+    fill(writer, 77, start=300)
+    second = writer.run_sync(checkpoint_unit(signer))
+    with engine.connect() as conn:
+        inc = inclusion_json(conn, 123)
+        con = consistency_json(conn, first.size, second.size)
+        with pytest.raises(InputError):
+            inclusion_json(conn, 400)
+        with pytest.raises(InputError):
+            consistency_json(conn, 10, 5)
+    assert inc["treeSize"] == second.size
+    assert base64.b64decode(inc["rootHash"]) == second.root
+    lh = leaf_hash(bytes.fromhex(inc["recordHash"]))
+    path = [base64.b64decode(p) for p in inc["auditPath"]]
+    assert verify_inclusion(lh, 122, second.size, path, second.root)
+    proof = [base64.b64decode(p) for p in con["proof"]]
+    assert verify_consistency(first.size, second.size, first.root, second.root, proof)
