@@ -393,6 +393,8 @@ def verify(
                         f"records {walk.good_size + 1}..{cp.size} were rewritten: the tree head differs from"
                         f" signed checkpoint {cp.id} (root {base64.b64encode(cp.root).decode()})",
                     )
+                if digests[cp.size - base - 1].hex() != cp.chain_hash:
+                    return fail(cp.size, f"signed checkpoint {cp.id} names another hash for record {cp.size}")
                 walk.good_size = cp.size
                 walk.good_cps += 1
                 walk.cp_pos += 1

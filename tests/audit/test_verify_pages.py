@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from hub.audit import verify
-from hub.audit.checkpoint import CheckpointSigner, checkpoint_unit
+from hub.audit.checkpoint import CheckpointSigner, checkpoint_unit, note_body
 from hub.store.database import Writer
+from hub.store.tables import audit_checkpoints
 
 from .conftest import fill
 
@@ -80,3 +81,17 @@ def test_the_writer_stores_detail_as_canonical_json_on_sqlite(engine: Engine, wr
     with engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT detail FROM audit_events WHERE seq = 1").scalar_one()
     assert stored == '{"list":[1,null,true,1.5],"n":0,"note":"é\u2028\\u0001"}'
+
+
+def test_a_signed_checkpoint_with_another_chain_head_is_reported(
+    engine: Engine, writer: Writer, signer: CheckpointSigner
+) -> None:
+    fill(writer, 40)
+    cp = writer.run_sync(checkpoint_unit(signer))
+    note = signer.sign_note(note_body(cp.origin, cp.size, cp.root, "ab" * 32, cp.timestamp))
+    with engine.begin() as conn:
+        conn.execute(update(audit_checkpoints).values(note=note))
+    with engine.connect() as conn:
+        result = verify(conn, public_key=signer.public_raw)
+    assert (result.ok, result.first_bad_seq) == (False, 40)
+    assert "another hash" in result.reason
