@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from lxml import etree
 from sqlalchemy import and_, delete, or_, select, update
 
 from hub import envelope as env
@@ -159,8 +160,7 @@ class Dispatcher:
         mtype = hub.infomodel.get(envelope.type, envelope.version)
         subject_hash = None
         if stored.payload is not None:
-            full = hub.with_subject_from_payload(mtype, envelope, stored.payload)
-            subject_hash = hub.hasher(full.subject_type, str(full.subject))
+            subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
         await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:
@@ -177,7 +177,7 @@ class Dispatcher:
         delivery = Delivery(
             envelope=envelope,
             receiver=receiver.id,
-            payload_xml=env.to_xml(envelope, payload),
+            payload_xml=etree.tostring(payload),
             payload_json=hub.infomodel.xml_to_json(mtype, payload),
             attempt=attempt,
         )

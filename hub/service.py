@@ -288,7 +288,7 @@ class Hub:
         message_id = str(envelope.message_id)
         nonce, ciphertext = encrypt(key_ref[1], payload_bytes, message_id.encode())
         digest = _digest(envelope, payload_bytes)
-        subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+        subject_hash = self.subject_hash(envelope)
         unit = _IngestUnit(
             envelope=envelope,
             protocol=protocol,
@@ -332,8 +332,18 @@ class Hub:
         self.infomodel.validate_payload(
             mtype, message.payload, allow_test_numbers=self.settings.insz_test_numbers, pointer=pointer
         )
+        if mtype.aggregated and envelope.subject is not None:
+            raise ValidationFailed(
+                f"{mtype.name} is geaggregeerd en gaat over niemand: laat subject weg",
+                invalid_params=[InvalidParam("subject", "geen betrokkene bij geaggregeerde berichten", "subject")],
+            )
+        if not mtype.aggregated and envelope.subject is None:
+            raise ValidationFailed(
+                "de betrokkene (subject) ontbreekt",
+                invalid_params=[InvalidParam("subject", "INSZ of BSN van de persoon is verplicht", "required")],
+            )
         found = self.infomodel.subject_of(mtype, message.payload)
-        if found is not None and (found[0], found[1]) != (envelope.subject_type, str(envelope.subject)):
+        if found is not None and (found[0], found[1]) != (envelope.subject_type, envelope.subject_id):
             raise ValidationFailed(
                 "de betrokkene in de envelop verschilt van de persoon in de payload",
                 invalid_params=[InvalidParam("subject", "moet gelijk zijn aan " + mtype.subject_field, "subject")],
@@ -385,7 +395,7 @@ class Hub:
         subject_type = subject_hash = None
         if envelope is not None:
             subject_type = envelope.subject_type
-            subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+            subject_hash = self.subject_hash(envelope)
         event = AuditEvent(
             "refused",
             status="refused",
@@ -505,7 +515,11 @@ class Hub:
         # The subject id itself is not stored in the row (only its keyed hash);
         # it is inside the encrypted payload. The envelope read back carries a
         # placeholder that callers replace from the payload when they need it.
-        placeholder: INSZ | BSN = INSZ("") if row["subject_type"] == "INSZ" else BSN("")
+        placeholder: INSZ | BSN | None = None
+        if row["subject_type"] == "INSZ":
+            placeholder = INSZ("")
+        elif row["subject_type"] == "BSN":
+            placeholder = BSN("")
         return env.Envelope(
             message_id=uuid.UUID(row["id"]),
             type=row["type"],
@@ -596,6 +610,12 @@ class Hub:
         out["payload"] = self.infomodel.xml_to_json(mtype, payload)
         return out
 
+    def subject_hash(self, envelope: env.Envelope) -> str | None:
+        """The keyed hash the audit log and the store keep instead of the national number."""
+        if envelope.subject_type is None or envelope.subject_id is None:
+            return None
+        return self.hasher(envelope.subject_type, envelope.subject_id)
+
     def with_subject_from_payload(
         self, mtype: MessageType, envelope: env.Envelope, payload: etree._Element
     ) -> env.Envelope:
@@ -629,8 +649,8 @@ def _digest(envelope: env.Envelope, payload: bytes) -> str:
         envelope.type,
         envelope.version,
         envelope.sender,
-        envelope.subject_type,
-        str(envelope.subject),
+        envelope.subject_type or "",
+        envelope.subject_id or "",
         envelope.purpose,
     ):
         h.update(part.encode())
@@ -647,7 +667,7 @@ class _IngestUnit:
     protocol: Protocol
     mtype: MessageType
     digest: str
-    subject_hash: str
+    subject_hash: str | None
     key_id: int
     nonce: bytes
     ciphertext: bytes
@@ -713,7 +733,7 @@ class _IngestUnit:
                 {"message_id": message_id, "receiver": receiver, "available_at": tx.now, "published_at": tx.now},
             )
             jobs.append(Job(message_id, receiver))
-        common = {
+        common: dict[str, Any] = {
             "trace_id": e.trace_id,
             "message_id": message_id,
             "message_type": e.type,

@@ -17,6 +17,8 @@ import uvicorn
 
 from hub.cli.runner import DEMO_PARTNERS, DemoSetup, Simulated, seed_demo
 from hub.demo import load_partners
+from hub.partners import Partner, upsert_partner
+from hub.service import Hub
 from hub.settings import ROOT, DeliverySettings, Settings
 
 SHARED = Path(os.environ.get("KNOOPPUNT_SHARED_DIR", ROOT.parent / "shared"))
@@ -95,7 +97,7 @@ class LiveHub:
     def control(self, partner: str, **body: Any) -> None:
         httpx.post(f"{self.sim_urls[partner]}/_control", json=body, timeout=5).raise_for_status()
 
-    def wait_status(self, partner: str, message_id: str, want: set[str], timeout: float = 10) -> dict[str, Any]:
+    def wait_status(self, partner: str, message_id: str, want: set[str], timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self.client(partner) as c:
             while True:
@@ -115,7 +117,13 @@ class LiveHub:
 SIMULATED = {p.partner.id: p.simulator for p in load_partners(DEMO_PARTNERS) if p.simulator}
 
 
-def start_live_hub(settings: Settings, sim_ports: dict[str, int] | None = None) -> LiveHub:
+def start_live_hub(
+    settings: Settings,
+    sim_ports: dict[str, int] | None = None,
+    *,
+    extra: list[Partner] | None = None,
+    hub_port: int = 0,
+) -> LiveHub:
     """Simulators first (on ports the OS picks, or the given ones), then the hub pointing at them."""
     from hub.api.app import create_app
 
@@ -124,7 +132,15 @@ def start_live_hub(settings: Settings, sim_ports: dict[str, int] | None = None) 
     sim_thread.start()
     ports = {pid: bound_port(server) for pid, server in sims.items()}
     setup = seed_demo(settings, ports=ports)
-    hub_server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
+    if extra:
+        store = Hub(settings)
+        store.open_store()
+        for partner in extra:
+            store.writer.run_sync(upsert_partner(partner, actor="test"))
+        store.close_store()
+    hub_server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=hub_port, log_level="warning")
+    )
     thread = ServerThread([hub_server])
     thread.start()
     port = bound_port(hub_server)

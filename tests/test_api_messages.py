@@ -299,12 +299,13 @@ def test_receiver_outside_the_protocol_gives_403(live: LiveHub) -> None:
 
 def test_fields_outside_the_protocol_are_refused(live: LiveHub) -> None:
     doc = demo.pip(rng)
-    doc["payload"]["afspraak"] = [{"module": "MAP", "omschrijving": "Vrijwilligerswerk bij de bibliotheek"}]
+    # nl-pip keeps the municipality's free-text explanation at the municipality
+    doc["payload"]["toelichting"] = "Mevrouw heeft veel zorgtaken thuis"
     with live.client("gemeente-utrecht") as c:
         r = c.post("/v1/berichten", json=doc)
     problem = _problem(r, 403, "not_allowed")
     assert {
-        "name": "afspraak",
+        "name": "toelichting",
         "reason": "veld niet toegestaan onder dit protocol",
         "code": "minimisation",
     } in problem["invalidParams"]  # type: ignore[operator]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 
+import pytest
 from typer.testing import CliRunner
 
 from hub import demo
@@ -25,7 +27,20 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
     assert backoff(50, 1.0, 30.0) <= 30.0
 
 
-def test_partner_down_then_up_is_retried_and_delivered_once(live: LiveHub) -> None:
+@pytest.fixture
+def patient(settings: Settings) -> Iterator[LiveHub]:
+    """A live hub that keeps retrying long enough for a partner to come back on a slow machine."""
+    hub = start_live_hub(
+        settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"max_attempts": 200})})
+    )
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def test_partner_down_then_up_is_retried_and_delivered_once(patient: LiveHub) -> None:
+    live = patient
     live.control("gemeente-utrecht", mode="down")
     doc = demo.inburgeringsplicht(rng, "0344")
     with live.client("duo") as c:

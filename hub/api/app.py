@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
-from hub.api import health, lookups, messages, soap
+from hub.api import health, lookups, messages, schemas, soap, wus
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.dispatch import Dispatcher
@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadersMiddleware)
     app.include_router(messages.router)
     app.include_router(lookups.router)
+    app.include_router(schemas.router)
     app.include_router(soap.router)
+    app.include_router(wus.router)
     app.include_router(health.router)
 
     @app.exception_handler(HubError)

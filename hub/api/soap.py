@@ -260,6 +260,7 @@ async def soap_send(request: Request) -> Response:
         if soap_body is None or len(soap_body) != 1:
             raise MalformedInput("verwacht een SOAP 1.1-envelop met één element in de Body")
         inner = soap_body[0]
+        soap_body.remove(inner)  # detached, so error paths read /Envelope/payload/..., as over REST
         if inner.tag in (_K + "ZoekPersoon", _K + "ZoekInschrijvingen"):
             return await _lookup(hub, caller, inner)
         hub.infomodel.validate_envelope(inner)

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from hub import logs
-from hub.cli import lookup
+from hub.cli import lookup, schemas
 from hub.errors import HubError
 from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
@@ -32,6 +32,7 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(audit_app, name="audit")
 app.add_typer(lookup.app, name="lookup")
+app.add_typer(schemas.app, name="schemas")
 app.command("check-partner")(lookup.check_partner)
 
 console = Console()

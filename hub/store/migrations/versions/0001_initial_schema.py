@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:34:24.694766
+Create Date: 2026-11-24 01:53:11.736210
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def upgrade() -> None:
     sa.Column('version', sa.String(length=8), nullable=False),
     sa.Column('sender', sa.String(length=64), nullable=False),
     sa.Column('receivers', sa.JSON(), nullable=False),
-    sa.Column('subject_type', sa.String(length=4), nullable=False),
-    sa.Column('subject_hash', sa.String(length=64), nullable=False),
+    sa.Column('subject_type', sa.String(length=4), nullable=True),
+    sa.Column('subject_hash', sa.String(length=64), nullable=True),
     sa.Column('protocol_id', sa.String(length=96), nullable=False),
     sa.Column('conversation_id', sa.String(length=36), nullable=True),
     sa.Column('traceparent', sa.String(length=55), nullable=True),
