@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Development-only keys: the hub refuses to start with them outside development.
 DEV_PAYLOAD_KEY = base64.b64encode(b"knooppunt-development-payload-k!").decode()
 DEV_AUDIT_KEY = base64.b64encode(b"knooppunt-development-audit-hmac").decode()
+# Ed25519 private seed that signs audit checkpoints in development.
+DEV_SIGNING_KEY = base64.b64encode(b"knooppunt-development-audit-sign").decode()
 
 
 class DeliverySettings(BaseModel):
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     payload_key: str = DEV_PAYLOAD_KEY
     payload_old_keys: list[str] = Field(default_factory=list)
     audit_hmac_key: str = DEV_AUDIT_KEY
+    # Ed25519 private seed (base64 of 32 bytes) that signs audit checkpoints,
+    # and the log's name (the checkpoint origin line and the signer's key name).
+    audit_signing_key: str = DEV_SIGNING_KEY
+    audit_origin: str = "knooppunt.local/audit"
+    audit_checkpoint_seconds: float = Field(default=300.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_xml_depth: int = Field(default=64, ge=8)
@@ -115,7 +122,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
 
-    @field_validator("payload_key", "audit_hmac_key")
+    @field_validator("payload_key", "audit_hmac_key", "audit_signing_key")
     @classmethod
     def _key_is_32_bytes(cls, value: str) -> str:
         try:
@@ -128,9 +135,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> Settings:
-        if self.env == "production" and (self.payload_key == DEV_PAYLOAD_KEY or self.audit_hmac_key == DEV_AUDIT_KEY):
+        if self.env == "production" and (
+            self.payload_key == DEV_PAYLOAD_KEY
+            or self.audit_hmac_key == DEV_AUDIT_KEY
+            or self.audit_signing_key == DEV_SIGNING_KEY
+        ):
             raise ConfigurationError(
-                "KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must be set outside development"
+                "KNOOPPUNT_PAYLOAD_KEY, KNOOPPUNT_AUDIT_HMAC_KEY and KNOOPPUNT_AUDIT_SIGNING_KEY"
+                " must be set outside development"
             )
         return self
 
@@ -157,6 +169,10 @@ class Settings(BaseSettings):
     @property
     def audit_key_bytes(self) -> bytes:
         return base64.b64decode(self.audit_hmac_key)
+
+    @property
+    def audit_signing_seed(self) -> bytes:
+        return base64.b64decode(self.audit_signing_key)
 
     @property
     def is_sqlite(self) -> bool:

@@ -140,6 +140,9 @@ audit_events = Table(
     Index(None, "subject_hash", "occurred_at"),
     Index(None, "message_id"),
     Index(None, "occurred_at"),
+    # DPO searches by partner, newest first (migration 0002).
+    Index(None, "sender", "seq"),
+    Index(None, "receiver", "seq"),
 )
 
 audit_head = Table(
@@ -265,4 +268,29 @@ portal_handled = Table(
     Column("delivery_id", Integer, ForeignKey("deliveries.id"), primary_key=True),
     Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
     Column("handled_at", TS, nullable=False),
+)
+
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    # Completed perfect subtrees of the Merkle tree over audit_events, from
+    # level 8 (256 records) up: a cache that makes tree heads and proofs
+    # O(log n) reads. Never trusted by verify, which recomputes from records.
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(200), nullable=False),
+    Column("tree_size", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("key_id", String(8), nullable=False),
+    Column("note", Text, nullable=False),
+    Index(None, "tree_size"),
 )
