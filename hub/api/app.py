@@ -15,9 +15,11 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
+from hub.api import audit as audit_api
 from hub.api import citizen, directory, health, lookups, messages, repertorium, reporting, schemas, soap, wus
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
+from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
 from hub.portal.routes import router as portal_router
@@ -42,10 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dispatcher = dispatcher
         if settings.run_workers:
             await dispatcher.start(recover_all=settings.is_sqlite)
+        signer = CheckpointSigner.from_settings(settings)
+        checkpoints = asyncio.create_task(
+            checkpoint_periodically(hub.writer, signer, settings.audit_checkpoint_seconds)
+        )
         log.info("hub_started", database=hub.engine.dialect.name, transport="memory")
         try:
             yield
         finally:
+            checkpoints.cancel()
+            await asyncio.gather(checkpoints, return_exceptions=True)
             await dispatcher.stop()
             await hub.stop()
             log.info("hub_stopped")
@@ -63,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadersMiddleware)
     app.include_router(messages.router)
     app.include_router(lookups.router)
+    app.include_router(audit_api.router)
     app.include_router(schemas.router)
     app.include_router(soap.router)
     app.include_router(wus.router)
@@ -153,8 +162,17 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
-    for model in (messages.MessageIn, lookups.PersoonZoek, lookups.InschrijvingenZoek):
-        schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for model in (
+        messages.MessageIn,
+        lookups.PersoonZoek,
+        lookups.InschrijvingenZoek,
+        audit_api.AuditZoek,
+        audit_api.PersoonsRapportVraag,
+    ):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, nested in definition.pop("$defs", {}).items():
+            schemas.setdefault(name, nested)
+        schemas.setdefault(model.__name__, definition)
     components["headers"] = {
         "API-Version": {
             "description": "De volledige versie van de API",

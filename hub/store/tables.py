@@ -294,3 +294,16 @@ audit_checkpoints = Table(
     Column("note", Text, nullable=False),
     Index(None, "tree_size"),
 )
+
+# -- data protection officers: separate credentials for the audit API -------------------
+
+dpo_accounts = Table(
+    "dpo_accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+)
