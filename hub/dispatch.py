@@ -6,6 +6,9 @@ protocol, calls ``adapter.deliver`` and records the outcome in one
 transaction with its audit record:
 
 - delivered -> delivery ``delivered``, outbox row gone, audit "delivered";
+- plateau 1 (no adapter) -> delivery ``in_inbox``, outbox row gone, no audit
+  yet: the portal inbox holds it, and "delivered" is audited only when the
+  partner opens or downloads it (:func:`receipt_unit`);
 - transient failure -> ``retrying``, outbox row due again after an
   exponential backoff with jitter, audit "retry_scheduled";
 - permanent failure or the last attempt -> ``dead``, audit "failed".
@@ -52,6 +55,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub import envelope as env
 from hub.audit import AuditEvent
 from hub.errors import HubError, NotFound, PartnerRejected, StoreError
+from hub.notify import InboxNotifier
 from hub.ports import Delivery
 from hub.protocols import minimize
 from hub.service import Hub
@@ -77,6 +81,11 @@ class Outcome:
     permanent: bool = False
     error: str = ""
     reference: str | None = None
+    in_inbox: bool = False
+
+
+#: statuses after which a delivery job has nothing left to do
+SETTLED = ("delivered", "dead", "in_inbox")
 
 
 class Dispatcher:
@@ -95,6 +104,7 @@ class Dispatcher:
         self.claims = not settings.is_sqlite
         self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{os.urandom(3).hex()}"
         self._partners_loaded = 0.0
+        self.notifier = InboxNotifier(hub.settings.portal, hub.engine, hub.settings.public_url)
 
     async def start(self, *, recover_all: bool) -> None:
         transport = self.hub.transport
@@ -124,17 +134,17 @@ class Dispatcher:
             if self._stopping.is_set():
                 return
             try:
-                self._refresh_partners()
+                self.hub.refresh_partners()  # a partner moved to another plateau: follow its configuration
+                self._ensure_queues()
                 await self.relay_once()
             except (HubError, SQLAlchemyError) as exc:
                 log.error("relay_failed", error=str(exc))
 
-    def _refresh_partners(self) -> None:
-        """Pick up partners added by other processes, so their queues are consumed here too."""
+    def _ensure_queues(self) -> None:
+        """Consume the queues of partners added by other processes too (now and then)."""
         if time.monotonic() - self._partners_loaded < PARTNER_REFRESH_SECONDS or self.hub.transport is None:
             return
         self._partners_loaded = time.monotonic()
-        self.hub.reload_partners()
         self.hub.transport.ensure_queues(p.id for p in self.hub.partners.all())
 
     async def relay_once(self, *, recover_all: bool = False, limit: int = 500) -> int:
@@ -189,7 +199,7 @@ class Dispatcher:
         else:
             with hub.engine.connect() as conn:
                 row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
-            if row is None or row.status in ("delivered", "dead"):
+            if row is None or row.status in SETTLED:
                 await hub.writer.submit(_drop_outbox(job))
                 return
             attempt = int(row.attempts) + 1
@@ -214,9 +224,11 @@ class Dispatcher:
         if stored.payload is not None:
             subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
         status = await self._submit_record(job, self._record(job, attempt, outcome, (envelope, subject_hash)))
+        if status == "in_inbox" and outcome.in_inbox:
+            self.notifier.message_waiting(job.receiver)
         metrics = hub.metrics
         metrics.call.labels(job.receiver).observe(call_seconds)
-        if status == "delivered":
+        if status in ("delivered", "in_inbox"):
             metrics.delivered.labels(job.receiver).inc()
             received = stored.received_at if stored.received_at.tzinfo else stored.received_at.replace(tzinfo=UTC)
             metrics.latency.labels(job.receiver).observe((datetime.now(UTC) - received).total_seconds())
@@ -267,7 +279,7 @@ class Dispatcher:
             if row is not None:
                 return int(row.attempts)
             status = conn.execute(select(deliveries.c.status).where(_delivery_key(job))).scalar()
-            if status is None or status in ("delivered", "dead"):
+            if status is None or status in SETTLED:
                 conn.execute(delete(outbox).where(_outbox_key(job)))
         log.debug("delivery_not_claimed", message_id=job.message_id, partner=job.receiver, status=status)
         return None
@@ -276,8 +288,8 @@ class Dispatcher:
         hub = self.hub
         adapter = hub.adapter_for(receiver)
         if adapter is None:
-            # plateau 1: the portal inbox is the delivery; reading it is recorded by the portal
-            return Outcome(True, reference="inbox")
+            # plateau 1: the message waits in the portal inbox; receipt is recorded when it is read
+            return Outcome(True, reference="inbox", in_inbox=True)
         protocol = hub.protocols.get(stored.protocol_id)
         fields = protocol.fields_for(receiver.ref) if protocol else ()
         payload = minimize(stored.payload, fields)
@@ -312,7 +324,7 @@ class Dispatcher:
             if claims:
                 query = query.with_for_update()  # the claim must still be ours when the outcome is written
             current = tx.conn.execute(query).first()
-            if current is not None and current.status in ("delivered", "dead"):
+            if current is not None and current.status in SETTLED:
                 tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 return str(current.status)
             if claims and (current is None or current.status != "in_flight" or current.claimed_by != worker_id):
@@ -329,7 +341,15 @@ class Dispatcher:
                     subject_type=envelope.subject_type,
                     subject_hash=subject_hash,
                 )
-            if outcome.ok:
+            if outcome.ok and outcome.in_inbox:
+                status = "in_inbox"
+                tx.conn.execute(
+                    update(deliveries)
+                    .where(_delivery_key(job))
+                    .values(status=status, attempts=attempt, updated_at=tx.now, last_error=None, **released)
+                )
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
+            elif outcome.ok:
                 status = "delivered"
                 tx.conn.execute(
                     update(deliveries)
@@ -403,7 +423,7 @@ class Dispatcher:
     def _count(self, status: str, job: Job) -> None:
         if status == "claim_lost":
             return
-        if status == "delivered":
+        if status in ("delivered", "in_inbox"):
             self.delivered += 1
             log.info("message_delivered", message_id=job.message_id, partner=job.receiver)
         elif status == "dead":
@@ -424,6 +444,64 @@ def _outbox_key(job: Job) -> Any:
 def _drop_outbox(job: Job) -> Any:
     def unit(tx: Tx) -> None:
         tx.conn.execute(delete(outbox).where(_outbox_key(job)))
+
+    return unit
+
+
+def receipt_unit(receiver: str, delivery_ids: list[int], *, actor: str, how: str) -> Any:
+    """Record that a plateau-1 partner received messages from its inbox (opened, downloaded, fetched).
+
+    Each delivery still ``in_inbox`` becomes ``delivered`` with an audit
+    "delivered" naming the actor; deliveries of another receiver, or already
+    received, are left alone. Returns the number recorded.
+    """
+
+    def unit(tx: Tx) -> int:
+        if not delivery_ids:
+            return 0
+        rows = tx.conn.execute(
+            select(
+                deliveries.c.id,
+                deliveries.c.message_id,
+                deliveries.c.attempts,
+                messages.c.type,
+                messages.c.sender,
+                messages.c.protocol_id,
+                messages.c.subject_type,
+                messages.c.subject_hash,
+                messages.c.traceparent,
+            )
+            .join(messages, messages.c.id == deliveries.c.message_id)
+            .where(
+                and_(
+                    deliveries.c.id.in_(delivery_ids),
+                    deliveries.c.receiver == receiver,
+                    deliveries.c.status == "in_inbox",
+                )
+            )
+        ).all()
+        for r in rows:
+            tx.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == r.id)
+                .values(status="delivered", delivered_at=tx.now, updated_at=tx.now)
+            )
+            tx.audit(
+                AuditEvent(
+                    "delivered",
+                    trace_id=r.traceparent.split("-")[1] if r.traceparent else "",
+                    message_id=r.message_id,
+                    message_type=r.type,
+                    sender=r.sender,
+                    receiver=receiver,
+                    actor=actor,
+                    protocol_id=r.protocol_id,
+                    subject_type=r.subject_type,
+                    subject_hash=r.subject_hash,
+                    detail={"attempt": int(r.attempts), "reference": "inbox", "how": how},
+                )
+            )
+        return len(rows)
 
     return unit
 

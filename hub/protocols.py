@@ -13,6 +13,8 @@ One YAML file per protocol in ``protocols/``::
     receiverFields: {role:cbs: [...]}  # narrower sets per receiver (optional)
     retention: P7Y                   # ISO 8601 duration
     lookups: [persoon]               # synchronous questions it allows (optional)
+    capacities:                      # reference directory (optional): capacities a
+      woongemeente: ["role:gemeente"]  # follower may hold under it, and who may hold them
 
 ``authorize`` refuses an exchange that no protocol allows, naming why;
 ``minimize`` strips a payload down to the fields a receiver may see.
@@ -77,6 +79,7 @@ class Protocol:
     receiver_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     lookups: tuple[str, ...] = ()
     source: str = ""
+    capacities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def retention_days(self) -> int:
@@ -87,6 +90,13 @@ class Protocol:
 
     def allows_receiver(self, partner: PartnerRef) -> bool:
         return any(_matches(s, partner) for s in self.receivers)
+
+    def allows_capacity(self, capacity: str, partner: PartnerRef) -> bool:
+        """May ``partner`` follow a person in ``capacity`` under this protocol (reference directory)?"""
+        if capacity not in self.capacities or not self.allows_receiver(partner):
+            return False
+        holders = self.capacities[capacity]
+        return not holders or any(_matches(s, partner) for s in holders)
 
     def fields_for(self, receiver: PartnerRef) -> tuple[str, ...]:
         for selector, narrowed in self.receiver_fields.items():
@@ -188,7 +198,19 @@ def _parse(path: Path, spec: Any) -> Protocol:
         receiver_fields={k: tuple(v) for k, v in (spec.get("receiverFields") or {}).items()},
         lookups=tuple(spec.get("lookups") or ()),
         source=str(path.name),
+        capacities=_capacities(path, spec.get("capacities")),
     )
+
+
+def _capacities(path: Path, spec: Any) -> dict[str, tuple[str, ...]]:
+    """``capacities`` as a list (any receiver may hold them) or a mapping capacity -> selectors."""
+    if spec is None:
+        return {}
+    if isinstance(spec, list):
+        return {str(c): () for c in spec}
+    if isinstance(spec, dict):
+        return {str(c): tuple(v or ()) for c, v in spec.items()}
+    raise ConfigurationError(f"{path}: capacities is a list or a mapping")
 
 
 # -- field paths --------------------------------------------------------------

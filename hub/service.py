@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +27,13 @@ import orjson
 import structlog
 from lxml import etree
 from sqlalchemy import Engine, and_, bindparam, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
 from hub import xmlsafe
 from hub.audit import AuditEvent
 from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, new_data_key
+from hub.directory import Directory, Forwarding
 from hub.errors import (
     Conflict,
     ErrorCollector,
@@ -68,14 +71,18 @@ class Accepted:
     receivers: tuple[str, ...]
     received_at: datetime
     duplicate: bool = False
+    forwarding: Forwarding | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "messageId": self.message_id,
             "status": "accepted",
             "receivers": list(self.receivers),
             "receivedAt": self.received_at.isoformat(),
         }
+        if self.forwarding is not None:
+            out["forwarding"] = self.forwarding.as_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +186,22 @@ class Hub:
         )
         self.engine: Engine = make_engine(settings)
         self.writer = Writer(make_engine(settings, writer=True), batch_max=settings.store.batch_max)
+        self.directory = Directory(
+            engine=self.engine,
+            writer=self.writer,
+            hasher=self.hasher,
+            keys=self.keys,
+            protocols=self.protocols,
+            partners=self.partners,
+            allow_test_numbers=settings.insz_test_numbers,
+        )
         self.transport: Transport | None = None
         self.http: httpx.AsyncClient | None = None
         self._adapters: dict[str, Adapter] = {}
+        # the configuration each adapter was built from: a changed one is rebuilt (plateau moves)
+        self._adapter_specs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._retired: list[Adapter] = []
+        self._partners_loaded = 0.0
         self.started = False
         self.metrics = Metrics()
 
@@ -196,6 +216,19 @@ class Hub:
     def reload_partners(self) -> None:
         with self.engine.connect() as conn:
             self.partners.load(conn)
+        self._partners_loaded = time.monotonic()
+
+    def refresh_partners(self) -> None:
+        """Reload the partner configuration when it is older than ``partners_refresh_seconds``.
+
+        Moving a partner to another plateau (another adapter, or none) is a change in
+        its configuration only; the running hub follows it without a restart.
+        """
+        if time.monotonic() - self._partners_loaded >= self.settings.partners_refresh_seconds:
+            try:
+                self.reload_partners()
+            except SQLAlchemyError as exc:
+                log.warning("partners_reload_failed", error=exc.__class__.__name__)
 
     async def start(self, transport: Transport) -> None:
         self.open_store()
@@ -204,12 +237,13 @@ class Hub:
         self.started = True
 
     async def stop_adapters(self) -> None:
-        for adapter in self._adapters.values():
+        for adapter in [*self._adapters.values(), *self._retired]:
             try:
                 await adapter.aclose()
             except HubError as exc:
                 log.warning("adapter_close_failed", partner=adapter.partner_id, error=str(exc))
         self._adapters.clear()
+        self._retired.clear()
 
     async def stop(self) -> None:
         await self.stop_adapters()
@@ -232,18 +266,24 @@ class Hub:
     def adapter_for(self, partner: Partner) -> Adapter | None:
         if not partner.adapter:
             return None
+        spec = (partner.adapter, dict(partner.adapter_config))
         adapter = self._adapters.get(partner.id)
+        if adapter is not None and self._adapter_specs.get(partner.id) != spec:
+            self._retired.append(adapter)  # closed at stop; a delivery may still be using it
+            adapter = None
         if adapter is None:
             if self.http is None:
                 raise HubError("de hub is niet gestart")
             adapter = build_adapter(partner.adapter, partner.id, partner.adapter_config, self.http)
             self._adapters[partner.id] = adapter
+            self._adapter_specs[partner.id] = spec
         return adapter
 
     # -- authentication -----------------------------------------------------------
 
     def authenticate(self, token: str) -> Partner:
         """The partner holding this token; reloads the directory once if the token is new."""
+        self.refresh_partners()
         if not self.partners.knows_token(token):
             self.reload_partners()
         return self.partners.authenticate(token)
@@ -279,7 +319,7 @@ class Hub:
         except HubError as exc:
             await self._refused(caller, message.envelope, exc, channel)
             raise
-        mtype, protocol, envelope, payload_bytes = prepared
+        mtype, protocol, envelope, payload_bytes, forwarding = prepared
         # payloads are keyed by the month they arrived in: retention counts from receipt
         period = datetime.now(UTC).strftime("%Y-%m")
         key_ref = self.keys.cached(protocol.id, period)
@@ -291,6 +331,11 @@ class Hub:
         nonce, ciphertext = encrypt(key_ref[1], payload_bytes, message_id.encode())
         digest = _digest(envelope, payload_bytes)
         subject_hash = self.subject_hash(envelope)
+        directory_effects = None
+        if forwarding is not None and forwarding.effects and envelope.subject_type and envelope.subject_id:
+            directory_effects = self.directory.effects_unit(
+                forwarding, envelope.subject_type, envelope.subject_id, await self.directory.key()
+            )
         unit = _IngestUnit(
             envelope=envelope,
             protocol=protocol,
@@ -303,6 +348,8 @@ class Hub:
             size=len(payload_bytes),
             channel=channel,
             transport=self.transport,
+            forwarding=forwarding,
+            directory_effects=directory_effects,
         )
         result = await self.writer.submit(unit)
         if result.duplicate:
@@ -321,7 +368,7 @@ class Hub:
 
     def _prepare(
         self, caller: Partner, message: env.Message, pointer: str
-    ) -> tuple[MessageType, Protocol, env.Envelope, bytes]:
+    ) -> tuple[MessageType, Protocol, env.Envelope, bytes, Forwarding | None]:
         envelope = message.envelope
         if envelope.sender and envelope.sender != caller.id:
             raise NotAllowed(
@@ -352,11 +399,31 @@ class Hub:
                 invalid_params=[InvalidParam("subject", "moet gelijk zijn aan " + mtype.subject_field, "subject")],
             )
         # who may send what under which protocol is known before routing; say that first
-        self.protocols.authorize(purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=())
-        receivers = envelope.receivers or self.router.route(
-            mtype.name, caller.id, message.payload, self.partners.code_owner
+        base = self.protocols.authorize(
+            purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=()
         )
-        if not receivers:
+        routed = self.router.route(mtype.name, caller.id, message.payload, self.partners.code_owner)
+        receivers = envelope.receivers or routed
+        forwarding = None
+        if (
+            envelope.subject_type
+            and envelope.subject_id
+            and self.router.to_followers(mtype.name, caller.id, message.payload)
+        ):
+            # person-bound: the reference directory decides, and "nobody" is an answer, not an error
+            forwarding = self.directory.plan(
+                protocol=base,
+                sender=caller,
+                message_type=mtype.name,
+                subject_type=envelope.subject_type,
+                subject_id=envelope.subject_id,
+                payload=message.payload,
+                fixed=routed,
+                code_owner=self.partners.code_owner,
+            )
+            if not envelope.receivers:
+                receivers = forwarding.receivers
+        if not receivers and forwarding is None:
             raise NotAllowed(
                 f"geen ontvanger gevonden voor {mtype.name} van {caller.id}: geen routeringsregel past",
                 invalid_params=[
@@ -386,8 +453,12 @@ class Hub:
                     InvalidParam(f, "veld niet toegestaan onder dit protocol", "minimisation") for f in extra
                 ],
             )
+        if forwarding is not None and envelope.receivers:
+            # receivers the sender names itself are served only if the directory allows them too
+            forwarding = forwarding.restricted_to(envelope.receivers)
+            receivers = forwarding.receivers
         envelope = envelope.with_receivers(tuple(receivers))
-        return mtype, protocol, envelope, etree.tostring(message.payload)
+        return mtype, protocol, envelope, etree.tostring(message.payload), forwarding
 
     async def _refused(self, caller: Partner, envelope: env.Envelope | None, exc: HubError, channel: str) -> None:
         await self.writer.submit(self.refused_unit(caller.id, envelope, exc, channel))
@@ -677,8 +748,14 @@ class _IngestUnit:
     size: int
     channel: str
     transport: Transport | None
+    forwarding: Forwarding | None = None
+    directory_effects: Callable[[Tx, Mapping[str, Any]], None] | None = None  # reference-directory changes
 
-    pure = True  # only reads and buffers: no SAVEPOINT needed (see hub.store.database.Tx)
+    @property
+    def pure(self) -> bool:
+        """Only reads and buffers, so no SAVEPOINT is needed (see hub.store.database.Tx); the
+        reference-directory effects of a person-bound event write directly, so those need one."""
+        return self.directory_effects is None
 
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
@@ -691,7 +768,8 @@ class _IngestUnit:
             digest, sender, receivers, received_at = seen
             if sender != e.sender or digest != self.digest:
                 raise Conflict(f"bericht-id {message_id} is al gebruikt voor een ander bericht")
-            return Accepted(message_id, receivers, received_at, duplicate=True)
+            replayed = Forwarding(tuple(receivers), replayed=True) if self.forwarding is not None else None
+            return Accepted(message_id, receivers, received_at, duplicate=True, forwarding=replayed)
         tx.batch.pending[message_id] = (self.digest, e.sender, e.receivers, tx.now)
         tx.insert(
             messages,
@@ -748,8 +826,13 @@ class _IngestUnit:
         tx.audit(
             AuditEvent("received", detail={"channel": self.channel, "version": e.version, "bytes": self.size}, **common)
         )
-        tx.audit(AuditEvent("routed", detail={"receivers": list(e.receivers)}, **common))
+        routed: dict[str, Any] = {"receivers": list(e.receivers)}
+        if self.forwarding is not None:
+            routed.update(self.forwarding.summary)
+        tx.audit(AuditEvent("routed", detail=routed, **common))
+        if self.directory_effects is not None:
+            self.directory_effects(tx, common)
         transport = self.transport
         if transport is not None:
             tx.after_commit(lambda: transport.publish(jobs))
-        return Accepted(message_id, e.receivers, tx.now)
+        return Accepted(message_id, e.receivers, tx.now, forwarding=self.forwarding)

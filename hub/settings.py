@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Development-only keys: the hub refuses to start with them outside development.
 DEV_PAYLOAD_KEY = base64.b64encode(b"knooppunt-development-payload-k!").decode()
 DEV_AUDIT_KEY = base64.b64encode(b"knooppunt-development-audit-hmac").decode()
+# Ed25519 private seed that signs audit checkpoints in development.
+DEV_SIGNING_KEY = base64.b64encode(b"knooppunt-development-audit-sign").decode()
 
 
 class DeliverySettings(BaseModel):
@@ -68,6 +70,41 @@ class StoreSettings(BaseModel):
     statement_timeout_ms: int = Field(default=5000, ge=100)
 
 
+class OidcSettings(BaseModel):
+    """The citizen's OpenID Connect provider (FAS/CSAM for eID and itsme, DigiD through a broker).
+
+    Endpoints come from ``issuer``/.well-known/openid-configuration unless given.
+    """
+
+    issuer: str
+    client_id: str
+    client_secret: str = ""
+    scope: str = "openid"
+    subject_claim: str = Field(default="sub", description="The claim holding the national number, e.g. egovNRN or bsn")
+    subject_type: Literal["INSZ", "BSN"] = "INSZ"
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    jwks_uri: str | None = None
+
+
+class PortalSettings(BaseModel):
+    """The upload portal of plateau-1 partners."""
+
+    max_upload_bytes: int = Field(default=5_242_880, ge=1024)
+    max_upload_rows: int = Field(default=5000, ge=1)
+    session_hours: float = Field(default=8.0, gt=0)
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    upload_wait_seconds: float = Field(default=5.0, ge=0)
+    # e-mail that something arrived in a plateau-1 inbox: off unless smtp_host is set
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "knooppunt@localhost"
+    notify_interval_seconds: float = Field(default=900.0, ge=0)
+
+
 class Settings(BaseSettings):
     """The hub's configuration."""
 
@@ -87,6 +124,11 @@ class Settings(BaseSettings):
     payload_key: str = DEV_PAYLOAD_KEY
     payload_old_keys: list[str] = Field(default_factory=list)
     audit_hmac_key: str = DEV_AUDIT_KEY
+    # Ed25519 private seed (base64 of 32 bytes) that signs audit checkpoints,
+    # and the log's name (the checkpoint origin line and the signer's key name).
+    audit_signing_key: str = DEV_SIGNING_KEY
+    audit_origin: str = "knooppunt.local/audit"
+    audit_checkpoint_seconds: float = Field(default=300.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_xml_depth: int = Field(default=64, ge=8)
@@ -94,12 +136,19 @@ class Settings(BaseSettings):
     magda_url: str | None = None
     run_workers: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # the inburgeraar's own view (/mijn-dossier): which identity step (hub/identity.py)
+    # ("auto": the development login outside production, off in production)
+    citizen_login: Literal["auto", "off", "development", "oidc"] = "auto"
+    citizen_oidc: OidcSettings | None = None
+    # how stale the running hub's view of the partner configuration may get (plateau moves)
+    partners_refresh_seconds: float = Field(default=5.0, ge=0)
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
-    @field_validator("payload_key", "audit_hmac_key")
+    @field_validator("payload_key", "audit_hmac_key", "audit_signing_key")
     @classmethod
     def _key_is_32_bytes(cls, value: str) -> str:
         try:
@@ -112,11 +161,32 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> Settings:
-        if self.env == "production" and (self.payload_key == DEV_PAYLOAD_KEY or self.audit_hmac_key == DEV_AUDIT_KEY):
+        if self.env == "production" and (
+            self.payload_key == DEV_PAYLOAD_KEY
+            or self.audit_hmac_key == DEV_AUDIT_KEY
+            or self.audit_signing_key == DEV_SIGNING_KEY
+        ):
             raise ConfigurationError(
-                "KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must be set outside development"
+                "KNOOPPUNT_PAYLOAD_KEY, KNOOPPUNT_AUDIT_HMAC_KEY and KNOOPPUNT_AUDIT_SIGNING_KEY"
+                " must be set outside development"
             )
         return self
+
+    @model_validator(mode="after")
+    def _no_development_login_in_production(self) -> Settings:
+        if self.env == "production" and self.citizen_login == "development":
+            raise ConfigurationError("KNOOPPUNT_CITIZEN_LOGIN=development is refused in production")
+        if self.citizen_login == "oidc" and self.citizen_oidc is None:
+            raise ConfigurationError(
+                "KNOOPPUNT_CITIZEN_LOGIN=oidc needs KNOOPPUNT_CITIZEN_OIDC__ISSUER and __CLIENT_ID"
+            )
+        return self
+
+    @property
+    def citizen_login_provider(self) -> str:
+        if self.citizen_login == "auto":
+            return "off" if self.env == "production" else "development"
+        return self.citizen_login
 
     @property
     def payload_key_bytes(self) -> bytes:
@@ -125,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def audit_key_bytes(self) -> bytes:
         return base64.b64decode(self.audit_hmac_key)
+
+    @property
+    def audit_signing_seed(self) -> bytes:
+        return base64.b64decode(self.audit_signing_key)
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -43,15 +44,22 @@ def settings(tmp_path: Path) -> Settings:
 
 
 class ServerThread:
-    """uvicorn servers in a thread of their own, with their own event loop."""
+    """uvicorn servers in a thread of their own, with their own event loop.
 
-    def __init__(self, servers: list[uvicorn.Server]) -> None:
+    A server may come with a socket already bound (``sockets``), so its port is known
+    before its app is built, without a race for a free port.
+    """
+
+    def __init__(self, servers: list[uvicorn.Server], sockets: dict[int, socket.socket] | None = None) -> None:
         self.servers = servers
+        self.sockets = sockets or {}
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         async def main() -> None:
-            await asyncio.gather(*(s.serve() for s in self.servers))
+            await asyncio.gather(
+                *(s.serve(sockets=[self.sockets[i]] if i in self.sockets else None) for i, s in enumerate(self.servers))
+            )
 
         asyncio.run(main())
 
@@ -138,12 +146,18 @@ def start_live_hub(
         for partner in extra:
             store.writer.run_sync(upsert_partner(partner, actor="test"))
         store.close_store()
+    # the hub must know its own URL (redirects, OIDC callbacks): bind its socket first
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", hub_port))
+    hub_port = int(listener.getsockname()[1])
+    settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{hub_port}"})
     hub_server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=hub_port, log_level="warning")
     )
-    thread = ServerThread([hub_server])
+    thread = ServerThread([hub_server], {0: listener})
     thread.start()
-    port = bound_port(hub_server)
+    port = hub_port
     return LiveHub(
         url=f"http://127.0.0.1:{port}",
         settings=settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}),

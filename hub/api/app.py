@@ -15,11 +15,14 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
-from hub.api import health, lookups, messages, ops, schemas, soap, wus
+from hub.api import audit as audit_api
+from hub.api import citizen, directory, health, lookups, messages, ops, repertorium, reporting, schemas, soap, wus
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
+from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
+from hub.portal.routes import router as portal_router
 from hub.service import Hub
 from hub.settings import Settings
 from hub.transport import open_transport
@@ -42,10 +45,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dispatcher = dispatcher
         if settings.run_workers:
             await dispatcher.start(recover_all=settings.is_sqlite)
+        signer = CheckpointSigner.from_settings(settings)
+        checkpoints = asyncio.create_task(
+            checkpoint_periodically(hub.writer, signer, settings.audit_checkpoint_seconds)
+        )
         log.info("hub_started", database=hub.engine.dialect.name, transport=settings.transport)
         try:
             yield
         finally:
+            checkpoints.cancel()
+            await asyncio.gather(checkpoints, return_exceptions=True)
             await dispatcher.stop()
             await hub.stop()
             log.info("hub_stopped")
@@ -63,11 +72,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadersMiddleware)
     app.include_router(messages.router)
     app.include_router(lookups.router)
+    app.include_router(audit_api.router)
     app.include_router(schemas.router)
     app.include_router(soap.router)
     app.include_router(wus.router)
     app.include_router(health.router)
     app.include_router(ops.router)
+    app.include_router(directory.router)
+    app.include_router(repertorium.router)
+    app.include_router(citizen.router)
+    app.include_router(reporting.router)
+    app.include_router(portal_router)
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:
@@ -149,8 +164,17 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
-    for model in (messages.MessageIn, lookups.PersoonZoek, lookups.InschrijvingenZoek):
-        schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for model in (
+        messages.MessageIn,
+        lookups.PersoonZoek,
+        lookups.InschrijvingenZoek,
+        audit_api.AuditZoek,
+        audit_api.PersoonsRapportVraag,
+    ):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, nested in definition.pop("$defs", {}).items():
+            schemas.setdefault(name, nested)
+        schemas.setdefault(model.__name__, definition)
     components["headers"] = {
         "API-Version": {
             "description": "De volledige versie van de API",

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import current_partner, get_hub, read_body
+from hub.dispatch import receipt_unit
 from hub.errors import HubError, UnsupportedMediaType
 from hub.partners import Partner
 
@@ -47,11 +48,15 @@ class AcceptedOut(BaseModel):
     status: str
     receivers: list[str]
     receivedAt: str  # noqa: N815
+    forwarding: dict[str, Any] | None = Field(
+        default=None,
+        description="Persoonsgebonden berichten: doorgestuurd naar wie, niet doorgestuurd waarom (aantallen)",
+    )
 
 
 class DeliveryOut(BaseModel):
     receiver: str
-    status: str = Field(description="pending | retrying | delivered | dead")
+    status: str = Field(description="pending | retrying | in_inbox (wacht in de portaal-inbox) | delivered | dead")
     attempts: int
     deliveredAt: str | None  # noqa: N815
     nextAttemptAt: str | None  # noqa: N815
@@ -153,5 +158,14 @@ async def inbox(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     type: Annotated[str | None, Query(description="Alleen dit berichttype", pattern="^[a-z][a-z0-9-]{1,62}$")] = None,
 ) -> Response:
-    """Messages addressed to the caller, oldest first, each minimised to the caller's protocol."""
-    return _json(get_hub(request).inbox(caller, after=after, limit=limit, message_type=type))
+    """Messages addressed to the caller, oldest first, each minimised to the caller's protocol.
+    Fetching a message that waits in the inbox (plateau 1) records its receipt: it becomes delivered."""
+    hub = get_hub(request)
+    page = hub.inbox(caller, after=after, limit=limit, message_type=type)
+    waiting = [item["cursor"] for item in page["items"] if item["deliveryStatus"] == "in_inbox"]
+    if waiting:
+        await hub.writer.submit(receipt_unit(caller.id, waiting, actor=f"api:{caller.id}", how="fetched"))
+        for item in page["items"]:
+            if item["deliveryStatus"] == "in_inbox":
+                item["deliveryStatus"] = "delivered"
+    return _json(page)

@@ -6,7 +6,8 @@ Request body (document/literal)::
       <env:Envelope xmlns:env="urn:knooppunt:envelope:1"> header + payload </env:Envelope>
     </soap:Body></soap:Envelope>
 
-Answer: ``<ks:Accepted>`` with messageId, status, receiver*, receivedAt.
+Answer: ``<ks:Accepted>`` with messageId, status, receiver*, receivedAt, and for a person-bound
+message ``forwarding`` (forwarded, notForwarded reason/count, reason).
 
 The same endpoint answers the lookups ``<ks:ZoekPersoon>`` and
 ``<ks:ZoekInschrijvingen>`` (insz, purpose, van?, tot?) with ``<ks:Opvraging>``
@@ -59,6 +60,24 @@ def wsdl(public_url: str, schemas_dir: Path) -> bytes:
             <xs:element name="status" type="xs:string"/>
             <xs:element name="receiver" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
             <xs:element name="receivedAt" type="xs:dateTime"/>
+            <xs:element name="forwarding" minOccurs="0">
+              <xs:annotation><xs:documentation>Person-bound messages: forwarded to how many followers,
+                and why others were not (reference directory).</xs:documentation></xs:annotation>
+              <xs:complexType>
+                <xs:sequence>
+                  <xs:element name="forwarded" type="xs:int"/>
+                  <xs:element name="notForwarded" minOccurs="0" maxOccurs="unbounded">
+                    <xs:complexType>
+                      <xs:sequence>
+                        <xs:element name="reason" type="xs:string"/>
+                        <xs:element name="count" type="xs:int"/>
+                      </xs:sequence>
+                    </xs:complexType>
+                  </xs:element>
+                  <xs:element name="reason" type="xs:string" minOccurs="0"/>
+                </xs:sequence>
+              </xs:complexType>
+            </xs:element>
           </xs:sequence>
         </xs:complexType>
       </xs:element>
@@ -279,4 +298,13 @@ async def soap_send(request: Request) -> Response:
     for receiver in accepted.receivers:
         etree.SubElement(answer, _K + "receiver").text = receiver
     etree.SubElement(answer, _K + "receivedAt").text = accepted.received_at.isoformat()
+    if accepted.forwarding is not None:
+        forwarding = etree.SubElement(answer, _K + "forwarding")
+        etree.SubElement(forwarding, _K + "forwarded").text = str(len(accepted.forwarding.receivers))
+        for reason, count in sorted(accepted.forwarding.not_forwarded.items()):
+            item = etree.SubElement(forwarding, _K + "notForwarded")
+            etree.SubElement(item, _K + "reason").text = reason
+            etree.SubElement(item, _K + "count").text = str(count)
+        if accepted.forwarding.reason:
+            etree.SubElement(forwarding, _K + "reason").text = accepted.forwarding.reason
     return _soap(answer)

@@ -211,6 +211,11 @@ class Writer:
                 conn.close()
 
     def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
+        # A caller that gave up (its task was cancelled, e.g. at shutdown) is not waited for: its
+        # unit is not run at all.
+        batch = [job for job in batch if not _abandoned(job)]
+        if not batch:
+            return conn
         try:
             if conn is None:
                 # (re)connect lazily: a database that is down fails this batch, not the writer thread
@@ -269,6 +274,12 @@ class Writer:
             chain.flush()
             chain.write_head()
         return results
+
+
+def _abandoned(job: _Job[Any]) -> bool:
+    if job.future is not None:
+        return job.future.cancelled()
+    return job.waiter is not None and job.waiter.cancelled()
 
 
 def _run_hooks(callbacks: list[Callable[[], None]]) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -142,6 +143,9 @@ audit_events = Table(
     Index(None, "subject_hash", "occurred_at"),
     Index(None, "message_id"),
     Index(None, "occurred_at"),
+    # DPO searches by partner, newest first (migration 0002).
+    Index(None, "sender", "seq"),
+    Index(None, "receiver", "seq"),
 )
 
 audit_head = Table(
@@ -150,4 +154,159 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+# -- reference directory (hub/directory.py) ------------------------------------
+# A person is a row; identifiers (INSZ, bis number, BSN) point at it by their
+# keyed hash, so a replaced or cancelled number keeps the person's follow-ups
+# and history together. Identifier values are stored only encrypted.
+
+directory_persons = Table(
+    "directory_persons",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", TS, nullable=False),
+)
+
+directory_identifiers = Table(
+    "directory_identifiers",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("person_id", Integer, ForeignKey("directory_persons.id"), nullable=False),
+    Column("id_type", String(4), nullable=False),
+    Column("data_key_id", Integer, ForeignKey("data_keys.id"), nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("replaced_by", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("changed_at", TS, nullable=True),
+    Index(None, "person_id"),
+)
+
+directory_subscriptions = Table(
+    "directory_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person_id", Integer, ForeignKey("directory_persons.id"), nullable=False),
+    Column("partner_id", String(64), nullable=False),
+    Column("capacity", String(64), nullable=False),
+    Column("protocol_id", String(96), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_until", Date, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("ended_at", TS, nullable=True),
+    Column("end_reason", String(64), nullable=True),
+    # covering for the routing lookup (person -> partner, capacity, period): no table reads
+    Index("ix_directory_subscriptions_follow", "person_id", "partner_id", "capacity", "valid_from", "valid_until"),
+    Index(None, "partner_id"),
+)
+# -- the upload portal (plateau 1): organisations are partners, with users ------------
+
+portal_organisations = Table(
+    "portal_organisations",
+    metadata,
+    Column("partner_id", String(64), ForeignKey("partners.id"), primary_key=True),
+    Column("require_totp", Boolean, nullable=False, default=False),
+    Column("notify_email", String(254), nullable=True),
+    Column("updated_at", TS, nullable=False),
+)
+
+portal_users = Table(
+    "portal_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("username", String(254), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("totp_secret", String(160), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", TS, nullable=True),
+    Column("last_login_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index(None, "partner_id"),
+)
+
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("second_factor_done", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index(None, "user_id"),
+)
+
+portal_uploads = Table(
+    "portal_uploads",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("filename", String(200), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("message_type", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("rows_total", Integer, nullable=False, default=0),
+    Column("rows_sent", Integer, nullable=False, default=0),
+    Column("rows_duplicate", Integer, nullable=False, default=0),
+    Column("rows_failed", Integer, nullable=False, default=0),
+    Column("report", JSON, nullable=False, default=list),
+    Column("created_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Index(None, "partner_id", "created_at"),
+)
+
+portal_handled = Table(
+    "portal_handled",
+    metadata,
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("handled_at", TS, nullable=False),
+)
+
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    # Completed perfect subtrees of the Merkle tree over audit_events, from
+    # level 8 (256 records) up: a cache that makes tree heads and proofs
+    # O(log n) reads. Never trusted by verify, which recomputes from records.
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(200), nullable=False),
+    Column("tree_size", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("key_id", String(8), nullable=False),
+    Column("note", Text, nullable=False),
+    Index(None, "tree_size"),
+)
+
+# -- data protection officers: separate credentials for the audit API -------------------
+
+dpo_accounts = Table(
+    "dpo_accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
 )

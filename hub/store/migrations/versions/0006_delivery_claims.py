@@ -1,7 +1,7 @@
 """delivery claims: which worker holds a delivery, and until when
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0006_delivery_claims
+Revises: 0005_dpo
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0006_delivery_claims"
+down_revision: str | None = "0005_dpo"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
