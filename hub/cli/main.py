@@ -40,6 +40,7 @@ app.add_typer(dpo_app, name="dpo")
 app.add_typer(lookup.app, name="lookup")
 app.add_typer(schemas.app, name="schemas")
 app.command("check-partner")(lookup.check_partner)
+app.command("reconcile")(lookup.reconcile)
 app.add_typer(users_app, name="users")
 
 console = Console()
