@@ -109,6 +109,15 @@ def run(
         )
         console.print(f"  curl -s {setup.simulators['gemeente-utrecht'].url}   # wat Utrecht ontving")
         console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
+        console.print("\nVraag een persoon op via MAGDA (AgII, onder protocol be-opvolging-inburgeraar):")
+        magda = setup.simulators.get("magda")
+        state = f"http://127.0.0.1:{magda.port}/_control/state" if magda else "<MAGDA-simulator>/_control/state"
+        console.print(
+            f"  curl -s -X POST {base}/v1/personen/_zoek -H 'Authorization: Bearer {setup.tokens['agii']}' "
+            "-H 'Content-Type: application/json' "
+            f"""-d '{{"insz": "<INSZ uit {state}>", "purpose": "be-opvolging-inburgeraar"}}'""",
+            soft_wrap=True,
+        )
     console.print("\nStoppen: Ctrl-C\n")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings, host, port, setup))
