@@ -35,6 +35,9 @@ lint: $(STAMP)  ## ruff, mypy (strict), import-linter contracts
 
 bench: $(STAMP)  ## benchmarks with a baseline measured in the same run
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.lookup
+	$(BIN)/python -m bench.directory
+	$(BIN)/python -m bench.audit
 
 openapi: $(STAMP)  ## regenerate the committed OpenAPI document and WSDL
 	$(BIN)/python -m hub.api.contracts write

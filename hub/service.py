@@ -26,7 +26,7 @@ import httpx
 import orjson
 import structlog
 from lxml import etree
-from sqlalchemy import Engine, and_, bindparam, insert, select
+from sqlalchemy import Engine, String, and_, bindparam, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
@@ -562,6 +562,30 @@ class Hub:
         await self.writer.submit(_audit_unit(consulted))
         log.info("person_consulted", partner=partner.id, requester=requester.id, lookup=kind, found=result.found)
         return {"found": result.found, "data": data, "waarschuwingen": list(result.warnings), "bron": partner.id}
+
+    # -- reconciliation -------------------------------------------------------------
+
+    def exchange_counts(self, partner_id: str, period: str) -> tuple[dict[str, str], dict[str, str]]:
+        """What the hub received from a partner, and delivered to it, in a period (``YYYY-MM[-DD]``
+        of the message's createdAt): two ``{message id: type}`` maps, for a completeness check."""
+        like = f"{period}%"
+        created = func.cast(messages.c.created_at, String)
+        with self.engine.connect() as conn:
+            received = conn.execute(
+                select(messages.c.id, messages.c.type).where(and_(messages.c.sender == partner_id, created.like(like)))
+            ).all()
+            sent = conn.execute(
+                select(messages.c.id, messages.c.type)
+                .join(deliveries, deliveries.c.message_id == messages.c.id)
+                .where(
+                    and_(
+                        deliveries.c.receiver == partner_id,
+                        deliveries.c.status == "delivered",
+                        created.like(like),
+                    )
+                )
+            ).all()
+        return {r.id: r.type for r in received}, {r.id: r.type for r in sent}
 
     # -- reading ------------------------------------------------------------------
 

@@ -78,3 +78,5 @@ def test_demo_scenario_runs_and_everything_arrives(settings: Settings) -> None:
     assert result.exit_code == 0, result.output
     assert "Wat ging waarheen" in result.output
     assert "Auditketen: in orde" in result.output
+    assert "Opvraging via MAGDA (GeefPersoon) door AgII" in result.output
+    assert "NT2" in result.output

@@ -108,3 +108,33 @@ def test_wus_for_a_partner_without_such_link_is_404(chain: tuple[LiveHub, str]) 
     live, _ = chain
     r = httpx.post(f"{live.url}/wus/coa", content=b"<x/>", headers={"Content-Type": "text/xml"}, timeout=10)
     assert r.status_code == 404
+
+
+def test_reconcile_finds_a_message_the_partner_dropped(chain: tuple[LiveHub, str]) -> None:
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from hub.cli.main import app
+
+    live, sim = chain
+    ids = []
+    for _ in range(3):
+        doc = demo.pip(rng, "0344")
+        with live.client("gemeente-utrecht") as c:
+            assert c.post("/v1/berichten", json=doc).status_code == 202
+        live.wait_status("gemeente-utrecht", doc["messageId"], {"delivered"})
+        ids.append(doc["messageId"])
+    env = {"KNOOPPUNT_DATABASE_URL": live.settings.database_url, "KNOOPPUNT_LOG_LEVEL": "warning"}
+    period = datetime.now(UTC).strftime("%Y-%m")
+    runner = CliRunner()
+    whole = runner.invoke(app, ["reconcile", "--partner", "duo", "--period", period, "--json"], env=env)
+    assert whole.exit_code == 0, whole.output
+    # DUO loses one message it had acknowledged: the completeness check names it
+    httpx.delete(f"{sim}/control/received/{ids[1]}", timeout=10).raise_for_status()
+    gap = runner.invoke(app, ["reconcile", "--partner", "duo", "--period", period, "--json"], env=env)
+    assert gap.exit_code == 1, gap.output
+    import json
+
+    report = json.loads(gap.stdout)
+    assert report["richtingen"][0]["ontbreekt"] == [ids[1]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the hub's ASGI app; the store, transport and workers start in the lifespan."""
     settings = settings or Settings()
     logs.configure(json=True, level=settings.log_level)
+    # The group-commit writer is a thread that can hold the GIL for a whole switch interval
+    # while the event loop waits; KNOOPPUNT_STORE__SWITCH_INTERVAL_MS trades latency for
+    # throughput (CPython's default, 5 ms, unless set).
+    sys.setswitchinterval(settings.store.switch_interval_ms / 1000)
     hub = Hub(settings)
 
     @asynccontextmanager

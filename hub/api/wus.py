@@ -16,12 +16,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 
 from hub.api.deps import get_hub, read_body
 from hub.errors import HubError, NotFound
 from hub.ports import InboundLink
-from hub.store.tables import deliveries, messages
+from hub.store.tables import messages
 
 router = APIRouter(tags=["wus"], include_in_schema=False)
 
@@ -54,27 +54,7 @@ async def wus_inbound(partner_id: str, request: Request) -> Response:
         return accepted.duplicate, accepted.message_id
 
     async def counts(period: str) -> tuple[Mapping[str, str], Mapping[str, str]]:
-        like = f"{period}%"
-        with hub.engine.connect() as conn:
-            received = conn.execute(
-                select(messages.c.id, messages.c.type).where(
-                    and_(
-                        messages.c.sender == partner.id, func.cast(messages.c.created_at, messages.c.id.type).like(like)
-                    )
-                )
-            ).all()
-            sent = conn.execute(
-                select(messages.c.id, messages.c.type)
-                .join(deliveries, deliveries.c.message_id == messages.c.id)
-                .where(
-                    and_(
-                        deliveries.c.receiver == partner.id,
-                        deliveries.c.status == "delivered",
-                        func.cast(messages.c.created_at, messages.c.id.type).like(like),
-                    )
-                )
-            ).all()
-        return {r.id: r.type for r in received}, {r.id: r.type for r in sent}
+        return hub.exchange_counts(partner.id, period)
 
     async def refused(error: HubError) -> None:
         if id(error) not in audited:

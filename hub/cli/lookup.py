@@ -137,3 +137,63 @@ def check_partner(partner_id: Annotated[str, typer.Argument(metavar="NAME")]) ->
         console.print(f"{key:>14}: {value}")
     console.print("[green]in orde[/green]" if ok else "[red]niet in orde[/red]")
     raise typer.Exit(0 if ok else 1)
+
+
+async def _reconcile(settings: Settings, partner_id: str, period: str) -> tuple[bool, list[dict[str, Any]]]:
+    hub = _hub(settings)
+    try:
+        partner = hub.partners.get(partner_id)
+        if partner is None:
+            raise HubError(f"onbekende partner {partner_id}")
+        async with httpx.AsyncClient() as http:
+            hub.http = http
+            adapter = hub.adapter_for(partner)
+            ask = getattr(adapter, "reconcile", None)
+            if adapter is None or not callable(ask):
+                raise HubError(f"{partner_id} kent geen afstemming (reconcile) in zijn koppeling")
+            theirs_received, theirs_sent = await ask(period)
+        ours_received, ours_sent = hub.exchange_counts(partner_id, period)
+    finally:
+        await hub.stop_adapters()
+        hub.close_store()
+    rows = []
+    for direction, ours, theirs in (
+        (f"knooppunt -> {partner_id}", set(ours_sent), set(theirs_received.message_ids)),
+        (f"{partner_id} -> knooppunt", set(theirs_sent.message_ids), set(ours_received)),
+    ):
+        sender_side, receiver_side = ours, theirs
+        rows.append(
+            {
+                "richting": direction,
+                "verstuurd": len(sender_side),
+                "ontvangen": len(receiver_side),
+                "ontbreekt": sorted(sender_side - receiver_side),
+                "onverwacht": sorted(receiver_side - sender_side),
+            }
+        )
+    return all(not r["ontbreekt"] and not r["onverwacht"] for r in rows), rows
+
+
+def reconcile(
+    partner: Annotated[str, typer.Option("--partner", help="Partner-id, bv. duo")],
+    period: Annotated[str, typer.Option("--period", help="Periode JJJJ-MM of JJJJ-MM-DD")],
+    as_json: Annotated[bool, typer.Option("--json", help="Als JSON")] = False,
+) -> None:
+    """Vergelijk aantallen en controlegetallen van wat beide kanten in een periode verstuurden en
+    ontvingen; noem elk ontbrekend bericht. Exitcode 1 bij een gat."""
+    try:
+        complete, rows = asyncio.run(_reconcile(Settings(), partner, period))
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(4) from exc
+    if as_json:
+        print(json.dumps({"partner": partner, "period": period, "compleet": complete, "richtingen": rows}, indent=2))
+    else:
+        for r in rows:
+            console.print(f"{r['richting']}: verstuurd {r['verstuurd']}, ontvangen {r['ontvangen']}")
+            for mid in r["ontbreekt"]:
+                console.print(f"  [red]ontbreekt[/red] {mid}")
+            for mid in r["onverwacht"]:
+                console.print(f"  [yellow]onverwacht[/yellow] {mid}")
+        console.print("[green]compleet[/green]" if complete else "[red]niet compleet[/red]")
+    raise typer.Exit(0 if complete else 1)

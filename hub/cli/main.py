@@ -40,6 +40,7 @@ app.add_typer(dpo_app, name="dpo")
 app.add_typer(lookup.app, name="lookup")
 app.add_typer(schemas.app, name="schemas")
 app.command("check-partner")(lookup.check_partner)
+app.command("reconcile")(lookup.reconcile)
 app.add_typer(users_app, name="users")
 
 console = Console()
@@ -124,6 +125,15 @@ def run(
         )
         console.print(f"  curl -s {setup.simulators['gemeente-utrecht'].url}   # wat Utrecht ontving")
         console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
+        console.print("\nVraag een persoon op via MAGDA (AgII, onder protocol be-opvolging-inburgeraar):")
+        magda = setup.simulators.get("magda")
+        state = f"http://127.0.0.1:{magda.port}/_control/state" if magda else "<MAGDA-simulator>/_control/state"
+        console.print(
+            f"  curl -s -X POST {base}/v1/personen/_zoek -H 'Authorization: Bearer {setup.tokens['agii']}' "
+            "-H 'Content-Type: application/json' "
+            f"""-d '{{"insz": "<INSZ uit {state}>", "purpose": "be-opvolging-inburgeraar"}}'""",
+            soft_wrap=True,
+        )
     console.print("\nStoppen: Ctrl-C\n")
     if supervisor is not None:
         supervisor.start()

@@ -68,6 +68,7 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
             for pid, sim in setup.simulators.items():
                 if sim.kind == "restpush":
                     received[pid] = (await client.get(sim.url)).json()
+            lookups = await _lookups(client, setup)
     finally:
         for s in servers:
             s.should_exit = True
@@ -91,6 +92,8 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
     for pid, body in received.items():
         sims.add_row(pid, str(body["count"]), str(body["duplicates"]))
     console.print(sims)
+    for line in lookups:
+        console.print(line)
     hub = Hub(settings)
     with hub.engine.connect() as conn:
         result = verify(conn)
@@ -120,3 +123,37 @@ async def _wait_delivered(
                 break
             await asyncio.sleep(0.1)
     return statuses
+
+
+async def _lookups(client: httpx.AsyncClient, setup: Any) -> list[str]:
+    """AgII asks MAGDA for a person and Discimus for enrolments, through the hub (audited as consulted)."""
+    magda = setup.simulators.get("magda")
+    discimus = setup.simulators.get("discimus")
+    if magda is None or discimus is None:
+        return []
+    personas = (await client.get(f"http://127.0.0.1:{magda.port}/_control/state")).json()["personas"]
+    nt2 = (await client.get(f"http://127.0.0.1:{discimus.port}/_control/state")).json()["personas"]["nt2"]
+    headers = {"Authorization": f"Bearer {setup.tokens['agii']}"}
+    purpose = "be-opvolging-inburgeraar"
+    person = await client.post(
+        "/v1/personen/_zoek", json={"insz": personas["regular"], "purpose": purpose}, headers=headers
+    )
+    enrolments = await client.post(
+        "/v1/inschrijvingen/_zoek", json={"insz": nt2, "purpose": purpose, "van": "2010-01-01"}, headers=headers
+    )
+    lines = []
+    if person.status_code == 200:
+        data = person.json()["data"]
+        where = (data.get("adres") or {}).get("gemeente", "?")
+        lines.append(f"Opvraging via MAGDA (GeefPersoon) door AgII: {data.get('achternaam')}, woont in {where}")
+    else:
+        lines.append(f"Opvraging via MAGDA mislukte: HTTP {person.status_code}")
+    if enrolments.status_code == 200:
+        items = enrolments.json()["data"].get("inschrijvingen", [])
+        nt2_count = sum(1 for e in items if e.get("nt2"))
+        lines.append(
+            f"Opvraging via Discimus (GeefHistoriekInschrijving): {len(items)} inschrijvingen, {nt2_count} NT2"
+        )
+    else:
+        lines.append(f"Opvraging via Discimus mislukte: HTTP {enrolments.status_code}")
+    return lines
