@@ -17,6 +17,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from hub import logs
+from hub.cli.keys import app as keys_app
+from hub.cli.pki import app as pki_app
 from hub.errors import HubError
 from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
@@ -30,6 +32,8 @@ audit_app = typer.Typer(help="Het auditlog.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(audit_app, name="audit")
+app.add_typer(pki_app, name="pki")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err = Console(stderr=True)
