@@ -49,6 +49,7 @@ log = structlog.get_logger(__name__)
 _ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
 # ETSI EN 319 412-1 semantics identifier: NTR (trade register) + country + "-" + number
 _SEMANTICS_PREFIX = re.compile(r"^(?:NTR|VAT|PSD|GOV|OIN|KBO)?(?:[A-Z]{2})?[-:]?", re.IGNORECASE)
+_LEEWAY = 5.0  # seconds of clock skew tolerated
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
@@ -313,13 +314,25 @@ class TokenService:
                 algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=5,
-                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+                # time is checked below against the service's clock (testable, one source of time)
+                options={
+                    "require": ["exp", "iat", "nbf", "sub", "aud", "iss"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthenticationFailed("toegangstoken verlopen; vraag een nieuw aan") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthenticationFailed(f"ongeldig toegangstoken: {exc.__class__.__name__}") from exc
+        now = self._clock()
+        try:
+            expires, not_before = float(claims["exp"]), float(claims["nbf"])
+        except (TypeError, ValueError) as exc:
+            raise AuthenticationFailed("ongeldig toegangstoken: exp/nbf") from exc
+        if now > expires + _LEEWAY:
+            raise AuthenticationFailed("toegangstoken verlopen; vraag een nieuw aan")
+        if now + _LEEWAY < not_before:
+            raise AuthenticationFailed("toegangstoken nog niet geldig")
         bound = (claims.get("cnf") or {}).get("x5t#S256")
         if bound is not None and (certificate is None or certificate.thumbprint != bound):
             raise AuthenticationFailed("dit toegangstoken hoort bij een certificaat dat niet getoond werd (RFC 8705)")

@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from hub.api.deps import get_authenticator, get_hub, get_limiter, read_body, refuse_authentication
 from hub.api.problems import PROBLEM, problem_body
 from hub.api.tls import client_certificate
-from hub.auth import partner_limits, partner_scopes
+from hub.auth import Authenticator, partner_limits, partner_scopes
 from hub.errors import AuthenticationFailed, HubError
 from hub.partners import Partner
 
@@ -166,30 +166,35 @@ async def token(request: Request) -> Response:
 
 
 async def _client(request: Request, form: dict[str, str], header: str) -> Partner:
-    """The client: by certificate (tls_client_auth) or by API key as client secret."""
+    """The authenticated client; a refusal is audited and answered as ``invalid_client``."""
     auth = get_authenticator(request)
     try:
-        credentials = _basic(header) if header else None
-        if credentials is None and "client_secret" in form:
-            credentials = (form.get("client_id", ""), form["client_secret"])
-        cert = client_certificate(request.scope)
-        if credentials is not None:
-            client_id, secret = credentials
-            partner = auth.api_key_partner(secret)
-            if client_id and client_id != partner.id:
-                raise AuthenticationFailed("client_id en client_secret horen niet bij elkaar")
-            if cert is not None and auth.certificate_partner(cert).id != partner.id:
-                raise AuthenticationFailed("het certificaat hoort bij een andere partner")
-            return partner
-        if cert is None:
-            raise AuthenticationFailed("geen clientauthenticatie: Basic, client_secret of een partnercertificaat")
-        partner = auth.certificate_partner(cert)
+        partner = _identify_client(auth, request, form, header)
         if form.get("client_id") and form["client_id"] != partner.id:
-            raise AuthenticationFailed("client_id hoort niet bij het certificaat")
+            raise AuthenticationFailed("client_id hoort niet bij de clientauthenticatie")
         return partner
     except AuthenticationFailed as exc:
         await refuse_authentication(request, exc, "oauth")
         raise OAuthError("invalid_client", exc.detail, 401) from exc
+
+
+def _identify_client(auth: Authenticator, request: Request, form: dict[str, str], header: str) -> Partner:
+    """The client: by certificate (tls_client_auth) or by API key as client secret."""
+    credentials = _basic(header) if header else None
+    if credentials is None and "client_secret" in form:
+        credentials = (form.get("client_id", ""), form["client_secret"])
+    cert = client_certificate(request.scope)
+    if credentials is not None:
+        client_id, secret = credentials
+        partner = auth.api_key_partner(secret)
+        if client_id and client_id != partner.id:
+            raise AuthenticationFailed("client_id en client_secret horen niet bij elkaar")
+        if cert is not None and auth.certificate_partner(cert).id != partner.id:
+            raise AuthenticationFailed("het certificaat hoort bij een andere partner")
+        return partner
+    if cert is None:
+        raise AuthenticationFailed("geen clientauthenticatie: Basic, client_secret of een partnercertificaat")
+    return auth.certificate_partner(cert)
 
 
 @router.get(
