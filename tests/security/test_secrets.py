@@ -31,8 +31,8 @@ def test_outside_development_the_public_keys_refuse_to_start(tmp_path: Path, env
         Settings(env=env_name, database_url=db, payload_key=new_master_key())  # audit key still public
     with pytest.raises(ConfigurationError):
         Settings(env=env_name, database_url=db, payload_key=DEV_AUDIT_KEY, audit_hmac_key=new_master_key())
+    same = new_master_key()
     with pytest.raises(ConfigurationError, match="must differ"):
-        same = new_master_key()
         Settings(env=env_name, database_url=db, payload_key=same, audit_hmac_key=same)
     Settings(env=env_name, database_url=db, payload_key=new_master_key(), audit_hmac_key=new_master_key())
 
