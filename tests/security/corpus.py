@@ -65,12 +65,20 @@ def generated(max_bytes: int = 1_048_576) -> Iterator[tuple[str, bytes]]:
     yield "soap-deep-nesting", soap_wrap(b"<a>" * 5_000 + b"</a>" * 5_000)
 
 
-def files() -> Iterator[tuple[str, bytes]]:
+# The network attacks in the files point here; pass ``listener`` to aim them at a socket
+# the test watches, so a parser that fetches anything is caught in the act.
+PLACEHOLDER_URL = b"http://127.0.0.1:9"
+
+
+def files(listener: str | None = None) -> Iterator[tuple[str, bytes]]:
     for path in sorted(CORPUS.glob("*.xml")):
-        yield path.stem, path.read_bytes()
+        body = path.read_bytes()
+        if listener:
+            body = body.replace(PLACEHOLDER_URL, listener.encode())
+        yield path.stem, body
 
 
-def attacks(max_bytes: int = 1_048_576) -> Iterator[tuple[str, bytes]]:
+def attacks(max_bytes: int = 1_048_576, listener: str | None = None) -> Iterator[tuple[str, bytes]]:
     """Every attack: the committed files, then the generated ones."""
-    yield from files()
+    yield from files(listener)
     yield from generated(max_bytes)
