@@ -26,7 +26,7 @@ ENV_NS = "urn:knooppunt:envelope:1"
 
 def soap_wrap(inner: bytes) -> bytes:
     """Put a document (without its XML declaration) in a SOAP 1.1 Body."""
-    if inner.startswith(b"<?xml"):
+    if inner.startswith(b"<?xml") and b"?>" in inner:
         inner = inner.split(b"?>", 1)[1].lstrip()
     return (
         f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{SOAP_NS}"><soap:Body>'.encode()
