@@ -172,6 +172,7 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
             "flows": {"clientCredentials": {"tokenUrl": public_url.rstrip("/") + "/v1/oauth/token", "scopes": {}}},
         },
         "mutualTLS": {"type": "mutualTLS", "description": "Partnercertificaat met OIN of KBO-nummer"},
+        "clientSecretBasic": {"type": "http", "scheme": "basic", "description": "partner-id en API-sleutel"},
     }
     schema["security"] = [{"oauth2": []}, {"mutualTLS": []}, {"bearer": []}]
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -67,7 +67,10 @@ def _form(body: bytes) -> dict[str, str]:
         text = body.decode("ascii")
     except UnicodeDecodeError as exc:
         raise OAuthError("invalid_request", "het formulier moet URL-gecodeerd ASCII zijn") from exc
-    fields = parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=10)
+    try:
+        fields = parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=10)
+    except ValueError as exc:  # more fields than a token request has
+        raise OAuthError("invalid_request", "te veel parameters") from exc
     duplicated = [k for k, v in fields.items() if len(v) > 1]
     if duplicated:  # RFC 6749 §3.2: parameters must not be repeated
         raise OAuthError("invalid_request", f"parameter herhaald: {', '.join(sorted(duplicated))}")
@@ -117,6 +120,8 @@ def _basic(header: str) -> tuple[str, str] | None:
         429: _PROBLEM,
     },
     openapi_extra={
+        # the client authenticates in the request itself (Basic, client_secret or certificate)
+        "security": [{"clientSecretBasic": []}, {"mutualTLS": []}, {}],
         "requestBody": {
             "required": True,
             "content": {
@@ -133,7 +138,7 @@ def _basic(header: str) -> tuple[str, str] | None:
                     }
                 }
             },
-        }
+        },
     },
 )
 async def token(request: Request) -> Response:
@@ -198,7 +203,10 @@ def _identify_client(auth: Authenticator, request: Request, form: dict[str, str]
 
 
 @router.get(
-    "/jwks", summary="De sleutels die toegangstokens tekenen (JWK-set)", responses={200: {"description": "JWKS"}}
+    "/jwks",
+    summary="De sleutels die toegangstokens tekenen (JWK-set)",
+    responses={200: {"description": "JWKS"}},
+    openapi_extra={"security": []},  # public keys, public on purpose
 )
 async def jwks(request: Request) -> Response:
     """Public keys (RFC 7517) of the current and earlier signing keys, by ``kid``."""
