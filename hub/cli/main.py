@@ -67,7 +67,7 @@ def run(
     if settings.public_url == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
     setup = seed_demo(settings) if demo else None
-    base = f"http://{host}:{port}"
+    base = f"{'https' if settings.tls.enabled else 'http'}://{host}:{port}"
     console.rule("[bold]Knooppunt[/bold]")
     table = Table(show_header=False, box=None)
     table.add_row("API", f"{base}/v1/berichten")
