@@ -149,7 +149,7 @@ async def message_status(
 async def inbox(
     request: Request,
     caller: Annotated[Partner, Depends(current_partner)],
-    after: Annotated[int, Query(ge=0, description="Cursor: geef berichten na deze")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Cursor: geef berichten na deze")] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     type: Annotated[str | None, Query(description="Alleen dit berichttype", pattern="^[a-z][a-z0-9-]{1,62}$")] = None,
 ) -> Response:

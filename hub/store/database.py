@@ -16,7 +16,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,10 +191,15 @@ class Writer:
         self.batches += 1
         self.units += len(batch)
         for job, ok, value in results:
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+            # A caller that went away (client disconnect, shutdown) cancelled its future; the
+            # work is committed all the same. Answering it must not kill the writer thread.
+            try:
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+            except InvalidStateError:
+                log.info("writer_caller_gone", units=1)
         for callback in callbacks:
             try:
                 callback()

@@ -218,3 +218,11 @@ def test_national_numbers_are_masked_wherever_they_sit_in_text(number: str, befo
     before = before.rstrip("0123456789")
     after = after.lstrip("0123456789")
     assert number not in mask(before + number + after)
+
+
+def test_an_inbox_cursor_beyond_64_bits_is_a_400_not_a_crash(shared_hub: LiveHub) -> None:
+    # found by schemathesis: SQLite raised OverflowError, the hub answered 500
+    with shared_hub.client("duo") as client:
+        response = client.get("/v1/inbox", params={"after": str(2**70)})
+    assert response.status_code == 400
+    assert response.json()["invalidParams"][0]["name"] == "after"

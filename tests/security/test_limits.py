@@ -140,3 +140,32 @@ def test_bucket_memory_is_bounded() -> None:
     for i in range(1000):
         limiter.take(f"anonymous:{i}", 1.0, 1)
     assert len(limiter._buckets) <= 100
+
+
+def test_a_caller_that_goes_away_does_not_stop_the_writer(tmp_path: Path) -> None:
+    """A cancelled request (client gone, shutdown) once killed the writer thread: a hub-wide outage."""
+    import asyncio
+
+    from hub.service import Hub
+
+    hub = Hub(make_settings(tmp_path))
+    hub.open_store()
+    try:
+        gate = threading.Event()
+
+        def slow(tx: object) -> int:
+            gate.wait(5)
+            return 1
+
+        async def cancel_one() -> None:
+            task = asyncio.ensure_future(hub.writer.submit(slow))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            await asyncio.sleep(0)
+            gate.set()
+
+        asyncio.run(cancel_one())
+        assert hub.writer.run_sync(lambda tx: 2, timeout=5) == 2
+        assert hub.writer.is_running()
+    finally:
+        hub.close_store()
