@@ -153,6 +153,12 @@ def check_scope(caller: Partner, purpose: str) -> None:
         raise ScopeNotGranted(f"het toegangstoken geeft geen toegang tot protocol {purpose}")
 
 
+def in_scope(caller: Partner, purpose: str) -> bool:
+    """Whether the caller's credentials cover this protocol (API keys and certificates cover all)."""
+    scopes = getattr(caller, "scopes", None)
+    return scopes is None or purpose in scopes
+
+
 def partner_scopes(partner: Partner, protocols: ProtocolBook) -> frozenset[str]:
     """The protocols a partner takes part in (as sender or receiver): what it may ask a token for."""
     return frozenset(p.id for p in protocols.all() if p.allows_sender(partner.ref) or p.allows_receiver(partner.ref))

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import current_partner, get_hub, read_body
-from hub.errors import HubError, UnsupportedMediaType
+from hub.auth import in_scope
+from hub.errors import HubError, NotFound, UnsupportedMediaType
 from hub.partners import Partner
 
 router = APIRouter(prefix="/v1", tags=["berichten"])
@@ -137,7 +138,10 @@ async def message_status(
     message_id: str, request: Request, caller: Annotated[Partner, Depends(current_partner)]
 ) -> Response:
     """For the sender (all deliveries) or a receiver (its own delivery) only."""
-    return _json(get_hub(request).message_status(caller, message_id))
+    status = get_hub(request).message_status(caller, message_id)
+    if not in_scope(caller, status["purpose"]):  # an OAuth2 token sees only its protocols
+        raise NotFound(f"bericht {message_id} bestaat niet")
+    return _json(status)
 
 
 @router.get(
@@ -154,4 +158,6 @@ async def inbox(
     type: Annotated[str | None, Query(description="Alleen dit berichttype", pattern="^[a-z][a-z0-9-]{1,62}$")] = None,
 ) -> Response:
     """Messages addressed to the caller, oldest first, each minimised to the caller's protocol."""
-    return _json(get_hub(request).inbox(caller, after=after, limit=limit, message_type=type))
+    page = get_hub(request).inbox(caller, after=after, limit=limit, message_type=type)
+    page["items"] = [item for item in page["items"] if in_scope(caller, item["purpose"])]
+    return _json(page)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -84,8 +84,19 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ssl_keyfile": str(tls.keyfile) if tls.keyfile else None,
         "ssl_ca_certs": str(tls.ca_certs) if tls.ca_certs else None,
         "ssl_cert_reqs": _CERT_REQS[tls.client_cert],
+        "ssl_context_factory": harden_context,
         "http": protocol_class(),
     }
+
+
+def harden_context(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's context (certificate, CA bundle, verify mode) with TLS 1.2 as the floor and no
+    renegotiation: the peer certificate read at connection time stays the connection's certificate."""
+    del config
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    return context
 
 
 def client_certificate(scope: Mapping[str, Any]) -> ClientCertificate | None:

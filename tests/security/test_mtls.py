@@ -113,3 +113,21 @@ def test_subject_numbers_are_read_from_serial_number_and_organization_identifier
     assert identifier_number("NTRNL-00000001003214345000") == "00000001003214345000"
     assert identifier_number("PSDBE-NBB-123") is None
     assert identifier_number("12345") is None
+
+
+def test_the_tls_context_refuses_old_protocols_and_renegotiation(tmp_path: Path, dev_pki: DevPKI) -> None:
+    import ssl
+
+    from hub.api.tls import uvicorn_options
+
+    options = uvicorn_options(make_settings(tmp_path, tls=tls_settings(dev_pki)))
+
+    def default() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(options["ssl_certfile"], options["ssl_keyfile"])
+        return context
+
+    context = options["ssl_context_factory"](None, default)
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert context.options & ssl.OP_NO_RENEGOTIATION
+    assert options["ssl_cert_reqs"] == ssl.CERT_OPTIONAL

@@ -185,3 +185,17 @@ def test_without_a_signing_key_outside_development_oauth_is_off() -> None:
 def test_authenticated_partner_keeps_the_partner_fields() -> None:
     caller = AuthenticatedPartner.of(PARTNER, "oauth2", frozenset({"nl-pip"}))
     assert (caller.id, caller.role, caller.method, caller.scopes) == ("duo", "duo", "oauth2", frozenset({"nl-pip"}))
+
+
+def test_a_token_reads_only_the_messages_of_its_protocols(tls_hub: LiveHub, dev_pki: DevPKI) -> None:
+    with dev_pki.client(tls_hub.url, "duo") as duo:
+        sent = duo.post("/v1/berichten", json=demo.inburgeringsplicht(random.Random(9)))
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["messageId"]
+    with dev_pki.client(tls_hub.url) as client:
+        narrow = {"Authorization": f"Bearer {_token(client, tls_hub, 'gemeente-utrecht', 'nl-pip')['access_token']}"}
+        full = {"Authorization": f"Bearer {_token(client, tls_hub, 'gemeente-utrecht')['access_token']}"}
+        assert client.get("/v1/inbox", headers=narrow).json()["items"] == []
+        assert [i["messageId"] for i in client.get("/v1/inbox", headers=full).json()["items"]] == [message_id]
+        assert client.get(f"/v1/berichten/{message_id}", headers=narrow).status_code == 404
+        assert client.get(f"/v1/berichten/{message_id}", headers=full).status_code == 200
