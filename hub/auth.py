@@ -360,7 +360,8 @@ class Authenticator:
         self.settings = settings
         self.directory = directory
         self._reload = reload
-        self.tokens = TokenService(settings.oauth, settings.public_url, development=settings.env == "development")
+        issuer = settings.oauth.issuer or settings.public_url
+        self.tokens = TokenService(settings.oauth, issuer, development=settings.env == "development")
 
     def _partner(self, partner_id: str) -> Partner:
         partner = self.directory.get(partner_id)

@@ -67,6 +67,9 @@ class OAuthSettings(BaseModel):
     verification_keys: list[str] = Field(default_factory=list, description="PEM keys of earlier signing keys")
     verification_key_files: list[Path] = Field(default_factory=list)
     token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    # the tokens' iss (and, + "/v1", aud); defaults to public_url. Every instance behind one
+    # address must share it so a token from one instance is good at all of them.
+    issuer: str | None = None
 
     @model_validator(mode="after")
     def _read_key_files(self) -> OAuthSettings:

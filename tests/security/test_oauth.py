@@ -199,3 +199,34 @@ def test_a_token_reads_only_the_messages_of_its_protocols(tls_hub: LiveHub, dev_
         assert [i["messageId"] for i in client.get("/v1/inbox", headers=full).json()["items"]] == [message_id]
         assert client.get(f"/v1/berichten/{message_id}", headers=narrow).status_code == 404
         assert client.get(f"/v1/berichten/{message_id}", headers=full).status_code == 200
+
+
+def test_rolling_key_rotation_across_running_hubs(tmp_path: Path, signing_key: str) -> None:
+    """Hubs on one database, as in a rolling deployment. Phase 1: every instance learns the new
+    public key. Phase 2: instances sign with the new key, the old one only verifies; both kinds
+    run side by side and accept each other's tokens. Phase 3: the old key is dropped."""
+    from hub.auth import new_signing_key, public_pem
+
+    issuer = "https://knooppunt.example"
+    new_key = new_signing_key()
+    phase1 = OAuthSettings(signing_key=signing_key, verification_keys=[public_pem(new_key)], issuer=issuer)
+    phase2 = OAuthSettings(signing_key=new_key, verification_keys=[public_pem(signing_key)], issuer=issuer)
+    first = start_live_hub(make_settings(tmp_path, oauth=phase1))
+    second = start_live_hub(make_settings(tmp_path, oauth=phase2))
+    try:
+        with httpx.Client(base_url=first.url) as a, httpx.Client(base_url=second.url) as b:
+            old_token = _token(a, first, "duo")["access_token"]
+            new_token = _token(b, second, "duo")["access_token"]
+            for client in (a, b):
+                for token in (old_token, new_token):
+                    assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        first.thread.stop()
+        second.thread.stop()
+    final = start_live_hub(make_settings(tmp_path, oauth=OAuthSettings(signing_key=new_key, issuer=issuer)))
+    try:
+        with httpx.Client(base_url=final.url) as client:
+            assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
+            assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {old_token}"}).status_code == 401
+    finally:
+        final.thread.stop()
