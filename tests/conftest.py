@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 import uvicorn
 
 from adapters.restpush import simulator
-from hub.cli.runner import DemoSetup, free_port, seed_demo
+from hub.cli.runner import DemoSetup, seed_demo
 from hub.settings import ROOT, DeliverySettings, Settings
 
 SHARED = Path(os.environ.get("KNOOPPUNT_SHARED_DIR", ROOT.parent / "shared"))
@@ -46,16 +47,32 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port, held until the server takes it.
+
+    Picking a free port and binding it later races with every other process on the
+    machine; handing uvicorn the already-bound socket does not.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # as uvicorn does: a restarted server may bind the port again despite TIME_WAIT connections
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class ServerThread:
     """uvicorn servers in a thread of their own, with their own event loop."""
 
-    def __init__(self, servers: list[uvicorn.Server]) -> None:
+    def __init__(self, servers: list[uvicorn.Server], sockets: list[socket.socket | None] | None = None) -> None:
         self.servers = servers
+        self.sockets = sockets or [None] * len(servers)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         async def main() -> None:
-            await asyncio.gather(*(s.serve() for s in self.servers))
+            await asyncio.gather(
+                *(s.serve(sockets=[sock] if sock else None) for s, sock in zip(self.servers, self.sockets, strict=True))
+            )
 
         asyncio.run(main())
 
@@ -71,6 +88,9 @@ class ServerThread:
         for s in self.servers:
             s.should_exit = True
         self.thread.join(timeout=20)
+        for sock in self.sockets:
+            if sock is not None:
+                sock.close()
 
 
 @dataclass
@@ -110,13 +130,20 @@ class LiveHub:
 def start_live_hub(settings: Settings, sim_ports: dict[str, int] | None = None) -> LiveHub:
     from hub.api.app import create_app
 
-    ports = sim_ports or {pid: free_port() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
+    sim_sockets = {pid: bound_socket() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
+    ports = sim_ports or {pid: sock.getsockname()[1] for pid, sock in sim_sockets.items()}
     setup = seed_demo(settings, ports=ports)
-    port = free_port()
+    hub_socket = bound_socket()
+    port = hub_socket.getsockname()[1]
     settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     servers = [uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))]
     sims = [simulator.server(pid, "127.0.0.1", p) for pid, p in setup.simulators.items()]
-    thread = ServerThread(servers + sims)
+    sockets: list[socket.socket | None] = [hub_socket]
+    sockets += [None if sim_ports else sim_sockets[pid] for pid in setup.simulators]
+    for pid, sock in sim_sockets.items():
+        if sim_ports or pid not in setup.simulators:
+            sock.close()
+    thread = ServerThread(servers + sims, sockets)
     thread.start()
     return LiveHub(
         url=f"http://127.0.0.1:{port}",

@@ -3,6 +3,7 @@ an OAuth2 signing key, and a module-wide hub for the slower property-based tests
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +18,9 @@ from adapters.restpush import simulator
 from hub import pki
 from hub.api.tls import uvicorn_options
 from hub.auth import new_signing_key
-from hub.cli.runner import free_port, seed_demo
+from hub.cli.runner import seed_demo
 from hub.settings import OAuthSettings, Settings, TLSSettings
-from tests.conftest import LiveHub, ServerThread, make_settings, start_live_hub
+from tests.conftest import LiveHub, ServerThread, bound_socket, make_settings, start_live_hub
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,20 @@ def start_tls_hub(settings: Settings) -> LiveHub:
     """Like tests.conftest.start_live_hub, served over HTTPS with the settings' TLS options."""
     from hub.api.app import create_app
 
-    ports = {pid: free_port() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
-    setup = seed_demo(settings, ports=ports)
-    port = free_port()
+    sim_sockets = {pid: bound_socket() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
+    setup = seed_demo(settings, ports={pid: sock.getsockname()[1] for pid, sock in sim_sockets.items()})
+    hub_socket = bound_socket()
+    port = hub_socket.getsockname()[1]
     settings = settings.model_copy(update={"public_url": f"https://127.0.0.1:{port}"})
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings)
     )
     sims = [simulator.server(pid, "127.0.0.1", p) for pid, p in setup.simulators.items()]
-    thread = ServerThread([uvicorn.Server(config), *sims])
+    sockets: list[socket.socket | None] = [hub_socket, *(sim_sockets[pid] for pid in setup.simulators)]
+    for pid, sock in sim_sockets.items():
+        if pid not in setup.simulators:
+            sock.close()
+    thread = ServerThread([uvicorn.Server(config), *sims], sockets)
     thread.start()
     return LiveHub(
         url=f"https://127.0.0.1:{port}",

@@ -131,3 +131,14 @@ def test_the_tls_context_refuses_old_protocols_and_renegotiation(tmp_path: Path,
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
     assert context.options & ssl.OP_NO_RENEGOTIATION
     assert options["ssl_cert_reqs"] == ssl.CERT_OPTIONAL
+
+
+def test_soap_without_credentials_gets_a_401_fault_and_is_audited(tls_hub: LiveHub, dev_pki: DevPKI) -> None:
+    body = soap_wrap(xml_message(demo.inburgeringsplicht(random.Random(2)), InfoModel(tls_hub.settings.schemas_dir)))
+    with dev_pki.client(tls_hub.url) as client:
+        response = client.post("/soap/berichten", content=body, headers={"Content-Type": "text/xml"})
+    assert response.status_code == 401
+    assert b"authentication_failed" in response.content
+    [row] = audit_rows(tls_hub.settings, "refused")
+    assert (row["sender"], row["detail"]["channel"]) == (None, "soap")
+    assert count_messages(tls_hub.settings) == 0
