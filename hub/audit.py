@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ from hub.ports import JSON
 from hub.store.tables import audit_events, audit_head
 
 GENESIS = "0" * 64
+# Trace and span ids must be unique, not secret: a seeded PRNG avoids a syscall per record.
+_IDS = random.Random(os.urandom(32))  # noqa: S311
+_INSERT_AUDIT = insert(audit_events)
 
 EVENTS = frozenset(
     {
@@ -41,6 +45,11 @@ EVENTS = frozenset(
         "replayed",
         "purged",
         "admin_changed",
+        # reference directory (hub/directory.py) and the inburgeraar's own view
+        "subscribed",
+        "unsubscribed",
+        "relinked",
+        "self_viewed",
     }
 )
 
@@ -119,13 +128,13 @@ class ChainWriter:
         self._start = self.seq
         self._pending: list[dict[str, Any]] = []
 
-    def mark(self) -> tuple[int, str]:
-        return self.seq, self.hash
+    def mark(self) -> tuple[int, str, int]:
+        return self.seq, self.hash, len(self._pending)
 
-    def reset(self, mark: tuple[int, str]) -> None:
+    def reset(self, mark: tuple[int, str, int]) -> None:
         """Forget what a failed unit chained (its savepoint was rolled back)."""
-        self.seq, self.hash = mark
-        self._pending.clear()
+        self.seq, self.hash, n = mark
+        del self._pending[n:]
 
     def append(self, event: AuditEvent, now: datetime | None = None) -> int:
         """Chain one record; it is written at :meth:`flush`, in the same transaction."""
@@ -137,8 +146,8 @@ class ChainWriter:
             "event": event.event,
             "occurred_at": now or datetime.now(UTC),
             "status": event.status,
-            "trace_id": event.trace_id or os.urandom(16).hex(),
-            "span_id": os.urandom(8).hex(),
+            "trace_id": event.trace_id or f"{_IDS.getrandbits(128):032x}",
+            "span_id": f"{_IDS.getrandbits(64):016x}",
             "parent_span_id": event.parent_span_id,
             "message_id": event.message_id,
             "message_type": event.message_type,
@@ -157,9 +166,9 @@ class ChainWriter:
         return self.seq
 
     def flush(self) -> None:
-        """Write the records chained since the last flush (inside the unit's savepoint)."""
+        """Write the records chained so far (once per batch, in the batch's transaction)."""
         if self._pending:
-            self.conn.execute(insert(audit_events), self._pending)
+            self.conn.execute(_INSERT_AUDIT, self._pending)
             self._pending.clear()
 
     def write_head(self) -> None:

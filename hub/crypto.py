@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -46,9 +47,27 @@ class MasterKeys:
             raise ConfigurationError(f"data key for {context} does not unwrap with master key {kid}") from exc
 
 
+class _Nonces:
+    """Random 96-bit nonces, read from the OS 4 KiB at a time (one syscall per 341 nonces)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+
+    def take(self) -> bytes:
+        with self._lock:
+            if len(self._pool) < 12:
+                self._pool = os.urandom(4092)
+            nonce, self._pool = self._pool[:12], self._pool[12:]
+        return nonce
+
+
+_NONCES = _Nonces()
+
+
 def encrypt(data_key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
-    """AES-GCM with a fresh 96-bit nonce; the message id is bound as associated data."""
-    nonce = os.urandom(12)
+    """AES-GCM with a fresh random 96-bit nonce; the message id is bound as associated data."""
+    nonce = _NONCES.take()
     return nonce, AESGCM(data_key).encrypt(nonce, plaintext, aad)
 
 

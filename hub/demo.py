@@ -38,7 +38,7 @@ def make_insz(rng: random.Random, *, born: date | None = None, bis: bool = False
 @dataclass(frozen=True)
 class DemoPartner:
     partner: Partner
-    simulator: bool
+    simulator: str | None
 
 
 def load_partners(path: Path) -> list[DemoPartner]:
@@ -58,7 +58,7 @@ def load_partners(path: Path) -> list[DemoPartner]:
                     oin=p.get("oin"),
                     kbo=p.get("kbo"),
                 ),
-                simulator=bool(p.get("simulator", False)),
+                simulator=p.get("simulator"),
             )
         )
     return out
@@ -165,11 +165,13 @@ def aanmelding(rng: random.Random, nis_code: str = "44021") -> dict[str, Any]:
         payload={
             "persoon": _person({"insz": insz}, rng),
             "adres": {
-                "straat": "Korenmarkt",
-                "huisnummer": "1",
-                "postcode": "9000",
-                "woonplaats": "Gent",
-                "land": "BE",
+                "belgischAdres": {
+                    "straatnaam": "Korenmarkt",
+                    "huisnummer": "1",
+                    "postcode": "9000",
+                    "gemeente": "Gent",
+                    "nisCode": nis_code,
+                },
             },
             "nisCode": nis_code,
             "aanmeldingsdatum": date.today().isoformat(),

@@ -22,10 +22,11 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
+from lxml import etree
 from sqlalchemy import and_, delete, or_, select, update
 
 from hub import envelope as env
@@ -62,7 +63,7 @@ class Dispatcher:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._inflight: set[int] = set()
+        self._inflight: set[Job] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.delivered = 0
@@ -94,6 +95,7 @@ class Dispatcher:
             if self._stopping.is_set():
                 return
             try:
+                self.hub.refresh_partners()  # a partner moved to another plateau: follow its configuration
                 await self.relay_once()
             except HubError as exc:
                 log.error("relay_failed", error=str(exc))
@@ -114,10 +116,10 @@ class Dispatcher:
                 return []
             ids = [r["id"] for r in rows]
             tx.conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=tx.now))
-            return [Job(r["id"], r["delivery_id"], r["message_id"], r["receiver"]) for r in rows]
+            return [Job(r["message_id"], r["receiver"]) for r in rows]
 
         jobs = await self.hub.writer.submit(unit)
-        jobs = [j for j in jobs if j.delivery_id not in self._inflight]
+        jobs = [j for j in jobs if j not in self._inflight]
         if jobs and self.hub.transport is not None:
             self.hub.transport.publish(jobs)
         return len(jobs)
@@ -126,22 +128,20 @@ class Dispatcher:
 
     async def handle(self, job: Job) -> None:
         """Deliver one job; safe to call twice for the same delivery."""
-        if job.delivery_id in self._inflight:
+        if job in self._inflight:
             return
-        self._inflight.add(job.delivery_id)
+        self._inflight.add(job)
         try:
             await self._handle(job)
         finally:
-            self._inflight.discard(job.delivery_id)
+            self._inflight.discard(job)
 
     async def _handle(self, job: Job) -> None:
         hub = self.hub
         with hub.engine.connect() as conn:
-            row = conn.execute(
-                select(deliveries.c.status, deliveries.c.attempts).where(deliveries.c.id == job.delivery_id)
-            ).first()
+            row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
         if row is None or row.status in ("delivered", "dead"):
-            await hub.writer.submit(_drop_outbox(job.outbox_id))
+            await hub.writer.submit(_drop_outbox(job))
             return
         attempt = int(row.attempts) + 1
         receiver = hub.partners.get(job.receiver)
@@ -161,8 +161,7 @@ class Dispatcher:
         mtype = hub.infomodel.get(envelope.type, envelope.version)
         subject_hash = None
         if stored.payload is not None:
-            full = hub.with_subject_from_payload(mtype, envelope, stored.payload)
-            subject_hash = hub.hasher(full.subject_type, str(full.subject))
+            subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
         await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:
@@ -179,7 +178,7 @@ class Dispatcher:
         delivery = Delivery(
             envelope=envelope,
             receiver=receiver.id,
-            payload_xml=env.to_xml(envelope, payload),
+            payload_xml=etree.tostring(payload),
             payload_json=hub.infomodel.xml_to_json(mtype, payload),
             attempt=attempt,
         )
@@ -197,9 +196,9 @@ class Dispatcher:
         settings = self.hub.settings.delivery
 
         def unit(tx: Tx) -> str:
-            current = tx.conn.execute(select(deliveries.c.status).where(deliveries.c.id == job.delivery_id)).scalar()
+            current = tx.conn.execute(select(deliveries.c.status).where(_delivery_key(job))).scalar()
             if current in ("delivered", "dead"):
-                tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 return str(current)
             common: dict[str, Any] = {"message_id": job.message_id, "receiver": job.receiver}
             if context is not None:
@@ -216,16 +215,16 @@ class Dispatcher:
                 status = "delivered"
                 tx.conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == job.delivery_id)
+                    .where(_delivery_key(job))
                     .values(status=status, attempts=attempt, delivered_at=tx.now, updated_at=tx.now, last_error=None)
                 )
-                tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 tx.audit(AuditEvent("delivered", detail={"attempt": attempt, "reference": outcome.reference}, **common))
             elif outcome.permanent or attempt >= settings.max_attempts:
                 status = "dead"
                 tx.conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == job.delivery_id)
+                    .where(_delivery_key(job))
                     .values(
                         status=status,
                         attempts=attempt,
@@ -234,7 +233,7 @@ class Dispatcher:
                         next_attempt_at=None,
                     )
                 )
-                tx.conn.execute(delete(outbox).where(outbox.c.id == job.outbox_id))
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 tx.audit(
                     AuditEvent(
                         "failed", status="failed", detail={"attempt": attempt, "error": outcome.error[:500]}, **common
@@ -247,7 +246,7 @@ class Dispatcher:
                 )
                 tx.conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == job.delivery_id)
+                    .where(_delivery_key(job))
                     .values(
                         status=status,
                         attempts=attempt,
@@ -256,9 +255,7 @@ class Dispatcher:
                         next_attempt_at=due,
                     )
                 )
-                tx.conn.execute(
-                    update(outbox).where(outbox.c.id == job.outbox_id).values(available_at=due, published_at=None)
-                )
+                tx.conn.execute(update(outbox).where(_outbox_key(job)).values(available_at=due, published_at=None))
                 tx.audit(
                     AuditEvent(
                         "retry_scheduled",
@@ -287,9 +284,17 @@ class Dispatcher:
             log.info("delivery_retry_scheduled", message_id=job.message_id, partner=job.receiver)
 
 
-def _drop_outbox(outbox_id: int) -> Any:
+def _delivery_key(job: Job) -> Any:
+    return and_(deliveries.c.message_id == job.message_id, deliveries.c.receiver == job.receiver)
+
+
+def _outbox_key(job: Job) -> Any:
+    return and_(outbox.c.message_id == job.message_id, outbox.c.receiver == job.receiver)
+
+
+def _drop_outbox(job: Job) -> Any:
     def unit(tx: Tx) -> None:
-        tx.conn.execute(delete(outbox).where(outbox.c.id == outbox_id))
+        tx.conn.execute(delete(outbox).where(_outbox_key(job)))
 
     return unit
 
@@ -313,12 +318,11 @@ def replay_unit(*, actor: str, message_id: str | None = None, receiver: str | No
                 .values(status="pending", attempts=0, next_attempt_at=None, updated_at=tx.now)
             )
             tx.conn.execute(
+                delete(outbox).where(and_(outbox.c.message_id == r.message_id, outbox.c.receiver == r.receiver))
+            )
+            tx.conn.execute(
                 outbox.insert().values(
-                    delivery_id=r.id,
-                    message_id=r.message_id,
-                    receiver=r.receiver,
-                    available_at=tx.now,
-                    published_at=None,
+                    message_id=r.message_id, receiver=r.receiver, available_at=tx.now, published_at=None
                 )
             )
             mtype = tx.conn.execute(select(messages.c.type).where(messages.c.id == r.message_id)).scalar()
@@ -335,7 +339,3 @@ def replay_unit(*, actor: str, message_id: str | None = None, receiver: str | No
         return len(rows)
 
     return unit
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

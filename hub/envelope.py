@@ -19,6 +19,7 @@ the payload element (derived from its XSD by :mod:`hub.infomodel`).
 from __future__ import annotations
 
 import os
+import random
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -39,9 +40,12 @@ _VERSION = re.compile(r"^\d{1,3}\.\d{1,3}$")
 _PURPOSE = re.compile(r"^[a-z0-9][a-z0-9\-]{1,94}$")
 
 
+_IDS = random.Random(os.urandom(32))  # noqa: S311 - trace ids must be unique, not secret
+
+
 def new_traceparent() -> str:
     """A fresh W3C traceparent (version 00, sampled)."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    return f"00-{_IDS.getrandbits(128):032x}-{_IDS.getrandbits(64):016x}-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,7 @@ class Envelope:
     type: str
     version: str
     sender: str
-    subject: INSZ | BSN
+    subject: INSZ | BSN | None
     purpose: str
     receivers: tuple[str, ...] = ()
     conversation_id: uuid.UUID | None = None
@@ -60,8 +64,15 @@ class Envelope:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
-    def subject_type(self) -> str:
+    def subject_type(self) -> str | None:
+        """INSZ or BSN; None for an aggregated message, which is about nobody."""
+        if self.subject is None:
+            return None
         return "INSZ" if isinstance(self.subject, INSZ) else "BSN"
+
+    @property
+    def subject_id(self) -> str | None:
+        return None if self.subject is None else str(self.subject)
 
     @property
     def trace_id(self) -> str:
@@ -138,7 +149,12 @@ def _build(values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, st
     checked = tuple(
         _check(_PARTNER, r, f"{pointer['receivers']}/{i}", errors, "partner-id") for i, r in enumerate(receivers)
     )
-    subject = _subject(values.get("subjectType"), values.get("subjectId"), pointer["subject"], errors, allow_test)
+    has_subject = values.get("subjectType") is not None or values.get("subjectId") is not None
+    subject = (
+        _subject(values.get("subjectType"), values.get("subjectId"), pointer["subject"], errors, allow_test)
+        if has_subject
+        else None
+    )
     purpose = _check(_PURPOSE, values.get("purpose"), pointer["purpose"], errors, "doel (protocol-id)")
     conversation = values.get("conversationId")
     conversation_id = _parse_uuid(conversation, pointer["conversationId"], errors) if conversation else None
@@ -148,7 +164,7 @@ def _build(values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, st
     created = values.get("createdAt")
     created_at = _parse_datetime(created, pointer["createdAt"], errors) if created else datetime.now(UTC)
     errors.raise_if_any("de envelop van het bericht is ongeldig")
-    if message_id is None or subject is None:  # unreachable after raise_if_any; keeps mypy exact
+    if message_id is None:  # unreachable after raise_if_any; keeps mypy exact
         raise MalformedInput("envelop onvolledig")
     return Envelope(
         message_id=message_id,
@@ -221,8 +237,10 @@ def from_json(doc: Any, *, allow_test_numbers: bool = False) -> tuple[Envelope, 
         raise MalformedInput("verwacht een JSON-object")
     errors = ErrorCollector()
     subject = doc.get("subject")
-    if not isinstance(subject, dict):
-        errors.add("/subject", 'verwacht {"type": "INSZ|BSN", "id": "..."}', "required")
+    if subject is None:
+        subject = {}  # an aggregated message is about nobody; the hub checks that per type
+    elif not isinstance(subject, dict):
+        errors.add("/subject", 'verwacht {"type": "INSZ|BSN", "id": "..."}', "type")
         subject = {}
     if "payload" not in doc:
         errors.add("/payload", "de payload ontbreekt", "required")
@@ -242,7 +260,7 @@ def header_to_json(envelope: Envelope) -> dict[str, Any]:
         "version": envelope.version,
         "sender": envelope.sender,
         "receivers": list(envelope.receivers),
-        "subject": {"type": envelope.subject_type, "id": str(envelope.subject)},
+        "subject": {"type": envelope.subject_type, "id": envelope.subject_id} if envelope.subject else None,
         "purpose": envelope.purpose,
         "createdAt": envelope.created_at.isoformat(),
     }
@@ -264,8 +282,9 @@ def to_xml(envelope: Envelope, payload: etree._Element) -> bytes:
         etree.SubElement(header, _E + "sender").text = envelope.sender
     for receiver in envelope.receivers:
         etree.SubElement(header, _E + "receiver").text = receiver
-    subject = etree.SubElement(header, _E + "subject", type=envelope.subject_type)
-    subject.text = str(envelope.subject)
+    if envelope.subject is not None:
+        subject = etree.SubElement(header, _E + "subject", type=envelope.subject_type or "")
+        subject.text = str(envelope.subject)
     etree.SubElement(header, _E + "purpose").text = envelope.purpose
     if envelope.conversation_id:
         etree.SubElement(header, _E + "conversationId").text = str(envelope.conversation_id)

@@ -51,6 +51,14 @@ class INSZ:
             return "testpersoon"
         return "bisnummer" if month >= 20 else "rijksregisternummer"
 
+    @property
+    def sex(self) -> Literal["M", "V"] | None:
+        """M for an odd serial, V for an even one; None for a bis number issued with sex unknown (+20)."""
+        month = int(self.value[2:4])
+        if 20 <= month <= 32:
+            return None
+        return "M" if int(self.value[6:9]) % 2 else "V"
+
     def __str__(self) -> str:
         return self.value
 
@@ -65,12 +73,32 @@ class BSN:
         return self.value
 
 
+def _insz_month_kind(month: int) -> str | None:
+    """Which kind of number a month field means, or None when no kind uses it."""
+    if month <= 12:
+        return "rijksregisternummer"
+    if 20 <= month <= 32 or 40 <= month <= 52:
+        return "bisnummer"
+    if 60 <= month <= 72:
+        return "testpersoon"
+    return None
+
+
 def parse_insz(raw: str, *, allow_test_numbers: bool = False) -> INSZ:
     """Validate an INSZ and return it compacted.
 
-    Accepts national numbers (month 00-12), bis numbers (month +20 or +40),
-    unknown day/month (00) and serial overflow (day above 31). MAGDA test
-    persons (month 61-72, 60 when the month is unknown) only with ``allow_test_numbers``.
+    Rules, in the order they are checked:
+
+    - 11 digits (spaces, dots and dashes are ignored);
+    - month 00-12 (rijksregisternummer), 20-32 or 40-52 (bisnummer: +20 when the
+      sex was unknown at issue, +40 otherwise), 60-72 (MAGDA test person; 60
+      when the month is unknown), and nothing else; month 00 and day 00 mean
+      unknown; a day above 31 is allowed (the serial overflowed that day);
+    - check digits: 97 - (first nine digits mod 97), and for births from 2000 the
+      same over "2" followed by the nine digits (python-stdnum ``be.nn``/``be.bis``
+      for the national and bis ranges);
+    - a MAGDA test person only with ``allow_test_numbers`` (their serials run to 999);
+    - otherwise serial number 001-997 (odd for men, even for women).
 
     Raises:
         IdentifierError: with a reason a person can act on.
@@ -80,18 +108,23 @@ def parse_insz(raw: str, *, allow_test_numbers: bool = False) -> INSZ:
         raise IdentifierError("een INSZ bestaat uit 11 cijfers")
     if len(number) != 11:
         raise IdentifierError(f"een INSZ heeft 11 cijfers, niet {len(number)}")
+    month = int(number[2:4])
+    kind = _insz_month_kind(month)
+    if kind is None:
+        raise IdentifierError(
+            f"maand {number[2:4]} bestaat niet: 00-12, +20 of +40 voor een bisnummer, 60-72 voor een testpersoon"
+        )
     if not _insz_checksum_ok(number):
         raise IdentifierError("controlegetal (mod 97) klopt niet")
-    month = int(number[2:4])
-    if 60 <= month <= 72:
+    if kind == "testpersoon":
+        # MAGDA's test persons also use serials 998 and 999, which real numbers never do
         if not allow_test_numbers:
             raise IdentifierError("MAGDA-testpersoon (maand 60-72) niet toegelaten in deze omgeving")
         return INSZ(number)
+    if not 1 <= int(number[6:9]) <= 997:
+        raise IdentifierError(f"volgnummer {number[6:9]} bestaat niet: 001 tot 997")
     try:
-        if month >= 20:
-            _bis.validate(number)
-        else:
-            _nn.validate(number)
+        (_bis if kind == "bisnummer" else _nn).validate(number)
     except _StdnumError as exc:
         raise IdentifierError(f"geen geldig INSZ: {exc}") from exc
     return INSZ(number)
@@ -119,8 +152,19 @@ def parse_subject(kind: str, raw: str, *, allow_test_numbers: bool = False) -> I
 
 
 def parse_kbo(raw: str) -> str:
-    """Validate a Belgian enterprise number (KBO, ten digits, mod 97)."""
+    """Validate a Belgian enterprise number (KBO): ten digits, starting 0 or 1, mod 97.
+
+    Accepts the forms 0412.345.614, BE0412345614 and the old nine-digit form.
+    """
     number = _compact(raw).upper().removeprefix("BE")
+    if len(number) == 9 and _DIGITS.match(number):
+        number = "0" + number
+    if not _DIGITS.match(number) or len(number) != 10:
+        raise IdentifierError("een KBO-nummer bestaat uit 10 cijfers")
+    if number[0] not in "01":
+        raise IdentifierError("een KBO-nummer begint met 0 of 1")
+    if 97 - int(number[:8]) % 97 != int(number[8:]):
+        raise IdentifierError("controlegetal (mod 97) klopt niet")
     try:
         return str(_kbo.validate(number))
     except _StdnumError as exc:
@@ -132,4 +176,6 @@ def parse_oin(raw: str) -> str:
     number = raw.strip()
     if not _DIGITS.match(number) or len(number) != 20:
         raise IdentifierError("een OIN bestaat uit 20 cijfers")
+    if not number.strip("0"):
+        raise IdentifierError("een OIN bestaat niet uit enkel nullen")
     return number

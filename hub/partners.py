@@ -79,6 +79,10 @@ class PartnerDirectory:
     def get(self, partner_id: str) -> Partner | None:
         return self._by_id.get(partner_id)
 
+    def put(self, partner: Partner) -> None:
+        """Override one partner in memory (the CLI does this for KNOOPPUNT_MAGDA_URL)."""
+        self._by_id[partner.id] = partner
+
     def all(self) -> list[Partner]:
         return sorted(self._by_id.values(), key=lambda p: p.id)
 

@@ -11,13 +11,15 @@ a client bound to a real local simulator.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from hub.envelope import Envelope
+from hub.envelope import Envelope, Message
+from hub.errors import HubError
 from hub.identifiers import BSN, INSZ
 
 JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
@@ -35,7 +37,11 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One message for one receiver, already minimised to the receiver's protocol."""
+    """One message for one receiver, already minimised to the receiver's protocol.
+
+    ``payload_xml`` is the payload element alone (its namespace declared); an adapter
+    that sends the canonical envelope builds it with :func:`hub.envelope.to_xml`.
+    """
 
     envelope: Envelope
     receiver: str
@@ -114,3 +120,27 @@ class AdapterFactory(Protocol):
     """How the registry builds an adapter: partner id, its configuration, an HTTP client."""
 
     def __call__(self, partner_id: str, config: Mapping[str, JSON], http: httpx.AsyncClient) -> Adapter: ...
+
+
+class InboundMessage(Protocol):
+    """What an inbound link hands the hub: a verified canonical message."""
+
+    @property
+    def message(self) -> Message: ...
+
+
+class InboundLink(Protocol):
+    """An adapter that also receives what its partner sends in over the partner's own protocol
+    (e.g. DUO over Digikoppeling WUS): it verifies, lets the hub store, and answers."""
+
+    async def handle(
+        self,
+        body: bytes,
+        *,
+        is_known: Callable[[uuid.UUID], bool | Awaitable[bool]],
+        accept: Callable[[Any], Awaitable[tuple[bool, str | None]]],
+        counts: Callable[[str], Awaitable[tuple[Mapping[str, str], Mapping[str, str]]]] | None = None,
+        refused: Callable[[HubError], Awaitable[None]] | None = None,
+    ) -> tuple[int, bytes]:
+        """Verify ``body``; call ``accept`` for a message; return (HTTP status, response body)."""
+        ...

@@ -13,6 +13,8 @@ One YAML file per protocol in ``protocols/``::
     receiverFields: {role:cbs: [...]}  # narrower sets per receiver (optional)
     retention: P7Y                   # ISO 8601 duration
     lookups: [persoon]               # synchronous questions it allows (optional)
+    capacities:                      # reference directory (optional): capacities a
+      woongemeente: ["role:gemeente"]  # follower may hold under it, and who may hold them
 
 ``authorize`` refuses an exchange that no protocol allows, naming why;
 ``minimize`` strips a payload down to the fields a receiver may see.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,7 @@ class Protocol:
     receiver_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     lookups: tuple[str, ...] = ()
     source: str = ""
+    capacities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def retention_days(self) -> int:
@@ -86,6 +90,13 @@ class Protocol:
 
     def allows_receiver(self, partner: PartnerRef) -> bool:
         return any(_matches(s, partner) for s in self.receivers)
+
+    def allows_capacity(self, capacity: str, partner: PartnerRef) -> bool:
+        """May ``partner`` follow a person in ``capacity`` under this protocol (reference directory)?"""
+        if capacity not in self.capacities or not self.allows_receiver(partner):
+            return False
+        holders = self.capacities[capacity]
+        return not holders or any(_matches(s, partner) for s in holders)
 
     def fields_for(self, receiver: PartnerRef) -> tuple[str, ...]:
         for selector, narrowed in self.receiver_fields.items():
@@ -187,7 +198,19 @@ def _parse(path: Path, spec: Any) -> Protocol:
         receiver_fields={k: tuple(v) for k, v in (spec.get("receiverFields") or {}).items()},
         lookups=tuple(spec.get("lookups") or ()),
         source=str(path.name),
+        capacities=_capacities(path, spec.get("capacities")),
     )
+
+
+def _capacities(path: Path, spec: Any) -> dict[str, tuple[str, ...]]:
+    """``capacities`` as a list (any receiver may hold them) or a mapping capacity -> selectors."""
+    if spec is None:
+        return {}
+    if isinstance(spec, list):
+        return {str(c): () for c in spec}
+    if isinstance(spec, dict):
+        return {str(c): tuple(v or ()) for c, v in spec.items()}
+    raise ConfigurationError(f"{path}: capacities is a list or a mapping")
 
 
 # -- field paths --------------------------------------------------------------
@@ -202,9 +225,24 @@ def _paths(element: etree._Element, prefix: str = "") -> Iterable[tuple[str, etr
         yield from _paths(child, path + "/")
 
 
+@lru_cache(maxsize=256)
+def _index(fields: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The listed fields, and every path on the way to one of them."""
+    on_the_way = {f[:i] for f in fields for i, ch in enumerate(f) if ch == "/"}
+    return frozenset(fields), frozenset(on_the_way)
+
+
 def _allowed(path: str, fields: tuple[str, ...]) -> bool:
     """A path is allowed if it is a listed field, inside one, or on the way to one."""
-    return any(path == f or path.startswith(f + "/") or f.startswith(path + "/") for f in fields)
+    exact, on_the_way = _index(fields)
+    if path in exact or path in on_the_way:
+        return True
+    cut = path.rfind("/")
+    while cut > 0:
+        if path[:cut] in exact:
+            return True
+        cut = path.rfind("/", 0, cut)
+    return False
 
 
 def fields_outside(payload: etree._Element, fields: tuple[str, ...]) -> list[str]:
@@ -221,3 +259,19 @@ def minimize(payload: etree._Element, fields: tuple[str, ...]) -> etree._Element
         if parent is not None:
             parent.remove(el)
     return copy
+
+
+def minimize_json(data: Mapping[str, Any], fields: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
+    """A lookup answer with only the allowed fields (slash paths over object keys)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if not _allowed(path, fields):
+            continue
+        exact, _ = _index(fields)
+        inside = path in exact or any(path.startswith(f + "/") for f in exact)
+        if isinstance(value, Mapping) and not inside:
+            out[key] = minimize_json(value, fields, path + "/")
+        else:
+            out[key] = value
+    return out

@@ -8,6 +8,12 @@
         when: {field: gemeentecode, in: ["0344"]}   # optional payload condition
         to: [gemeente-utrecht]           # fixed receivers, and/or
         toByField: gemeentecode          # the partner whose codes hold this field's value
+      - type: persoonsmutatie
+        toFollowers: true                # person-bound: whoever follows the subject in the
+                                         # reference directory (hub/directory.py)
+
+    lookups:                             # synchronous questions: kind -> partner that answers
+      persoon: magda
 
 Every rule that matches adds its receivers; explicit receivers in the
 envelope take precedence over the rules.
@@ -36,6 +42,7 @@ class Rule:
     when_in: tuple[str, ...] = ()
     to: tuple[str, ...] = ()
     to_by_field: str | None = None
+    to_followers: bool = False
 
 
 def field_value(payload: etree._Element, path: str) -> str | None:
@@ -54,8 +61,9 @@ def field_value(payload: etree._Element, path: str) -> str | None:
 class Router:
     """Applies the rules; ``code_owner`` maps a code (e.g. gemeentecode) to a partner id."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], lookups: dict[str, str] | None = None) -> None:
         self.rules = list(rules)
+        self.lookups = dict(lookups or {})
 
     @classmethod
     def load(cls, path: Path) -> Router:
@@ -64,8 +72,8 @@ class Router:
         spec: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         rules = []
         for i, r in enumerate(spec.get("rules") or []):
-            if "type" not in r or not (r.get("to") or r.get("toByField")):
-                raise ConfigurationError(f"{path}: rule {i} needs 'type' and 'to' or 'toByField'")
+            if "type" not in r or not (r.get("to") or r.get("toByField") or r.get("toFollowers")):
+                raise ConfigurationError(f"{path}: rule {i} needs 'type' and 'to', 'toByField' or 'toFollowers'")
             when = r.get("when") or {}
             rules.append(
                 Rule(
@@ -75,9 +83,23 @@ class Router:
                     when_in=tuple(str(v) for v in when.get("in", ())),
                     to=tuple(r.get("to") or ()),
                     to_by_field=r.get("toByField"),
+                    to_followers=bool(r.get("toFollowers", False)),
                 )
             )
-        return cls(rules)
+        lookups = {str(k): str(v) for k, v in (spec.get("lookups") or {}).items()}
+        return cls(rules, lookups)
+
+    def _matching(self, message_type: str, sender: str, payload: etree._Element) -> Iterable[Rule]:
+        for rule in self.rules:
+            if rule.type != message_type or (rule.sender and rule.sender != sender):
+                continue
+            if rule.when_field and field_value(payload, rule.when_field) not in rule.when_in:
+                continue
+            yield rule
+
+    def to_followers(self, message_type: str, sender: str, payload: etree._Element) -> bool:
+        """Does a matching rule send this message to the person's followers (reference directory)?"""
+        return any(rule.to_followers for rule in self._matching(message_type, sender, payload))
 
     def route(
         self,
@@ -88,11 +110,7 @@ class Router:
     ) -> tuple[str, ...]:
         """The receivers for this message, in rule order, without duplicates."""
         out: list[str] = []
-        for rule in self.rules:
-            if rule.type != message_type or (rule.sender and rule.sender != sender):
-                continue
-            if rule.when_field and field_value(payload, rule.when_field) not in rule.when_in:
-                continue
+        for rule in self._matching(message_type, sender, payload):
             out.extend(rule.to)
             if rule.to_by_field:
                 value = field_value(payload, rule.to_by_field)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,13 +26,15 @@ import httpx
 import orjson
 import structlog
 from lxml import etree
-from sqlalchemy import Engine, and_, insert, select
+from sqlalchemy import Engine, and_, bindparam, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
 from hub import xmlsafe
 from hub.audit import AuditEvent
 from hub.auth import check_scope
 from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, new_data_key
+from hub.directory import Directory, Forwarding
 from hub.errors import (
     Conflict,
     ErrorCollector,
@@ -40,14 +43,15 @@ from hub.errors import (
     MalformedInput,
     NotAllowed,
     NotFound,
+    PartnerError,
     UnknownPartner,
     ValidationFailed,
 )
-from hub.identifiers import BSN, INSZ
+from hub.identifiers import BSN, INSZ, IdentifierError, parse_insz
 from hub.infomodel import InfoModel, MessageType
 from hub.partners import Partner, PartnerDirectory
-from hub.ports import Adapter
-from hub.protocols import Protocol, ProtocolBook, fields_outside, minimize
+from hub.ports import JSON, Adapter, LookupRequest
+from hub.protocols import PartnerRef, Protocol, ProtocolBook, fields_outside, minimize, minimize_json
 from hub.registry import build as build_adapter
 from hub.routing import Router
 from hub.settings import Settings
@@ -67,14 +71,18 @@ class Accepted:
     receivers: tuple[str, ...]
     received_at: datetime
     duplicate: bool = False
+    forwarding: Forwarding | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "messageId": self.message_id,
             "status": "accepted",
             "receivers": list(self.receivers),
             "receivedAt": self.received_at.isoformat(),
         }
+        if self.forwarding is not None:
+            out["forwarding"] = self.forwarding.as_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +186,22 @@ class Hub:
         )
         self.engine: Engine = make_engine(settings)
         self.writer = Writer(make_engine(settings, writer=True), batch_max=settings.store.batch_max)
+        self.directory = Directory(
+            engine=self.engine,
+            writer=self.writer,
+            hasher=self.hasher,
+            keys=self.keys,
+            protocols=self.protocols,
+            partners=self.partners,
+            allow_test_numbers=settings.insz_test_numbers,
+        )
         self.transport: Transport | None = None
         self.http: httpx.AsyncClient | None = None
         self._adapters: dict[str, Adapter] = {}
+        # the configuration each adapter was built from: a changed one is rebuilt (plateau moves)
+        self._adapter_specs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._retired: list[Adapter] = []
+        self._partners_loaded = 0.0
         self.started = False
 
     # -- life cycle -------------------------------------------------------------
@@ -194,6 +215,19 @@ class Hub:
     def reload_partners(self) -> None:
         with self.engine.connect() as conn:
             self.partners.load(conn)
+        self._partners_loaded = time.monotonic()
+
+    def refresh_partners(self) -> None:
+        """Reload the partner configuration when it is older than ``partners_refresh_seconds``.
+
+        Moving a partner to another plateau (another adapter, or none) is a change in
+        its configuration only; the running hub follows it without a restart.
+        """
+        if time.monotonic() - self._partners_loaded >= self.settings.partners_refresh_seconds:
+            try:
+                self.reload_partners()
+            except SQLAlchemyError as exc:
+                log.warning("partners_reload_failed", error=exc.__class__.__name__)
 
     async def start(self, transport: Transport) -> None:
         self.open_store()
@@ -201,13 +235,17 @@ class Hub:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.delivery.timeout_seconds))
         self.started = True
 
-    async def stop(self) -> None:
-        for adapter in self._adapters.values():
+    async def stop_adapters(self) -> None:
+        for adapter in [*self._adapters.values(), *self._retired]:
             try:
                 await adapter.aclose()
             except HubError as exc:
                 log.warning("adapter_close_failed", partner=adapter.partner_id, error=str(exc))
         self._adapters.clear()
+        self._retired.clear()
+
+    async def stop(self) -> None:
+        await self.stop_adapters()
         if self.transport is not None:
             await self.transport.close()
         if self.http is not None:
@@ -227,18 +265,24 @@ class Hub:
     def adapter_for(self, partner: Partner) -> Adapter | None:
         if not partner.adapter:
             return None
+        spec = (partner.adapter, dict(partner.adapter_config))
         adapter = self._adapters.get(partner.id)
+        if adapter is not None and self._adapter_specs.get(partner.id) != spec:
+            self._retired.append(adapter)  # closed at stop; a delivery may still be using it
+            adapter = None
         if adapter is None:
             if self.http is None:
                 raise HubError("de hub is niet gestart")
             adapter = build_adapter(partner.adapter, partner.id, partner.adapter_config, self.http)
             self._adapters[partner.id] = adapter
+            self._adapter_specs[partner.id] = spec
         return adapter
 
     # -- authentication -----------------------------------------------------------
 
     def authenticate(self, token: str) -> Partner:
         """The partner holding this token; reloads the directory once if the token is new."""
+        self.refresh_partners()
         if not self.partners.knows_token(token):
             self.reload_partners()
         return self.partners.authenticate(token)
@@ -274,7 +318,7 @@ class Hub:
         except HubError as exc:
             await self._refused(caller, message.envelope, exc, channel)
             raise
-        mtype, protocol, envelope, payload_bytes = prepared
+        mtype, protocol, envelope, payload_bytes, forwarding = prepared
         # payloads are keyed by the month they arrived in: retention counts from receipt
         period = datetime.now(UTC).strftime("%Y-%m")
         key_ref = self.keys.cached(protocol.id, period)
@@ -285,7 +329,12 @@ class Hub:
         message_id = str(envelope.message_id)
         nonce, ciphertext = encrypt(key_ref[1], payload_bytes, message_id.encode())
         digest = _digest(envelope, payload_bytes)
-        subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+        subject_hash = self.subject_hash(envelope)
+        directory_effects = None
+        if forwarding is not None and forwarding.effects and envelope.subject_type and envelope.subject_id:
+            directory_effects = self.directory.effects_unit(
+                forwarding, envelope.subject_type, envelope.subject_id, await self.directory.key()
+            )
         unit = _IngestUnit(
             envelope=envelope,
             protocol=protocol,
@@ -298,6 +347,8 @@ class Hub:
             size=len(payload_bytes),
             channel=channel,
             transport=self.transport,
+            forwarding=forwarding,
+            directory_effects=directory_effects,
         )
         result = await self.writer.submit(unit)
         if result.duplicate:
@@ -315,7 +366,7 @@ class Hub:
 
     def _prepare(
         self, caller: Partner, message: env.Message, pointer: str
-    ) -> tuple[MessageType, Protocol, env.Envelope, bytes]:
+    ) -> tuple[MessageType, Protocol, env.Envelope, bytes, Forwarding | None]:
         envelope = message.envelope
         if envelope.sender and envelope.sender != caller.id:
             raise NotAllowed(
@@ -330,18 +381,48 @@ class Hub:
         self.infomodel.validate_payload(
             mtype, message.payload, allow_test_numbers=self.settings.insz_test_numbers, pointer=pointer
         )
+        if mtype.aggregated and envelope.subject is not None:
+            raise ValidationFailed(
+                f"{mtype.name} is geaggregeerd en gaat over niemand: laat subject weg",
+                invalid_params=[InvalidParam("subject", "geen betrokkene bij geaggregeerde berichten", "subject")],
+            )
+        if not mtype.aggregated and envelope.subject is None:
+            raise ValidationFailed(
+                "de betrokkene (subject) ontbreekt",
+                invalid_params=[InvalidParam("subject", "INSZ of BSN van de persoon is verplicht", "required")],
+            )
         found = self.infomodel.subject_of(mtype, message.payload)
-        if found is not None and (found[0], found[1]) != (envelope.subject_type, str(envelope.subject)):
+        if found is not None and (found[0], found[1]) != (envelope.subject_type, envelope.subject_id):
             raise ValidationFailed(
                 "de betrokkene in de envelop verschilt van de persoon in de payload",
                 invalid_params=[InvalidParam("subject", "moet gelijk zijn aan " + mtype.subject_field, "subject")],
             )
         # who may send what under which protocol is known before routing; say that first
-        self.protocols.authorize(purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=())
-        receivers = envelope.receivers or self.router.route(
-            mtype.name, caller.id, message.payload, self.partners.code_owner
+        base = self.protocols.authorize(
+            purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=()
         )
-        if not receivers:
+        routed = self.router.route(mtype.name, caller.id, message.payload, self.partners.code_owner)
+        receivers = envelope.receivers or routed
+        forwarding = None
+        if (
+            envelope.subject_type
+            and envelope.subject_id
+            and self.router.to_followers(mtype.name, caller.id, message.payload)
+        ):
+            # person-bound: the reference directory decides, and "nobody" is an answer, not an error
+            forwarding = self.directory.plan(
+                protocol=base,
+                sender=caller,
+                message_type=mtype.name,
+                subject_type=envelope.subject_type,
+                subject_id=envelope.subject_id,
+                payload=message.payload,
+                fixed=routed,
+                code_owner=self.partners.code_owner,
+            )
+            if not envelope.receivers:
+                receivers = forwarding.receivers
+        if not receivers and forwarding is None:
             raise NotAllowed(
                 f"geen ontvanger gevonden voor {mtype.name} van {caller.id}: geen routeringsregel past",
                 invalid_params=[
@@ -371,8 +452,12 @@ class Hub:
                     InvalidParam(f, "veld niet toegestaan onder dit protocol", "minimisation") for f in extra
                 ],
             )
+        if forwarding is not None and envelope.receivers:
+            # receivers the sender names itself are served only if the directory allows them too
+            forwarding = forwarding.restricted_to(envelope.receivers)
+            receivers = forwarding.receivers
         envelope = envelope.with_receivers(tuple(receivers))
-        return mtype, protocol, envelope, etree.tostring(message.payload)
+        return mtype, protocol, envelope, etree.tostring(message.payload), forwarding
 
     async def _refused(self, caller: Partner, envelope: env.Envelope | None, exc: HubError, channel: str) -> None:
         await self.writer.submit(self.refused_unit(caller.id, envelope, exc, channel))
@@ -383,7 +468,7 @@ class Hub:
         subject_type = subject_hash = None
         if envelope is not None:
             subject_type = envelope.subject_type
-            subject_hash = self.hasher(envelope.subject_type, str(envelope.subject))
+            subject_hash = self.subject_hash(envelope)
         event = AuditEvent(
             "refused",
             status="refused",
@@ -405,6 +490,77 @@ class Hub:
     async def refuse_unparsed(self, caller: Partner, exc: HubError, channel: str) -> None:
         """Audit a refusal that happened before an envelope could be read."""
         await self.writer.submit(self.refused_unit(caller.id, None, exc, channel))
+
+    # -- synchronous lookups --------------------------------------------------------
+
+    async def lookup(
+        self,
+        requester: PartnerRef,
+        kind: str,
+        subject: str,
+        *,
+        purpose: str,
+        params: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask a partner a question about one person, as a protocol allows; audited "consulted".
+
+        Raises:
+            ValidationFailed: the INSZ is not valid.
+            NotAllowed: no protocol allows this requester this question for this purpose.
+            PartnerError: the partner could not answer (audited "failed").
+        """
+        try:
+            insz = parse_insz(subject, allow_test_numbers=self.settings.insz_test_numbers)
+        except IdentifierError as exc:
+            raise ValidationFailed(
+                "ongeldig INSZ", invalid_params=[InvalidParam("insz", str(exc), "identifier")]
+            ) from exc
+        protocol = self.protocols.authorize_lookup(purpose=purpose, requester=requester, kind=kind)
+        partner_id = self.router.lookups.get(kind)
+        partner = self.partners.get(partner_id) if partner_id else None
+        if partner is None:
+            raise NotFound(f"geen partner ingesteld die opvraging {kind!r} beantwoordt")
+        if not protocol.allows_receiver(partner.ref):
+            raise NotAllowed(f"protocol {protocol.id} staat opvragingen bij {partner.id} niet toe")
+        adapter = self.adapter_for(partner)
+        if adapter is None or kind not in adapter.capabilities.lookups:
+            raise NotFound(f"{partner.id} beantwoordt geen opvraging {kind!r}")
+        subject_hash = self.hasher("INSZ", str(insz))
+        trace = env.new_traceparent()
+        request = LookupRequest(
+            kind=kind,
+            subject=insz,
+            purpose=protocol.id,
+            requester=requester.id,
+            params=dict(params or {}),
+            trace_id=trace.split("-")[1],
+        )
+        common: dict[str, Any] = {
+            "trace_id": request.trace_id,
+            "sender": requester.id,
+            "receiver": partner.id,
+            "actor": actor,
+            "protocol_id": protocol.id,
+            "subject_type": "INSZ",
+            "subject_hash": subject_hash,
+        }
+        try:
+            result = await adapter.lookup(request)
+        except PartnerError as exc:
+            failed = AuditEvent("failed", status="failed", detail={"lookup": kind, "error": exc.detail[:500]}, **common)
+            await self.writer.submit(_audit_unit(failed))
+            raise
+        data = minimize_json(result.data, protocol.fields)
+        consulted = AuditEvent(
+            "consulted",
+            status="found" if result.found else "not_found",
+            detail={"lookup": kind, "fields": list[JSON](sorted(data)), "warnings": len(result.warnings)},
+            **common,
+        )
+        await self.writer.submit(_audit_unit(consulted))
+        log.info("person_consulted", partner=partner.id, requester=requester.id, lookup=kind, found=result.found)
+        return {"found": result.found, "data": data, "waarschuwingen": list(result.warnings), "bron": partner.id}
 
     # -- reading ------------------------------------------------------------------
 
@@ -432,7 +588,11 @@ class Hub:
         # The subject id itself is not stored in the row (only its keyed hash);
         # it is inside the encrypted payload. The envelope read back carries a
         # placeholder that callers replace from the payload when they need it.
-        placeholder: INSZ | BSN = INSZ("") if row["subject_type"] == "INSZ" else BSN("")
+        placeholder: INSZ | BSN | None = None
+        if row["subject_type"] == "INSZ":
+            placeholder = INSZ("")
+        elif row["subject_type"] == "BSN":
+            placeholder = BSN("")
         return env.Envelope(
             message_id=uuid.UUID(row["id"]),
             type=row["type"],
@@ -523,6 +683,12 @@ class Hub:
         out["payload"] = self.infomodel.xml_to_json(mtype, payload)
         return out
 
+    def subject_hash(self, envelope: env.Envelope) -> str | None:
+        """The keyed hash the audit log and the store keep instead of the national number."""
+        if envelope.subject_type is None or envelope.subject_id is None:
+            return None
+        return self.hasher(envelope.subject_type, envelope.subject_id)
+
     def with_subject_from_payload(
         self, mtype: MessageType, envelope: env.Envelope, payload: etree._Element
     ) -> env.Envelope:
@@ -531,6 +697,18 @@ class Hub:
             return envelope
         subject: INSZ | BSN = INSZ(found[1]) if found[0] == "INSZ" else BSN(found[1])
         return replace(envelope, subject=subject)
+
+
+_FIND_MESSAGE = select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
+    messages.c.id == bindparam("id")
+)
+
+
+def _audit_unit(event: AuditEvent) -> Any:
+    def unit(tx: Tx) -> None:
+        tx.audit(event)
+
+    return unit
 
 
 def _with_traceparent(envelope: env.Envelope) -> env.Envelope:
@@ -544,8 +722,8 @@ def _digest(envelope: env.Envelope, payload: bytes) -> str:
         envelope.type,
         envelope.version,
         envelope.sender,
-        envelope.subject_type,
-        str(envelope.subject),
+        envelope.subject_type or "",
+        envelope.subject_id or "",
         envelope.purpose,
     ):
         h.update(part.encode())
@@ -562,68 +740,80 @@ class _IngestUnit:
     protocol: Protocol
     mtype: MessageType
     digest: str
-    subject_hash: str
+    subject_hash: str | None
     key_id: int
     nonce: bytes
     ciphertext: bytes
     size: int
     channel: str
     transport: Transport | None
+    forwarding: Forwarding | None = None
+    directory_effects: Callable[[Tx, Mapping[str, Any]], None] | None = None  # reference-directory changes
+
+    @property
+    def pure(self) -> bool:
+        """Only reads and buffers, so no SAVEPOINT is needed (see hub.store.database.Tx); the
+        reference-directory effects of a person-bound event write directly, so those need one."""
+        return self.directory_effects is None
 
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
         message_id = str(e.message_id)
-        existing = tx.conn.execute(
-            select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
-                messages.c.id == message_id
-            )
-        ).first()
-        if existing is not None:
-            if existing.sender != e.sender or existing.digest != self.digest:
+        seen = tx.batch.pending.get(message_id)
+        if seen is None:
+            row = tx.conn.execute(_FIND_MESSAGE, {"id": message_id}).first()
+            seen = (row.digest, row.sender, tuple(row.receivers), _utc(row.received_at)) if row else None
+        if seen is not None:
+            digest, sender, receivers, received_at = seen
+            if sender != e.sender or digest != self.digest:
                 raise Conflict(f"bericht-id {message_id} is al gebruikt voor een ander bericht")
-            return Accepted(message_id, tuple(existing.receivers), _utc(existing.received_at), duplicate=True)
-        tx.conn.execute(
-            insert(messages).values(
-                id=message_id,
-                type=e.type,
-                version=e.version,
-                sender=e.sender,
-                receivers=list(e.receivers),
-                subject_type=e.subject_type,
-                subject_hash=self.subject_hash,
-                protocol_id=self.protocol.id,
-                conversation_id=str(e.conversation_id) if e.conversation_id else None,
-                traceparent=e.traceparent,
-                created_at=e.created_at,
-                received_at=tx.now,
-                digest=self.digest,
-                channel=self.channel,
-                data_key_id=self.key_id,
-                nonce=self.nonce,
-                ciphertext=self.ciphertext,
-                payload_size=self.size,
-            )
+            replayed = Forwarding(tuple(receivers), replayed=True) if self.forwarding is not None else None
+            return Accepted(message_id, receivers, received_at, duplicate=True, forwarding=replayed)
+        tx.batch.pending[message_id] = (self.digest, e.sender, e.receivers, tx.now)
+        tx.insert(
+            messages,
+            {
+                "id": message_id,
+                "type": e.type,
+                "version": e.version,
+                "sender": e.sender,
+                "receivers": list(e.receivers),
+                "subject_type": e.subject_type,
+                "subject_hash": self.subject_hash,
+                "protocol_id": self.protocol.id,
+                "conversation_id": str(e.conversation_id) if e.conversation_id else None,
+                "traceparent": e.traceparent,
+                "created_at": e.created_at,
+                "received_at": tx.now,
+                "digest": self.digest,
+                "channel": self.channel,
+                "data_key_id": self.key_id,
+                "nonce": self.nonce,
+                "ciphertext": self.ciphertext,
+                "payload_size": self.size,
+            },
         )
         jobs = []
         for receiver in e.receivers:
-            d = tx.conn.execute(
-                insert(deliveries).values(
-                    message_id=message_id, receiver=receiver, status="pending", attempts=0, updated_at=tx.now
-                )
+            tx.insert(
+                deliveries,
+                {
+                    "message_id": message_id,
+                    "receiver": receiver,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "last_error": None,
+                    "delivered_at": None,
+                    "updated_at": tx.now,
+                },
             )
-            delivery_id = int(d.inserted_primary_key[0]) if d.inserted_primary_key else 0
-            o = tx.conn.execute(
-                insert(outbox).values(
-                    delivery_id=delivery_id,
-                    message_id=message_id,
-                    receiver=receiver,
-                    available_at=tx.now,
-                    published_at=tx.now,
-                )
+            tx.insert(
+                outbox,
+                {"message_id": message_id, "receiver": receiver, "available_at": tx.now, "published_at": tx.now},
             )
-            outbox_id = int(o.inserted_primary_key[0]) if o.inserted_primary_key else 0
-            jobs.append(Job(outbox_id, delivery_id, message_id, receiver))
-        common = {
+            jobs.append(Job(message_id, receiver))
+        common: dict[str, Any] = {
             "trace_id": e.trace_id,
             "message_id": message_id,
             "message_type": e.type,
@@ -635,8 +825,13 @@ class _IngestUnit:
         tx.audit(
             AuditEvent("received", detail={"channel": self.channel, "version": e.version, "bytes": self.size}, **common)
         )
-        tx.audit(AuditEvent("routed", detail={"receivers": list(e.receivers)}, **common))
+        routed: dict[str, Any] = {"receivers": list(e.receivers)}
+        if self.forwarding is not None:
+            routed.update(self.forwarding.summary)
+        tx.audit(AuditEvent("routed", detail=routed, **common))
+        if self.directory_effects is not None:
+            self.directory_effects(tx, common)
         transport = self.transport
         if transport is not None:
             tx.after_commit(lambda: transport.publish(jobs))
-        return Accepted(message_id, e.receivers, tx.now)
+        return Accepted(message_id, e.receivers, tx.now, forwarding=self.forwarding)

@@ -101,6 +101,23 @@ def _read_secret(path: Path) -> str:
         raise ConfigurationError(f"secret file {path} cannot be read: {exc.strerror}") from exc
 
 
+class OidcSettings(BaseModel):
+    """The citizen's OpenID Connect provider (FAS/CSAM for eID and itsme, DigiD through a broker).
+
+    Endpoints come from ``issuer``/.well-known/openid-configuration unless given.
+    """
+
+    issuer: str
+    client_id: str
+    client_secret: str = ""
+    scope: str = "openid"
+    subject_claim: str = Field(default="sub", description="The claim holding the national number, e.g. egovNRN or bsn")
+    subject_type: Literal["INSZ", "BSN"] = "INSZ"
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    jwks_uri: str | None = None
+
+
 class Settings(BaseSettings):
     """The hub's configuration."""
 
@@ -137,8 +154,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_xml_depth: int = Field(default=64, ge=8)
     insz_test_numbers: bool = False
+    magda_url: str | None = None
     run_workers: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # the inburgeraar's own view (/mijn-dossier): which identity step (hub/identity.py)
+    # ("auto": the development login outside production, off in production)
+    citizen_login: Literal["auto", "off", "development", "oidc"] = "auto"
+    citizen_oidc: OidcSettings | None = None
+    # how stale the running hub's view of the partner configuration may get (plateau moves)
+    partners_refresh_seconds: float = Field(default=5.0, ge=0)
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -189,6 +213,22 @@ class Settings(BaseSettings):
         if "*" in self.cors_origins:
             raise ConfigurationError("CORS: name the published origins, a wildcard is not allowed")
         return self
+
+    @model_validator(mode="after")
+    def _no_development_login_in_production(self) -> Settings:
+        if self.env == "production" and self.citizen_login == "development":
+            raise ConfigurationError("KNOOPPUNT_CITIZEN_LOGIN=development is refused in production")
+        if self.citizen_login == "oidc" and self.citizen_oidc is None:
+            raise ConfigurationError(
+                "KNOOPPUNT_CITIZEN_LOGIN=oidc needs KNOOPPUNT_CITIZEN_OIDC__ISSUER and __CLIENT_ID"
+            )
+        return self
+
+    @property
+    def citizen_login_provider(self) -> str:
+        if self.citizen_login == "auto":
+            return "off" if self.env == "production" else "development"
+        return self.citizen_login
 
     @property
     def api_keys_allowed(self) -> bool:

@@ -17,8 +17,10 @@ import httpx
 import pytest
 import uvicorn
 
-from adapters.restpush import simulator
-from hub.cli.runner import DemoSetup, seed_demo
+from hub.cli.runner import DEMO_PARTNERS, DemoSetup, Simulated, seed_demo
+from hub.demo import load_partners
+from hub.partners import Partner, upsert_partner
+from hub.service import Hub
 from hub.settings import ROOT, DeliverySettings, Settings
 
 SHARED = Path(os.environ.get("KNOOPPUNT_SHARED_DIR", ROOT.parent / "shared"))
@@ -47,31 +49,22 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
-def bound_socket() -> socket.socket:
-    """A listening-ready socket on a free loopback port, held until the server takes it.
-
-    Picking a free port and binding it later races with every other process on the
-    machine; handing uvicorn the already-bound socket does not.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # as uvicorn does: a restarted server may bind the port again despite TIME_WAIT connections
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 class ServerThread:
-    """uvicorn servers in a thread of their own, with their own event loop."""
+    """uvicorn servers in a thread of their own, with their own event loop.
 
-    def __init__(self, servers: list[uvicorn.Server], sockets: list[socket.socket | None] | None = None) -> None:
+    A server may come with a socket already bound (``sockets``), so its port is known
+    before its app is built, without a race for a free port.
+    """
+
+    def __init__(self, servers: list[uvicorn.Server], sockets: dict[int, socket.socket] | None = None) -> None:
         self.servers = servers
-        self.sockets = sockets or [None] * len(servers)
+        self.sockets = sockets or {}
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         async def main() -> None:
             await asyncio.gather(
-                *(s.serve(sockets=[sock] if sock else None) for s, sock in zip(self.servers, self.sockets, strict=True))
+                *(s.serve(sockets=[self.sockets[i]] if i in self.sockets else None) for i, s in enumerate(self.servers))
             )
 
         asyncio.run(main())
@@ -88,9 +81,11 @@ class ServerThread:
         for s in self.servers:
             s.should_exit = True
         self.thread.join(timeout=20)
-        for sock in self.sockets:
-            if sock is not None:
-                sock.close()
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    """The port a server started on port 0 got from the OS (no race with other processes)."""
+    return int(server.servers[0].sockets[0].getsockname()[1])
 
 
 @dataclass
@@ -102,6 +97,8 @@ class LiveHub:
     setup: DemoSetup
     sim_urls: dict[str, str]
     thread: ServerThread
+    sim_thread: ServerThread
+    sims: dict[str, Simulated]
 
     def client(self, partner: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.setup.tokens[partner]}"} if partner else {}
@@ -114,7 +111,7 @@ class LiveHub:
     def control(self, partner: str, **body: Any) -> None:
         httpx.post(f"{self.sim_urls[partner]}/_control", json=body, timeout=5).raise_for_status()
 
-    def wait_status(self, partner: str, message_id: str, want: set[str], timeout: float = 10) -> dict[str, Any]:
+    def wait_status(self, partner: str, message_id: str, want: set[str], timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self.client(partner) as c:
             while True:
@@ -126,31 +123,55 @@ class LiveHub:
                     raise AssertionError(f"deliveries of {message_id} still {states}, wanted {want}")
                 time.sleep(0.05)
 
+    def stop(self) -> None:
+        self.thread.stop()
+        self.sim_thread.stop()
 
-def start_live_hub(settings: Settings, sim_ports: dict[str, int] | None = None) -> LiveHub:
+
+SIMULATED = {p.partner.id: p.simulator for p in load_partners(DEMO_PARTNERS) if p.simulator}
+
+
+def start_live_hub(
+    settings: Settings,
+    sim_ports: dict[str, int] | None = None,
+    *,
+    extra: list[Partner] | None = None,
+    hub_port: int = 0,
+) -> LiveHub:
+    """Simulators first (on ports the OS picks, or the given ones), then the hub pointing at them."""
     from hub.api.app import create_app
 
-    sim_sockets = {pid: bound_socket() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
-    ports = sim_ports or {pid: sock.getsockname()[1] for pid, sock in sim_sockets.items()}
+    sims = {pid: Simulated(kind, (sim_ports or {}).get(pid, 0)).server(pid) for pid, kind in SIMULATED.items()}
+    sim_thread = ServerThread(list(sims.values()))
+    sim_thread.start()
+    ports = {pid: bound_port(server) for pid, server in sims.items()}
     setup = seed_demo(settings, ports=ports)
-    hub_socket = bound_socket()
-    port = hub_socket.getsockname()[1]
-    settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
-    servers = [uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))]
-    sims = [simulator.server(pid, "127.0.0.1", p) for pid, p in setup.simulators.items()]
-    sockets: list[socket.socket | None] = [hub_socket]
-    sockets += [None if sim_ports else sim_sockets[pid] for pid in setup.simulators]
-    for pid, sock in sim_sockets.items():
-        if sim_ports or pid not in setup.simulators:
-            sock.close()
-    thread = ServerThread(servers + sims, sockets)
+    if extra:
+        store = Hub(settings)
+        store.open_store()
+        for partner in extra:
+            store.writer.run_sync(upsert_partner(partner, actor="test"))
+        store.close_store()
+    # the hub must know its own URL (redirects, OIDC callbacks): bind its socket first
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", hub_port))
+    hub_port = int(listener.getsockname()[1])
+    settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{hub_port}"})
+    hub_server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=hub_port, log_level="warning")
+    )
+    thread = ServerThread([hub_server], {0: listener})
     thread.start()
+    port = hub_port
     return LiveHub(
         url=f"http://127.0.0.1:{port}",
-        settings=settings,
+        settings=settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}),
         setup=setup,
-        sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in setup.simulators.items()},
+        sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in ports.items()},
+        sims=setup.simulators,
         thread=thread,
+        sim_thread=sim_thread,
     )
 
 
@@ -160,4 +181,4 @@ def live(settings: Settings) -> Iterator[LiveHub]:
     try:
         yield hub
     finally:
-        hub.thread.stop()
+        hub.stop()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 
+import pytest
 from typer.testing import CliRunner
 
 from hub import demo
@@ -25,7 +27,20 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
     assert backoff(50, 1.0, 30.0) <= 30.0
 
 
-def test_partner_down_then_up_is_retried_and_delivered_once(live: LiveHub) -> None:
+@pytest.fixture
+def patient(settings: Settings) -> Iterator[LiveHub]:
+    """A live hub that keeps retrying long enough for a partner to come back on a slow machine."""
+    hub = start_live_hub(
+        settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"max_attempts": 200})})
+    )
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def test_partner_down_then_up_is_retried_and_delivered_once(patient: LiveHub) -> None:
+    live = patient
     live.control("gemeente-utrecht", mode="down")
     doc = demo.inburgeringsplicht(rng, "0344")
     with live.client("duo") as c:
@@ -84,7 +99,7 @@ def test_replay_resends_dead_deliveries(live: LiveHub, monkeypatch: object) -> N
 def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings) -> None:
     settings = settings.model_copy(update={"delivery": settings.delivery.model_copy(update={"max_attempts": 1000})})
     first = start_live_hub(settings)
-    ports = {pid: int(url.rsplit(":", 1)[1]) for pid, url in first.sim_urls.items()}
+    ports = {pid: sim.port for pid, sim in first.sims.items()}
     try:
         first.control("gemeente-utrecht", mode="down")
         doc = demo.klantprofiel(rng, "0344")
@@ -92,7 +107,7 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
             assert c.post("/v1/berichten", json=doc).status_code == 202
         first.wait_status("coa", doc["messageId"], {"retrying"})
     finally:
-        first.thread.stop()
+        first.stop()
     slow = settings.model_copy(
         update={
             "delivery": settings.delivery.model_copy(
@@ -110,4 +125,4 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
         second.wait_status("coa", doc["messageId"], {"delivered"})
         assert [m["messageId"] for m in second.received("gemeente-utrecht")["messages"]] == [doc["messageId"]]
     finally:
-        second.thread.stop()
+        second.stop()

@@ -20,16 +20,16 @@ rng = random.Random(7)
 SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_external=True, forbid_entities=True)
 
 
-def _client(live: LiveHub, partner: str) -> zeep.Client:
-    rsession = requests.Session()
-    rsession.headers["Authorization"] = f"Bearer {live.setup.tokens[partner]}"
-    return zeep.Client(f"{live.url}/soap/berichten", transport=Transport(session=rsession), settings=SETTINGS)
-
-
 def test_zeep_client_from_the_wsdl_can_send(live: LiveHub) -> None:
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {live.setup.tokens['duo']}"
+        client = zeep.Client(f"{live.url}/soap/berichten", transport=Transport(session=session), settings=SETTINGS)
+        _send_with_zeep(live, client)
+
+
+def _send_with_zeep(live: LiveHub, client: zeep.Client) -> None:
     doc = demo.inburgeringsplicht(rng, "0344")
     envelope = etree.fromstring(xml_message(doc, InfoModel(ROOT / "schemas")))
-    client = _client(live, "duo")
     header = {etree.QName(c).localname: c.text for c in envelope[0] if etree.QName(c).localname != "subject"}
     subject = envelope[0].find("{urn:knooppunt:envelope:1}subject")
     subject_type = client.get_type("{urn:knooppunt:envelope:1}Subject")

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 import httpx
 import orjson
 
-from hub.envelope import header_to_json
+from hub import xmlsafe
+from hub.envelope import header_to_json, to_xml
 from hub.errors import ConfigurationError, PartnerRejected, PartnerUnavailable
 from hub.ports import JSON, Capabilities, Delivery, DeliveryReceipt, HealthStatus, LookupRequest, LookupResult
 
@@ -49,7 +50,7 @@ class RestPushAdapter:
         headers = self._headers(delivery)
         if self.format == "xml":
             headers["Content-Type"] = "application/xml"
-            body = delivery.payload_xml
+            body = to_xml(delivery.envelope, xmlsafe.parse(delivery.payload_xml, max_bytes=len(delivery.payload_xml)))
         else:
             headers["Content-Type"] = "application/json"
             doc: dict[str, object] = dict(header_to_json(delivery.envelope))

@@ -16,7 +16,19 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
-from hub.api import health, messages, oauth, soap
+from hub.api import (
+    citizen,
+    directory,
+    health,
+    lookups,
+    messages,
+    oauth,
+    repertorium,
+    reporting,
+    schemas,
+    soap,
+    wus,
+)
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.auth import Authenticator, RateLimiter
@@ -74,8 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadersMiddleware)
     app.include_router(messages.router)
     app.include_router(oauth.router)
+    app.include_router(lookups.router)
+    app.include_router(schemas.router)
     app.include_router(soap.router)
+    app.include_router(wus.router)
     app.include_router(health.router)
+    app.include_router(directory.router)
+    app.include_router(repertorium.router)
+    app.include_router(citizen.router)
+    app.include_router(reporting.router)
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:
@@ -157,7 +176,8 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
-    schemas.setdefault("MessageIn", messages.MessageIn.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for model in (messages.MessageIn, lookups.PersoonZoek, lookups.InschrijvingenZoek):
+        schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
     components["headers"] = {
         "API-Version": {
             "description": "De volledige versie van de API",

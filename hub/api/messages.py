@@ -48,6 +48,10 @@ class AcceptedOut(BaseModel):
     status: str
     receivers: list[str]
     receivedAt: str  # noqa: N815
+    forwarding: dict[str, Any] | None = Field(
+        default=None,
+        description="Persoonsgebonden berichten: doorgestuurd naar wie, niet doorgestuurd waarom (aantallen)",
+    )
 
 
 class DeliveryOut(BaseModel):

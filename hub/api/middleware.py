@@ -8,12 +8,14 @@ structlog's context (from ``X-Correlation-Id`` or ``traceparent``, else new).
 
 from __future__ import annotations
 
-import uuid
+import os
+import random
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_VERSION = "1.0.0"
+_IDS = random.Random(os.urandom(32))  # noqa: S311 - correlation ids must be unique, not secret
 
 _SECURITY_HEADERS = [
     (b"api-version", API_VERSION.encode()),
@@ -79,4 +81,4 @@ def _correlation(scope: Scope) -> str:
             return str(value.decode("latin-1"))
         if key == b"traceparent" and len(value) == 55:
             return str(value.decode("latin-1").split("-")[1])
-    return uuid.uuid4().hex
+    return f"{_IDS.getrandbits(128):032x}"

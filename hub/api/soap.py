@@ -6,7 +6,12 @@ Request body (document/literal)::
       <env:Envelope xmlns:env="urn:knooppunt:envelope:1"> header + payload </env:Envelope>
     </soap:Body></soap:Envelope>
 
-Answer: ``<ks:Accepted>`` with messageId, status, receiver*, receivedAt.
+Answer: ``<ks:Accepted>`` with messageId, status, receiver*, receivedAt, and for a person-bound
+message ``forwarding`` (forwarded, notForwarded reason/count, reason).
+
+The same endpoint answers the lookups ``<ks:ZoekPersoon>`` and
+``<ks:ZoekInschrijvingen>`` (insz, purpose, van?, tot?) with ``<ks:Opvraging>``
+(found, bron, waarschuwing*, data: the canonical answer as plain XML).
 Errors: a SOAP fault whose detail carries MAGDA-style ``Uitzonderingen``
 (Identificatie, Oorsprong, Type FOUT, Diagnose), one per invalid field.
 """
@@ -14,6 +19,7 @@ Errors: a SOAP fault whose detail carries MAGDA-style ``Uitzonderingen``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -22,8 +28,9 @@ from lxml import etree
 from hub import xmlsafe
 from hub.api.deps import authenticate_request, get_hub, read_body
 from hub.envelope import ENV_NS, from_xml
-from hub.errors import HubError, MalformedInput, RateLimited
+from hub.errors import HubError, MalformedInput, NotAllowed, PartnerError, RateLimited
 from hub.partners import Partner
+from hub.service import Hub
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 KS_NS = "urn:knooppunt:soap:1"
@@ -53,6 +60,58 @@ def wsdl(public_url: str, schemas_dir: Path) -> bytes:
             <xs:element name="status" type="xs:string"/>
             <xs:element name="receiver" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
             <xs:element name="receivedAt" type="xs:dateTime"/>
+            <xs:element name="forwarding" minOccurs="0">
+              <xs:annotation><xs:documentation>Person-bound messages: forwarded to how many followers,
+                and why others were not (reference directory).</xs:documentation></xs:annotation>
+              <xs:complexType>
+                <xs:sequence>
+                  <xs:element name="forwarded" type="xs:int"/>
+                  <xs:element name="notForwarded" minOccurs="0" maxOccurs="unbounded">
+                    <xs:complexType>
+                      <xs:sequence>
+                        <xs:element name="reason" type="xs:string"/>
+                        <xs:element name="count" type="xs:int"/>
+                      </xs:sequence>
+                    </xs:complexType>
+                  </xs:element>
+                  <xs:element name="reason" type="xs:string" minOccurs="0"/>
+                </xs:sequence>
+              </xs:complexType>
+            </xs:element>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="ZoekPersoon">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="insz" type="xs:string"/>
+            <xs:element name="purpose" type="xs:string"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="ZoekInschrijvingen">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="insz" type="xs:string"/>
+            <xs:element name="purpose" type="xs:string"/>
+            <xs:element name="van" type="xs:date" minOccurs="0"/>
+            <xs:element name="tot" type="xs:date" minOccurs="0"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="Opvraging">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="found" type="xs:boolean"/>
+            <xs:element name="bron" type="xs:string"/>
+            <xs:element name="waarschuwing" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
+            <xs:element name="data">
+              <xs:complexType>
+                <xs:sequence>
+                  <xs:any namespace="##any" processContents="skip" minOccurs="0" maxOccurs="unbounded"/>
+                </xs:sequence>
+              </xs:complexType>
+            </xs:element>
           </xs:sequence>
         </xs:complexType>
       </xs:element>
@@ -77,10 +136,23 @@ def wsdl(public_url: str, schemas_dir: Path) -> bytes:
   <wsdl:message name="SendRequest"><wsdl:part name="body" element="env:Envelope"/></wsdl:message>
   <wsdl:message name="SendResponse"><wsdl:part name="body" element="ks:Accepted"/></wsdl:message>
   <wsdl:message name="Fault"><wsdl:part name="detail" element="ks:Uitzonderingen"/></wsdl:message>
+  <wsdl:message name="ZoekPersoonRequest"><wsdl:part name="body" element="ks:ZoekPersoon"/></wsdl:message>
+  <wsdl:message name="ZoekInschrijvingenRequest"><wsdl:part name="body" element="ks:ZoekInschrijvingen"/></wsdl:message>
+  <wsdl:message name="OpvragingResponse"><wsdl:part name="body" element="ks:Opvraging"/></wsdl:message>
   <wsdl:portType name="BerichtenPortType">
     <wsdl:operation name="Send">
       <wsdl:input message="ks:SendRequest"/>
       <wsdl:output message="ks:SendResponse"/>
+      <wsdl:fault name="Uitzonderingen" message="ks:Fault"/>
+    </wsdl:operation>
+    <wsdl:operation name="ZoekPersoon">
+      <wsdl:input message="ks:ZoekPersoonRequest"/>
+      <wsdl:output message="ks:OpvragingResponse"/>
+      <wsdl:fault name="Uitzonderingen" message="ks:Fault"/>
+    </wsdl:operation>
+    <wsdl:operation name="ZoekInschrijvingen">
+      <wsdl:input message="ks:ZoekInschrijvingenRequest"/>
+      <wsdl:output message="ks:OpvragingResponse"/>
       <wsdl:fault name="Uitzonderingen" message="ks:Fault"/>
     </wsdl:operation>
   </wsdl:portType>
@@ -88,6 +160,18 @@ def wsdl(public_url: str, schemas_dir: Path) -> bytes:
     <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
     <wsdl:operation name="Send">
       <soap:operation soapAction="urn:knooppunt:soap:1#Send"/>
+      <wsdl:input><soap:body use="literal"/></wsdl:input>
+      <wsdl:output><soap:body use="literal"/></wsdl:output>
+      <wsdl:fault name="Uitzonderingen"><soap:fault name="Uitzonderingen" use="literal"/></wsdl:fault>
+    </wsdl:operation>
+    <wsdl:operation name="ZoekPersoon">
+      <soap:operation soapAction="urn:knooppunt:soap:1#ZoekPersoon"/>
+      <wsdl:input><soap:body use="literal"/></wsdl:input>
+      <wsdl:output><soap:body use="literal"/></wsdl:output>
+      <wsdl:fault name="Uitzonderingen"><soap:fault name="Uitzonderingen" use="literal"/></wsdl:fault>
+    </wsdl:operation>
+    <wsdl:operation name="ZoekInschrijvingen">
+      <soap:operation soapAction="urn:knooppunt:soap:1#ZoekInschrijvingen"/>
       <wsdl:input><soap:body use="literal"/></wsdl:input>
       <wsdl:output><soap:body use="literal"/></wsdl:output>
       <wsdl:fault name="Uitzonderingen"><soap:fault name="Uitzonderingen" use="literal"/></wsdl:fault>
@@ -140,11 +224,53 @@ def fault(exc: HubError) -> Response:
 @router.get("/soap/berichten")
 async def get_wsdl(request: Request) -> Response:
     hub = get_hub(request)
-    return Response(wsdl(hub.settings.public_url, hub.settings.schemas_dir), media_type="text/xml; charset=utf-8")
+    # the address is where the client reached us, so a WSDL fetched through any host name works
+    return Response(wsdl(str(request.base_url), hub.settings.schemas_dir), media_type="text/xml; charset=utf-8")
+
+
+def _soap(answer: etree._Element) -> Response:
+    root = etree.Element(_S + "Envelope", nsmap={"soap": SOAP_NS})
+    etree.SubElement(root, _S + "Body").append(answer)
+    return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), media_type="text/xml; charset=utf-8")
+
+
+def _to_xml(parent: etree._Element, name: str, value: Any) -> None:
+    """Canonical JSON as plain XML: objects become elements, lists repeat their element."""
+    if isinstance(value, list):
+        for item in value:
+            _to_xml(parent, name, item)
+        return
+    child = etree.SubElement(parent, name)
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _to_xml(child, key, inner)
+    elif isinstance(value, bool):
+        child.text = "true" if value else "false"
+    elif value is not None:
+        child.text = str(value)
+
+
+async def _lookup(hub: Hub, caller: Partner, element: etree._Element) -> Response:
+    kind = "persoon" if element.tag == _K + "ZoekPersoon" else "inschrijvingen"
+    fields = {etree.QName(c).localname: (c.text or "").strip() for c in element if isinstance(c.tag, str)}
+    params = {k: fields[k] for k in ("van", "tot") if fields.get(k)}
+    answer = await hub.lookup(
+        caller.ref, kind, fields.get("insz", ""), purpose=fields.get("purpose", ""), params=params
+    )
+    out = etree.Element(_K + "Opvraging", nsmap={"ks": KS_NS})
+    etree.SubElement(out, _K + "found").text = "true" if answer["found"] else "false"
+    etree.SubElement(out, _K + "bron").text = answer["bron"]
+    for warning in answer["waarschuwingen"]:
+        etree.SubElement(out, _K + "waarschuwing").text = warning
+    data = etree.SubElement(out, _K + "data")
+    for key, value in answer["data"].items():
+        _to_xml(data, key, value)
+    return _soap(out)
 
 
 @router.post("/soap/berichten")
 async def soap_send(request: Request) -> Response:
+    """One SOAP endpoint: Send (an envelope), ZoekPersoon and ZoekInschrijvingen."""
     hub = get_hub(request)
     caller: Partner | None = None
     try:
@@ -155,22 +281,32 @@ async def soap_send(request: Request) -> Response:
         if soap_body is None or len(soap_body) != 1:
             raise MalformedInput("verwacht een SOAP 1.1-envelop met één element in de Body")
         inner = soap_body[0]
+        soap_body.remove(inner)  # detached, so error paths read /Envelope/payload/..., as over REST
+        if inner.tag in (_K + "ZoekPersoon", _K + "ZoekInschrijvingen"):
+            return await _lookup(hub, caller, inner)
         hub.infomodel.validate_envelope(inner)
         message = from_xml(inner, allow_test_numbers=hub.settings.insz_test_numbers)
     except HubError as exc:
-        if caller is not None:
+        if caller is not None and not isinstance(exc, PartnerError | NotAllowed):
             await hub.refuse_unparsed(caller, exc, "soap")
         return fault(exc)
     try:
         accepted = await hub.accept(caller, message, channel="soap")
     except HubError as exc:
         return fault(exc)
-    root = etree.Element(_S + "Envelope", nsmap={"soap": SOAP_NS})
-    body_el = etree.SubElement(root, _S + "Body")
-    answer = etree.SubElement(body_el, _K + "Accepted", nsmap={"ks": KS_NS})
+    answer = etree.Element(_K + "Accepted", nsmap={"ks": KS_NS})
     etree.SubElement(answer, _K + "messageId").text = accepted.message_id
     etree.SubElement(answer, _K + "status").text = "accepted"
     for receiver in accepted.receivers:
         etree.SubElement(answer, _K + "receiver").text = receiver
     etree.SubElement(answer, _K + "receivedAt").text = accepted.received_at.isoformat()
-    return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), media_type="text/xml; charset=utf-8")
+    if accepted.forwarding is not None:
+        forwarding = etree.SubElement(answer, _K + "forwarding")
+        etree.SubElement(forwarding, _K + "forwarded").text = str(len(accepted.forwarding.receivers))
+        for reason, count in sorted(accepted.forwarding.not_forwarded.items()):
+            item = etree.SubElement(forwarding, _K + "notForwarded")
+            etree.SubElement(item, _K + "reason").text = reason
+            etree.SubElement(item, _K + "count").text = str(count)
+        if accepted.forwarding.reason:
+            etree.SubElement(forwarding, _K + "reason").text = accepted.forwarding.reason
+    return _soap(answer)

@@ -17,6 +17,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from hub import logs
+from hub.cli import lookup, schemas
 from hub.cli.keys import app as keys_app
 from hub.cli.pki import app as pki_app
 from hub.errors import HubError
@@ -32,6 +33,9 @@ audit_app = typer.Typer(help="Het auditlog.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(audit_app, name="audit")
+app.add_typer(lookup.app, name="lookup")
+app.add_typer(schemas.app, name="schemas")
+app.command("check-partner")(lookup.check_partner)
 app.add_typer(pki_app, name="pki")
 app.add_typer(keys_app, name="keys")
 
@@ -84,9 +88,7 @@ def run(
         sims.add_column("ontvangt op")
         sims.add_column("token")
         for p in setup.partners:
-            where = (
-                f"http://127.0.0.1:{setup.simulators[p.id]}/berichten" if p.id in setup.simulators else "portaal-inbox"
-            )
+            where = setup.simulators[p.id].url if p.id in setup.simulators else "portaal-inbox"
             sims.add_row(p.id, p.role, where, setup.tokens[p.id])
         console.print(sims)
         duo = setup.tokens["duo"]
@@ -96,9 +98,7 @@ def run(
             "-H 'Content-Type: application/json' --data @examples/inburgeringsplicht.json",
             soft_wrap=True,
         )
-        console.print(
-            f"  curl -s http://127.0.0.1:{setup.simulators['gemeente-utrecht']}/berichten   # wat Utrecht ontving"
-        )
+        console.print(f"  curl -s {setup.simulators['gemeente-utrecht'].url}   # wat Utrecht ontving")
         console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
     console.print("\nStoppen: Ctrl-C\n")
     with contextlib.suppress(KeyboardInterrupt):

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import uvicorn
 
+from adapters.discimus import simulator as discimus_sim
+from adapters.magda import simulator as magda_sim
 from adapters.restpush import simulator
+from adapters.rijksregister import simulator as rijksregister_sim
 from hub.demo import load_partners
 from hub.partners import Partner, issue_token, new_token, upsert_partner
 from hub.service import Hub
@@ -24,7 +27,7 @@ class DemoSetup:
     """What the demo set up: partners with fresh tokens, and simulator ports."""
 
     tokens: dict[str, str]
-    simulators: dict[str, int]
+    simulators: dict[str, Simulated]
     partners: list[Partner]
 
 
@@ -34,22 +37,58 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Simulated:
+    """How the demo serves one partner: which simulator, and the path its adapter calls."""
+
+    kind: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{SIM_PATHS[self.kind]}"
+
+    def server(self, partner_id: str) -> uvicorn.Server:
+        if self.kind == "restpush":
+            return simulator.server(partner_id, "127.0.0.1", self.port)
+        if self.kind == "magda":
+            return magda_sim.server("127.0.0.1", self.port)
+        if self.kind == "discimus":
+            return discimus_sim.server("127.0.0.1", self.port)
+        return rijksregister_sim.server("127.0.0.1", self.port)
+
+
+SIM_PATHS = {
+    "restpush": "/berichten",
+    "magda": magda_sim.SOAP_PATH,
+    "discimus": discimus_sim.SOAP_PATH,
+    "rijksregister": rijksregister_sim.SOAP_PATH,
+}
+MAGDA_KINDS = {"magda", "discimus", "rijksregister"}
+
+
 def seed_demo(settings: Settings, *, path: Path = DEMO_PARTNERS, ports: dict[str, int] | None = None) -> DemoSetup:
     """Configure the demo partners (pointing at their simulators) and issue fresh tokens."""
     hub = Hub(settings)
     hub.open_store()
     tokens: dict[str, str] = {}
-    sims: dict[str, int] = {}
+    sims: dict[str, Simulated] = {}
     partners = []
     try:
         for i, demo in enumerate(load_partners(path)):
             partner = demo.partner
-            if demo.simulator:
-                port = (ports or {}).get(partner.id, SIMULATOR_BASE_PORT + i)
-                sims[partner.id] = port
-                config = dict(partner.adapter_config)
-                config.update(url=f"http://127.0.0.1:{port}/berichten", health_url=f"http://127.0.0.1:{port}/health")
-                partner = replace(partner, adapter_config=config)
+            config = dict(partner.adapter_config)
+            if demo.simulator in MAGDA_KINDS and settings.magda_url:
+                config.update(url=settings.magda_url)
+            elif demo.simulator:
+                sim = Simulated(demo.simulator, (ports or {}).get(partner.id, SIMULATOR_BASE_PORT + i))
+                sims[partner.id] = sim
+                config.update(url=sim.url)
+                if demo.simulator == "restpush":
+                    config.update(health_url=f"http://127.0.0.1:{sim.port}/health")
+                if demo.simulator in MAGDA_KINDS:
+                    config.update(insz_test_numbers=settings.insz_test_numbers)
+            partner = replace(partner, adapter_config=config)
             hub.writer.run_sync(upsert_partner(partner, actor="demo"))
             token = new_token()
             hub.writer.run_sync(issue_token(partner.id, token, actor="demo"))
@@ -74,5 +113,5 @@ async def serve(settings: Settings, host: str, port: int, demo: DemoSetup | None
     """Run the hub (and the demo's simulators) until interrupted."""
     servers = [hub_server(settings, host, port)]
     if demo is not None:
-        servers += [simulator.server(pid, "127.0.0.1", p) for pid, p in demo.simulators.items()]
+        servers += [sim.server(pid) for pid, sim in demo.simulators.items()]
     await asyncio.gather(*(s.serve() for s in servers))

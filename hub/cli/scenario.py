@@ -13,21 +13,20 @@ from rich.table import Table
 
 from hub import demo as data
 from hub.audit import verify
-from hub.cli.runner import free_port, hub_server, seed_demo
+from hub.cli.runner import DEMO_PARTNERS, free_port, hub_server, seed_demo
+from hub.demo import load_partners
 from hub.service import Hub
 from hub.settings import Settings
 
 
 async def run_scenario(settings: Settings, per_flow: int, console: Console) -> int:
     """Start the hub and simulators, send every flow, wait for delivery, print where it went."""
-    from adapters.restpush import simulator
-
-    demo_ports = {pid: free_port() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
+    demo_ports = {p.partner.id: free_port() for p in load_partners(DEMO_PARTNERS) if p.simulator}
     port = free_port()
     settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}", "log_level": "warning"})
     setup = seed_demo(settings, ports=demo_ports)
     servers = [hub_server(settings, "127.0.0.1", port)]
-    servers += [simulator.server(pid, "127.0.0.1", p) for pid, p in setup.simulators.items()]
+    servers += [sim.server(pid) for pid, sim in setup.simulators.items()]
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     while not all(s.started for s in servers):
         await asyncio.sleep(0.05)
@@ -66,8 +65,9 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
                 progress.advance(task)
             statuses = await _wait_delivered(client, results, setup.tokens, console)
             received = {}
-            for pid, p in setup.simulators.items():
-                received[pid] = (await client.get(f"http://127.0.0.1:{p}/berichten")).json()
+            for pid, sim in setup.simulators.items():
+                if sim.kind == "restpush":
+                    received[pid] = (await client.get(sim.url)).json()
     finally:
         for s in servers:
             s.should_exit = True

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -69,8 +70,8 @@ messages = Table(
     Column("version", String(8), nullable=False),
     Column("sender", String(64), nullable=False),
     Column("receivers", JSON, nullable=False),
-    Column("subject_type", String(4), nullable=False),
-    Column("subject_hash", String(64), nullable=False),
+    Column("subject_type", String(4), nullable=True),
+    Column("subject_hash", String(64), nullable=True),
     Column("protocol_id", String(96), nullable=False),
     Column("conversation_id", String(36), nullable=True),
     Column("traceparent", String(55), nullable=True),
@@ -107,11 +108,11 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
     Column("message_id", String(36), nullable=False),
     Column("receiver", String(64), nullable=False),
     Column("available_at", TS, nullable=False),
     Column("published_at", TS, nullable=True),
+    UniqueConstraint("message_id", "receiver"),
     Index(None, "published_at", "available_at"),
 )
 
@@ -147,4 +148,51 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+# -- reference directory (hub/directory.py) ------------------------------------
+# A person is a row; identifiers (INSZ, bis number, BSN) point at it by their
+# keyed hash, so a replaced or cancelled number keeps the person's follow-ups
+# and history together. Identifier values are stored only encrypted.
+
+directory_persons = Table(
+    "directory_persons",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", TS, nullable=False),
+)
+
+directory_identifiers = Table(
+    "directory_identifiers",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("person_id", Integer, ForeignKey("directory_persons.id"), nullable=False),
+    Column("id_type", String(4), nullable=False),
+    Column("data_key_id", Integer, ForeignKey("data_keys.id"), nullable=False),
+    Column("nonce", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("replaced_by", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("changed_at", TS, nullable=True),
+    Index(None, "person_id"),
+)
+
+directory_subscriptions = Table(
+    "directory_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("person_id", Integer, ForeignKey("directory_persons.id"), nullable=False),
+    Column("partner_id", String(64), nullable=False),
+    Column("capacity", String(64), nullable=False),
+    Column("protocol_id", String(96), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_until", Date, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("ended_at", TS, nullable=True),
+    Column("end_reason", String(64), nullable=True),
+    # covering for the routing lookup (person -> partner, capacity, period): no table reads
+    Index("ix_directory_subscriptions_follow", "person_id", "partner_id", "capacity", "valid_from", "valid_until"),
+    Index(None, "partner_id"),
 )

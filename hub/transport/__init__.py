@@ -15,10 +15,8 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One delivery to attempt: which outbox row, which message, which receiver."""
+    """One delivery to attempt: one message to one receiver (the key of its delivery and outbox rows)."""
 
-    outbox_id: int
-    delivery_id: int
     message_id: str
     receiver: str
 

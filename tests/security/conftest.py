@@ -14,13 +14,12 @@ import httpx
 import pytest
 import uvicorn
 
-from adapters.restpush import simulator
 from hub import pki
 from hub.api.tls import uvicorn_options
 from hub.auth import new_signing_key
-from hub.cli.runner import seed_demo
+from hub.cli.runner import Simulated, seed_demo
 from hub.settings import OAuthSettings, Settings, TLSSettings
-from tests.conftest import LiveHub, ServerThread, bound_socket, make_settings, start_live_hub
+from tests.conftest import SIMULATED, LiveHub, ServerThread, bound_port, make_settings, start_live_hub
 
 
 @dataclass(frozen=True)
@@ -77,27 +76,29 @@ def start_tls_hub(settings: Settings) -> LiveHub:
     """Like tests.conftest.start_live_hub, served over HTTPS with the settings' TLS options."""
     from hub.api.app import create_app
 
-    sim_sockets = {pid: bound_socket() for pid in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
-    setup = seed_demo(settings, ports={pid: sock.getsockname()[1] for pid, sock in sim_sockets.items()})
-    hub_socket = bound_socket()
-    port = hub_socket.getsockname()[1]
+    sims = {pid: Simulated(kind, 0).server(pid) for pid, kind in SIMULATED.items()}
+    sim_thread = ServerThread(list(sims.values()))
+    sim_thread.start()
+    ports = {pid: bound_port(server) for pid, server in sims.items()}
+    setup = seed_demo(settings, ports=ports)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
     settings = settings.model_copy(update={"public_url": f"https://127.0.0.1:{port}"})
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings)
     )
-    sims = [simulator.server(pid, "127.0.0.1", p) for pid, p in setup.simulators.items()]
-    sockets: list[socket.socket | None] = [hub_socket, *(sim_sockets[pid] for pid in setup.simulators)]
-    for pid, sock in sim_sockets.items():
-        if pid not in setup.simulators:
-            sock.close()
-    thread = ServerThread([uvicorn.Server(config), *sims], sockets)
+    thread = ServerThread([uvicorn.Server(config)], {0: listener})
     thread.start()
     return LiveHub(
         url=f"https://127.0.0.1:{port}",
         settings=settings,
         setup=setup,
-        sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in setup.simulators.items()},
+        sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in ports.items()},
+        sims=setup.simulators,
         thread=thread,
+        sim_thread=sim_thread,
     )
 
 
@@ -115,7 +116,7 @@ def tls_hub(tmp_path: Path, dev_pki: DevPKI, signing_key: str) -> Iterator[LiveH
     try:
         yield hub
     finally:
-        hub.thread.stop()
+        hub.stop()
 
 
 @pytest.fixture(scope="module")
@@ -126,4 +127,4 @@ def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     try:
         yield hub
     finally:
-        hub.thread.stop()
+        hub.stop()

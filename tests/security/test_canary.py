@@ -31,7 +31,7 @@ def logged_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     try:
         yield hub, sink
     finally:
-        hub.thread.stop()
+        hub.stop()
 
 
 def _aanmelding(insz: str) -> dict[str, object]:

@@ -55,7 +55,7 @@ def cors_hub(tmp_path: Path) -> Iterator[LiveHub]:
     try:
         yield hub
     finally:
-        hub.thread.stop()
+        hub.stop()
 
 
 def test_cors_answers_only_the_published_origins(cors_hub: LiveHub) -> None:

@@ -33,7 +33,7 @@ def limited(tmp_path: Path) -> Iterator[LiveHub]:
     try:
         yield hub
     finally:
-        hub.thread.stop()
+        hub.stop()
 
 
 def test_a_partner_over_its_rate_gets_429_with_retry_after(limited: LiveHub) -> None:
@@ -114,7 +114,7 @@ def test_one_partners_flood_does_not_slow_the_others(tmp_path: Path) -> None:
                 for t in threads:
                     t.join()
     finally:
-        hub.thread.stop()
+        hub.stop()
     assert answers.count(429) > answers.count(200)
     base, under = statistics.median(baseline), statistics.median(loaded)
     # the flood competes for the same event loop and CPU, but is answered before any

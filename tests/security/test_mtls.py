@@ -98,7 +98,7 @@ def test_required_client_certificates_stop_clients_without_one_at_the_handshake(
         with dev_pki.client(hub.url, "duo") as client:
             assert client.get("/v1/inbox").status_code == 200
     finally:
-        hub.thread.stop()
+        hub.stop()
 
 
 def test_subject_numbers_are_read_from_serial_number_and_organization_identifier(dev_pki: DevPKI) -> None:

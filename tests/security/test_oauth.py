@@ -135,7 +135,7 @@ def test_api_keys_are_client_secrets_only_where_they_are_switched_off(tmp_path: 
             token = _token(client, hub, "duo")["access_token"]
             assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
-        hub.thread.stop()
+        hub.stop()
 
 
 # -- the token service itself ---------------------------------------------------------------
@@ -221,12 +221,12 @@ def test_rolling_key_rotation_across_running_hubs(tmp_path: Path, signing_key: s
                 for token in (old_token, new_token):
                     assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
-        first.thread.stop()
-        second.thread.stop()
+        first.stop()
+        second.stop()
     final = start_live_hub(make_settings(tmp_path, oauth=OAuthSettings(signing_key=new_key, issuer=issuer)))
     try:
         with httpx.Client(base_url=final.url) as client:
             assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
             assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {old_token}"}).status_code == 401
     finally:
-        final.thread.stop()
+        final.stop()

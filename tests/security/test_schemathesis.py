@@ -27,7 +27,7 @@ def fuzzed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     try:
         yield hub
     finally:
-        hub.thread.stop()
+        hub.stop()
 
 
 @pytest.fixture(scope="module")

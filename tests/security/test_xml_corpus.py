@@ -1,4 +1,4 @@
-"""The XML attack corpus against every XML entry point on this branch (REST and SOAP):
+"""The XML attack corpus against every XML entry point (REST, SOAP send, SOAP repertorium, WUS):
 each refused with a 4xx or a SOAP fault, in under 100 ms, memory steady, nothing stored,
 no file read and no network fetch."""
 
@@ -23,6 +23,8 @@ ENTRY_POINTS = [
     ("rest-xml", "/v1/berichten", "application/xml"),
     ("rest-text-xml", "/v1/berichten", "text/xml"),
     ("soap", "/soap/berichten", "text/xml; charset=utf-8"),
+    ("soap-repertorium", "/soap/repertorium", "text/xml; charset=utf-8"),
+    ("wus", "/wus/duo", "text/xml; charset=utf-8"),
 ]
 
 
@@ -75,7 +77,7 @@ def _rss_bytes() -> int:
 def _refused(entry: str, response: httpx.Response) -> bool:
     if 400 <= response.status_code < 500:
         return True
-    if entry == "soap" and response.status_code == 500:
+    if entry.startswith(("soap", "wus")) and response.status_code == 500:
         root = etree.fromstring(response.content)
         fault = root.find(f".//{SOAP_FAULT}")
         return fault is not None and fault.findtext("faultcode") == "soap:Client"

@@ -1,0 +1,1 @@
+"""Code every adapter may use: resilience (timeouts, retries, circuit breaker, concurrency cap)."""
