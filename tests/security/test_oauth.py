@@ -230,3 +230,20 @@ def test_rolling_key_rotation_across_running_hubs(tmp_path: Path, signing_key: s
             assert client.get("/v1/inbox", headers={"Authorization": f"Bearer {old_token}"}).status_code == 401
     finally:
         final.stop()
+
+
+def test_a_token_consults_and_follows_only_under_its_protocols(tls_hub: LiveHub, dev_pki: DevPKI) -> None:
+    insz = demo.make_insz(random.Random(4))
+    with dev_pki.client(tls_hub.url) as client:
+        token = _token(client, tls_hub, "agii", "be-aanmelding")["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        lookup = client.post("/v1/personen/_zoek", json={"insz": insz, "purpose": "be-nt2"}, headers=auth)
+        follow = client.post(
+            "/v1/repertorium/inschrijvingen",
+            json={"subject": {"type": "INSZ", "id": insz}, "hoedanigheid": "trajectbegeleiding"},
+            headers=auth,
+        )
+    assert lookup.status_code == 403, lookup.text
+    assert lookup.json()["code"] == "insufficient_scope"
+    assert follow.status_code == 403, follow.text
+    assert follow.json()["code"] == "insufficient_scope", follow.text
