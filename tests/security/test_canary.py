@@ -68,6 +68,13 @@ def test_canary_insz_never_reaches_the_logs(logged_hub: tuple[LiveHub, io.String
             agii.post("/v1/berichten", content=f"<x>{CANARY}</x>", headers={"Content-Type": "text/xml"}).status_code
         )
         sent.append(agii.get(f"/v1/berichten/{CANARY}").status_code)
+        # the lookups and the reference directory (plateau 3)
+        follow = {"subject": {"type": "INSZ", "id": CANARY}, "hoedanigheid": "trajectbegeleiding"}
+        sent.append(agii.post("/v1/repertorium/inschrijvingen", json=follow).status_code)
+        sent.append(agii.post("/v1/repertorium/inschrijvingen/_zoek", json={"subject": follow["subject"]}).status_code)
+        for purpose in ("be-trajectopvolging", "be-nt2"):
+            sent.append(agii.post("/v1/personen/_zoek", json={"insz": CANARY, "purpose": purpose}).status_code)
+            sent.append(agii.post("/v1/inschrijvingen/_zoek", json={"insz": CANARY, "purpose": purpose}).status_code)
         sent.append(agii.get("/v1/inbox", params={"type": CANARY}).status_code)
         sent.append(agii.get("/v1/inbox", headers={"traceparent": f"00-{CANARY}{'0' * 21}-{'1' * 16}-01"}).status_code)
     with httpx.Client(base_url=hub.url) as anonymous:
