@@ -6,6 +6,9 @@ protocol, calls ``adapter.deliver`` and records the outcome in one
 transaction with its audit record:
 
 - delivered -> delivery ``delivered``, outbox row gone, audit "delivered";
+- plateau 1 (no adapter) -> delivery ``in_inbox``, outbox row gone, no audit
+  yet: the portal inbox holds it, and "delivered" is audited only when the
+  partner opens or downloads it (:func:`receipt_unit`);
 - transient failure -> ``retrying``, outbox row due again after an
   exponential backoff with jitter, audit "retry_scheduled";
 - permanent failure or the last attempt -> ``dead``, audit "failed".
@@ -32,6 +35,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from hub import envelope as env
 from hub.audit import AuditEvent
 from hub.errors import HubError, NotFound, PartnerRejected
+from hub.notify import InboxNotifier
 from hub.ports import Delivery
 from hub.protocols import minimize
 from hub.service import Hub
@@ -56,6 +60,11 @@ class Outcome:
     permanent: bool = False
     error: str = ""
     reference: str | None = None
+    in_inbox: bool = False
+
+
+#: statuses after which a delivery job has nothing left to do
+SETTLED = ("delivered", "dead", "in_inbox")
 
 
 class Dispatcher:
@@ -68,6 +77,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self.delivered = 0
         self.failed = 0
+        self.notifier = InboxNotifier(hub.settings.portal, hub.engine, hub.settings.public_url)
 
     async def start(self, *, recover_all: bool) -> None:
         transport = self.hub.transport
@@ -140,7 +150,7 @@ class Dispatcher:
         hub = self.hub
         with hub.engine.connect() as conn:
             row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
-        if row is None or row.status in ("delivered", "dead"):
+        if row is None or row.status in SETTLED:
             await hub.writer.submit(_drop_outbox(job))
             return
         attempt = int(row.attempts) + 1
@@ -162,14 +172,16 @@ class Dispatcher:
         subject_hash = None
         if stored.payload is not None:
             subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
-        await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
+        status = await hub.writer.submit(self._record(job, attempt, outcome, (envelope, subject_hash)))
+        if status == "in_inbox" and outcome.in_inbox:
+            self.notifier.message_waiting(job.receiver)
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:
         hub = self.hub
         adapter = hub.adapter_for(receiver)
         if adapter is None:
-            # plateau 1: the portal inbox is the delivery; reading it is recorded by the portal
-            return Outcome(True, reference="inbox")
+            # plateau 1: the message waits in the portal inbox; receipt is recorded when it is read
+            return Outcome(True, reference="inbox", in_inbox=True)
         protocol = hub.protocols.get(stored.protocol_id)
         fields = protocol.fields_for(receiver.ref) if protocol else ()
         payload = minimize(stored.payload, fields)
@@ -197,7 +209,7 @@ class Dispatcher:
 
         def unit(tx: Tx) -> str:
             current = tx.conn.execute(select(deliveries.c.status).where(_delivery_key(job))).scalar()
-            if current in ("delivered", "dead"):
+            if current in SETTLED:
                 tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 return str(current)
             common: dict[str, Any] = {"message_id": job.message_id, "receiver": job.receiver}
@@ -211,7 +223,15 @@ class Dispatcher:
                     subject_type=envelope.subject_type,
                     subject_hash=subject_hash,
                 )
-            if outcome.ok:
+            if outcome.ok and outcome.in_inbox:
+                status = "in_inbox"
+                tx.conn.execute(
+                    update(deliveries)
+                    .where(_delivery_key(job))
+                    .values(status=status, attempts=attempt, updated_at=tx.now, last_error=None)
+                )
+                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
+            elif outcome.ok:
                 status = "delivered"
                 tx.conn.execute(
                     update(deliveries)
@@ -274,7 +294,7 @@ class Dispatcher:
         return counted
 
     def _count(self, status: str, job: Job) -> None:
-        if status == "delivered":
+        if status in ("delivered", "in_inbox"):
             self.delivered += 1
             log.info("message_delivered", message_id=job.message_id, partner=job.receiver)
         elif status == "dead":
@@ -295,6 +315,64 @@ def _outbox_key(job: Job) -> Any:
 def _drop_outbox(job: Job) -> Any:
     def unit(tx: Tx) -> None:
         tx.conn.execute(delete(outbox).where(_outbox_key(job)))
+
+    return unit
+
+
+def receipt_unit(receiver: str, delivery_ids: list[int], *, actor: str, how: str) -> Any:
+    """Record that a plateau-1 partner received messages from its inbox (opened, downloaded, fetched).
+
+    Each delivery still ``in_inbox`` becomes ``delivered`` with an audit
+    "delivered" naming the actor; deliveries of another receiver, or already
+    received, are left alone. Returns the number recorded.
+    """
+
+    def unit(tx: Tx) -> int:
+        if not delivery_ids:
+            return 0
+        rows = tx.conn.execute(
+            select(
+                deliveries.c.id,
+                deliveries.c.message_id,
+                deliveries.c.attempts,
+                messages.c.type,
+                messages.c.sender,
+                messages.c.protocol_id,
+                messages.c.subject_type,
+                messages.c.subject_hash,
+                messages.c.traceparent,
+            )
+            .join(messages, messages.c.id == deliveries.c.message_id)
+            .where(
+                and_(
+                    deliveries.c.id.in_(delivery_ids),
+                    deliveries.c.receiver == receiver,
+                    deliveries.c.status == "in_inbox",
+                )
+            )
+        ).all()
+        for r in rows:
+            tx.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == r.id)
+                .values(status="delivered", delivered_at=tx.now, updated_at=tx.now)
+            )
+            tx.audit(
+                AuditEvent(
+                    "delivered",
+                    trace_id=r.traceparent.split("-")[1] if r.traceparent else "",
+                    message_id=r.message_id,
+                    message_type=r.type,
+                    sender=r.sender,
+                    receiver=receiver,
+                    actor=actor,
+                    protocol_id=r.protocol_id,
+                    subject_type=r.subject_type,
+                    subject_hash=r.subject_hash,
+                    detail={"attempt": int(r.attempts), "reference": "inbox", "how": how},
+                )
+            )
+        return len(rows)
 
     return unit
 

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Development-only keys: the hub refuses to start with them outside development.
 DEV_PAYLOAD_KEY = base64.b64encode(b"knooppunt-development-payload-k!").decode()
 DEV_AUDIT_KEY = base64.b64encode(b"knooppunt-development-audit-hmac").decode()
+# Ed25519 private seed that signs audit checkpoints in development.
+DEV_SIGNING_KEY = base64.b64encode(b"knooppunt-development-audit-sign").decode()
 
 
 class DeliverySettings(BaseModel):
@@ -118,6 +120,24 @@ class OidcSettings(BaseModel):
     jwks_uri: str | None = None
 
 
+class PortalSettings(BaseModel):
+    """The upload portal of plateau-1 partners."""
+
+    max_upload_bytes: int = Field(default=5_242_880, ge=1024)
+    max_upload_rows: int = Field(default=5000, ge=1)
+    session_hours: float = Field(default=8.0, gt=0)
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    upload_wait_seconds: float = Field(default=5.0, ge=0)
+    # e-mail that something arrived in a plateau-1 inbox: off unless smtp_host is set
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "knooppunt@localhost"
+    notify_interval_seconds: float = Field(default=900.0, ge=0)
+
+
 class Settings(BaseSettings):
     """The hub's configuration."""
 
@@ -142,6 +162,7 @@ class Settings(BaseSettings):
     payload_key_file: Path | None = None
     payload_old_keys_file: Path | None = None
     audit_hmac_key_file: Path | None = None
+    audit_signing_key_file: Path | None = None
 
     tls: TLSSettings = Field(default_factory=TLSSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
@@ -150,6 +171,12 @@ class Settings(BaseSettings):
     # Static bearer tokens (API keys) on the API; None = only in development and test.
     # Outside those, the token is only the client secret at the OAuth2 token endpoint.
     api_keys: bool | None = None
+
+    # Ed25519 private seed (base64 of 32 bytes) that signs audit checkpoints,
+    # and the log's name (the checkpoint origin line and the signer's key name).
+    audit_signing_key: str = DEV_SIGNING_KEY
+    audit_origin: str = "knooppunt.local/audit"
+    audit_checkpoint_seconds: float = Field(default=300.0, gt=0)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_xml_depth: int = Field(default=64, ge=8)
@@ -166,13 +193,14 @@ class Settings(BaseSettings):
 
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        for name in ("payload_key", "audit_hmac_key", "payload_old_keys"):
+        for name in ("payload_key", "audit_hmac_key", "audit_signing_key", "payload_old_keys"):
             path = data.get(f"{name}_file")
             if path is None:
                 continue
@@ -182,7 +210,7 @@ class Settings(BaseSettings):
             data[name] = text.split() if name == "payload_old_keys" else text
         return data
 
-    @field_validator("payload_key", "audit_hmac_key")
+    @field_validator("payload_key", "audit_hmac_key", "audit_signing_key")
     @classmethod
     def _key_is_32_bytes(cls, value: str) -> str:
         try:
@@ -201,10 +229,11 @@ class Settings(BaseSettings):
             self.payload_key in (DEV_PAYLOAD_KEY, DEV_AUDIT_KEY)
             or self.audit_hmac_key in (DEV_PAYLOAD_KEY, DEV_AUDIT_KEY)
             or DEV_PAYLOAD_KEY in self.payload_old_keys
+            or self.audit_signing_key == DEV_SIGNING_KEY
         ):
             raise ConfigurationError(
-                f"KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must be set (env {self.env}): "
-                "the development keys are public"
+                "KNOOPPUNT_PAYLOAD_KEY, KNOOPPUNT_AUDIT_HMAC_KEY and KNOOPPUNT_AUDIT_SIGNING_KEY must be set "
+                f"(env {self.env}): the development keys are public"
             )
         if self.payload_key == self.audit_hmac_key and self.env != "development":
             raise ConfigurationError("KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must differ")
@@ -242,6 +271,10 @@ class Settings(BaseSettings):
     @property
     def audit_key_bytes(self) -> bytes:
         return base64.b64decode(self.audit_hmac_key)
+
+    @property
+    def audit_signing_seed(self) -> bytes:
+        return base64.b64decode(self.audit_signing_key)
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,6 +27,7 @@ SHARED = Path(os.environ.get("KNOOPPUNT_SHARED_DIR", ROOT.parent / "shared"))
 # env "test" refuses the public development keys, as production does: tests bring their own.
 TEST_PAYLOAD_KEY = base64.b64encode(b"knooppunt-test-suite-payload-key").decode()
 TEST_AUDIT_KEY = base64.b64encode(b"knooppunt-test-suite-audit-hmac!").decode()
+TEST_SIGNING_KEY = base64.b64encode(b"knooppunt-test-suite-audit-sign!").decode()
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -34,6 +35,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "env": "test",
         "payload_key": TEST_PAYLOAD_KEY,
         "audit_hmac_key": TEST_AUDIT_KEY,
+        "audit_signing_key": TEST_SIGNING_KEY,
         "database_url": f"sqlite:///{tmp_path / 'hub.db'}",
         "log_level": "warning",
         "delivery": DeliverySettings(

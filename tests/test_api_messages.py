@@ -101,7 +101,8 @@ def test_inbox_shows_only_the_callers_messages(live: LiveHub) -> None:
     with live.client("duo") as c:
         assert c.post("/v1/berichten", json=to_ede).status_code == 202
         assert c.post("/v1/berichten", json=to_utrecht).status_code == 202
-    live.wait_status("duo", to_ede["messageId"], {"delivered"})
+    # plateau 1: the message waits in Ede's inbox; fetching it records the receipt
+    live.wait_status("duo", to_ede["messageId"], {"in_inbox"})
     with live.client("gemeente-ede") as c:
         inbox = c.get("/v1/inbox").json()
     ids = [m["messageId"] for m in inbox["items"]]
@@ -112,6 +113,10 @@ def test_inbox_shows_only_the_callers_messages(live: LiveHub) -> None:
     with live.client("gemeente-ede") as c:
         later = c.get("/v1/inbox", params={"after": item["cursor"]}).json()
     assert later["items"] == []
+    status = live.wait_status("duo", to_ede["messageId"], {"delivered"})
+    assert status["deliveries"][0]["deliveredAt"] is not None
+    delivered = [r for r in audit_rows(live.settings, "delivered") if r["message_id"] == to_ede["messageId"]]
+    assert [(r["receiver"], r["actor"]) for r in delivered] == [("gemeente-ede", "api:gemeente-ede")]
 
 
 def test_openapi_is_published_under_v1(live: LiveHub) -> None:

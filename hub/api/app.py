@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
+from hub.api import audit as audit_api
 from hub.api import (
     citizen,
     directory,
@@ -31,9 +32,11 @@ from hub.api import (
 )
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
+from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
 from hub.auth import Authenticator, RateLimiter
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
+from hub.portal.routes import router as portal_router
 from hub.service import Hub
 from hub.settings import Settings
 from hub.transport.memory import MemoryTransport
@@ -55,10 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dispatcher = dispatcher
         if settings.run_workers:
             await dispatcher.start(recover_all=settings.is_sqlite)
+        signer = CheckpointSigner.from_settings(settings)
+        checkpoints = asyncio.create_task(
+            checkpoint_periodically(hub.writer, signer, settings.audit_checkpoint_seconds)
+        )
         log.info("hub_started", database=hub.engine.dialect.name, transport="memory")
         try:
             yield
         finally:
+            checkpoints.cancel()
+            await asyncio.gather(checkpoints, return_exceptions=True)
             await dispatcher.stop()
             await hub.stop()
             log.info("hub_stopped")
@@ -87,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(oauth.router)
     app.include_router(lookups.router)
+    app.include_router(audit_api.router)
     app.include_router(schemas.router)
     app.include_router(soap.router)
     app.include_router(wus.router)
@@ -95,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(repertorium.router)
     app.include_router(citizen.router)
     app.include_router(reporting.router)
+    app.include_router(portal_router)
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:
@@ -176,8 +187,17 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
-    for model in (messages.MessageIn, lookups.PersoonZoek, lookups.InschrijvingenZoek):
-        schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for model in (
+        messages.MessageIn,
+        lookups.PersoonZoek,
+        lookups.InschrijvingenZoek,
+        audit_api.AuditZoek,
+        audit_api.PersoonsRapportVraag,
+    ):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, nested in definition.pop("$defs", {}).items():
+            schemas.setdefault(name, nested)
+        schemas.setdefault(model.__name__, definition)
     components["headers"] = {
         "API-Version": {
             "description": "De volledige versie van de API",

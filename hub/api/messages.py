@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from hub.api.deps import current_partner, get_hub, read_body
 from hub.auth import in_scope
+from hub.dispatch import receipt_unit
 from hub.errors import HubError, NotFound, UnsupportedMediaType
 from hub.partners import Partner
 
@@ -56,7 +57,7 @@ class AcceptedOut(BaseModel):
 
 class DeliveryOut(BaseModel):
     receiver: str
-    status: str = Field(description="pending | retrying | delivered | dead")
+    status: str = Field(description="pending | retrying | in_inbox (wacht in de portaal-inbox) | delivered | dead")
     attempts: int
     deliveredAt: str | None  # noqa: N815
     nextAttemptAt: str | None  # noqa: N815
@@ -161,7 +162,15 @@ async def inbox(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     type: Annotated[str | None, Query(description="Alleen dit berichttype", pattern="^[a-z][a-z0-9-]{1,62}$")] = None,
 ) -> Response:
-    """Messages addressed to the caller, oldest first, each minimised to the caller's protocol."""
-    page = get_hub(request).inbox(caller, after=after, limit=limit, message_type=type)
+    """Messages addressed to the caller, oldest first, each minimised to the caller's protocol.
+    Fetching a message that waits in the inbox (plateau 1) records its receipt: it becomes delivered."""
+    hub = get_hub(request)
+    page = hub.inbox(caller, after=after, limit=limit, message_type=type)
+    waiting = [item["cursor"] for item in page["items"] if item["deliveryStatus"] == "in_inbox"]
+    if waiting:
+        await hub.writer.submit(receipt_unit(caller.id, waiting, actor=f"api:{caller.id}", how="fetched"))
+        for item in page["items"]:
+            if item["deliveryStatus"] == "in_inbox":
+                item["deliveryStatus"] = "delivered"
     page["items"] = [item for item in page["items"] if in_scope(caller, item["purpose"])]
     return _json(page)

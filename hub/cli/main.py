@@ -20,6 +20,8 @@ from hub import logs
 from hub.cli import lookup, schemas
 from hub.cli.keys import app as keys_app
 from hub.cli.pki import app as pki_app
+from hub.cli.users import app as users_app
+from hub.cli.users import seed_demo_user
 from hub.errors import HubError
 from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
@@ -30,14 +32,19 @@ app = typer.Typer(help="Knooppunt: het gegevensknooppunt van de inburgeringskete
 partners_app = typer.Typer(help="Partners beheren.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Afleveringen bekijken en opnieuw versturen.", no_args_is_help=True)
 audit_app = typer.Typer(help="Het auditlog.", no_args_is_help=True)
+retention_app = typer.Typer(help="Bewaartermijnen.", no_args_is_help=True)
+dpo_app = typer.Typer(help="Functionarissen voor gegevensbescherming (toegang tot de audit-API).", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
+app.add_typer(dpo_app, name="dpo")
 app.add_typer(lookup.app, name="lookup")
 app.add_typer(schemas.app, name="schemas")
 app.command("check-partner")(lookup.check_partner)
 app.add_typer(pki_app, name="pki")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)
@@ -79,6 +86,7 @@ def run(
     table.add_row("OpenAPI", f"{base}/v1/openapi.json")
     table.add_row("SOAP (WSDL)", f"{base}/soap/berichten")
     table.add_row("Gezondheid", f"{base}/health")
+    table.add_row("Portaal (plateau 1)", f"{base}/portaal  (gebruikers: knooppunt users add)")
     table.add_row("Database", settings.database_url)
     console.print(table)
     if setup is not None:
@@ -91,6 +99,10 @@ def run(
             where = setup.simulators[p.id].url if p.id in setup.simulators else "portaal-inbox"
             sims.add_row(p.id, p.role, where, setup.tokens[p.id])
         console.print(sims)
+        if demo_user := seed_demo_user(settings):
+            console.print(
+                f"\nPortaal van gemeente Ede: {base}/portaal  gebruiker {demo_user[0]}  wachtwoord {demo_user[1]}"
+            )
         duo = setup.tokens["duo"]
         console.print("\nStuur een bericht (DUO meldt een inburgeringsplicht aan Utrecht):")
         console.print(
@@ -225,7 +237,7 @@ def partners_token(partner_id: Annotated[str, typer.Argument(metavar="NAME")]) -
 
 @deliveries_app.command("list")
 def deliveries_list(
-    status: Annotated[str | None, typer.Option(help="pending | retrying | delivered | dead")] = None,
+    status: Annotated[str | None, typer.Option(help="pending | retrying | in_inbox | delivered | dead")] = None,
     limit: Annotated[int, typer.Option()] = 50,
 ) -> None:
     """Toon afleveringen, nieuwste eerst."""
@@ -281,20 +293,123 @@ def deliveries_replay(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Loop de hashketen van het auditlog na; exitcode 1 en het eerste foute record als ze gebroken is."""
+    """Loop de hashketen en de ondertekende controlepunten na.
+
+    Exitcode 1 en het eerste foute record als ze gebroken is.
+    """
     from hub.audit import verify
+    from hub.audit.checkpoint import CheckpointSigner
+
+    hub = _open()
+    try:
+        signer = CheckpointSigner.from_settings(hub.settings)
+        with hub.engine.connect() as conn:
+            result = verify(conn, public_key=signer.public_raw)
+    finally:
+        hub.close_store()
+    if result.ok:
+        console.print(f"[green]auditketen in orde[/green]: {result.summary()}")
+        return
+    err.print(f"[red]auditketen gebroken[/red] bij record {result.first_bad_seq}: {result.summary()}")
+    raise typer.Exit(result.exit_code or 1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Onderteken nu een controlepunt (grootte en Merkle-wortel van het log) en druk het af."""
+    from hub.audit.checkpoint import CheckpointSigner, checkpoint_unit
+
+    hub = _open()
+    try:
+        checkpoint = hub.writer.run_sync(checkpoint_unit(CheckpointSigner.from_settings(hub.settings)))
+    finally:
+        hub.close_store()
+    print(checkpoint.note)
+
+
+@audit_app.command("export")
+def audit_export(
+    first: Annotated[int, typer.Option("--from", help="Eerste volgnummer")],
+    last: Annotated[int, typer.Option("--to", help="Laatste volgnummer")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Bestand (standaard: stdout)")] = "-",
+) -> None:
+    """Exporteer een reeks records met inclusie- en consistentiebewijzen (offline te controleren met
+    tools/verify_audit_export.py)."""
+    from hub.audit.checkpoint import CheckpointSigner
+    from hub.audit.export import export_json
 
     hub = _open()
     try:
         with hub.engine.connect() as conn:
-            result = verify(conn)
+            data = export_json(conn, first, last, CheckpointSigner.from_settings(hub.settings))
     finally:
         hub.close_store()
-    if result.ok:
-        console.print(f"[green]auditketen in orde[/green]: {result.checked} records nagekeken")
-        return
-    err.print(f"[red]auditketen gebroken[/red] bij record {result.first_bad_seq}: {result.reason}")
-    raise typer.Exit(1)
+    if output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        with open(output, "wb") as fh:
+            fh.write(data)
+        console.print(f"{len(data)} bytes geschreven naar {output}")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Toon alleen wat vernietigd zou worden")] = False,
+) -> None:
+    """Vernietig payloads voorbij de bewaartermijn van hun protocol (crypto-shredding: de sleutel gaat weg);
+    de auditketen blijft controleerbaar; geaudit als 'purged'."""
+    from hub.audit.retention import plan_purge, purge_unit, retention_of
+
+    hub = _open()
+    try:
+        days = retention_of(hub.protocols.all())
+        if dry_run:
+            with hub.engine.connect() as conn:
+                items = plan_purge(conn, days)
+        else:
+            items = hub.writer.run_sync(purge_unit(days))
+    finally:
+        hub.close_store()
+    for item in items:
+        console.print(item.as_json())
+    console.print(f"{len(items)} sleutel(s) {'te vernietigen' if dry_run else 'vernietigd'}")
+
+
+@dpo_app.command("add")
+def dpo_add(
+    dpo_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str, typer.Option(help="Naam van de functionaris")],
+    organisation: Annotated[str, typer.Option(help="Organisatie")],
+) -> None:
+    """Maak een DPO-account en druk zijn toegangstoken af (alleen voor de audit-API)."""
+    from hub.dpo import add_dpo_unit, new_dpo_token
+
+    token = new_dpo_token()
+    hub = _open()
+    try:
+        hub.writer.run_sync(add_dpo_unit(dpo_id, name, organisation, token, actor="cli"))
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        hub.close_store()
+    print(token)
+
+
+@dpo_app.command("disable")
+def dpo_disable(dpo_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Trek een DPO-account in."""
+    from hub.dpo import disable_dpo_unit
+
+    hub = _open()
+    try:
+        hub.writer.run_sync(disable_dpo_unit(dpo_id, actor="cli"))
+    except HubError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        hub.close_store()
+    console.print(f"DPO {dpo_id} ingetrokken")
 
 
 def main() -> None:

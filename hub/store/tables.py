@@ -140,6 +140,9 @@ audit_events = Table(
     Index(None, "subject_hash", "occurred_at"),
     Index(None, "message_id"),
     Index(None, "occurred_at"),
+    # DPO searches by partner, newest first (migration 0002).
+    Index(None, "sender", "seq"),
+    Index(None, "receiver", "seq"),
 )
 
 audit_head = Table(
@@ -195,4 +198,112 @@ directory_subscriptions = Table(
     # covering for the routing lookup (person -> partner, capacity, period): no table reads
     Index("ix_directory_subscriptions_follow", "person_id", "partner_id", "capacity", "valid_from", "valid_until"),
     Index(None, "partner_id"),
+)
+# -- the upload portal (plateau 1): organisations are partners, with users ------------
+
+portal_organisations = Table(
+    "portal_organisations",
+    metadata,
+    Column("partner_id", String(64), ForeignKey("partners.id"), primary_key=True),
+    Column("require_totp", Boolean, nullable=False, default=False),
+    Column("notify_email", String(254), nullable=True),
+    Column("updated_at", TS, nullable=False),
+)
+
+portal_users = Table(
+    "portal_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("username", String(254), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("totp_secret", String(160), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", TS, nullable=True),
+    Column("last_login_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index(None, "partner_id"),
+)
+
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("second_factor_done", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index(None, "user_id"),
+)
+
+portal_uploads = Table(
+    "portal_uploads",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("filename", String(200), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("message_type", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("rows_total", Integer, nullable=False, default=0),
+    Column("rows_sent", Integer, nullable=False, default=0),
+    Column("rows_duplicate", Integer, nullable=False, default=0),
+    Column("rows_failed", Integer, nullable=False, default=0),
+    Column("report", JSON, nullable=False, default=list),
+    Column("created_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Index(None, "partner_id", "created_at"),
+)
+
+portal_handled = Table(
+    "portal_handled",
+    metadata,
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("portal_users.id"), nullable=False),
+    Column("handled_at", TS, nullable=False),
+)
+
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    # Completed perfect subtrees of the Merkle tree over audit_events, from
+    # level 8 (256 records) up: a cache that makes tree heads and proofs
+    # O(log n) reads. Never trusted by verify, which recomputes from records.
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(200), nullable=False),
+    Column("tree_size", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("key_id", String(8), nullable=False),
+    Column("note", Text, nullable=False),
+    Index(None, "tree_size"),
+)
+
+# -- data protection officers: separate credentials for the audit API -------------------
+
+dpo_accounts = Table(
+    "dpo_accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
 )

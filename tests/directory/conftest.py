@@ -80,7 +80,7 @@ class Plateau3:
             while True:
                 body: dict[str, Any] = c.get(f"/v1/berichten/{message_id}").json()
                 states = {d["status"] for d in body.get("deliveries", [])}
-                if states <= {"delivered"}:
+                if states <= {"delivered", "in_inbox"}:
                     return body
                 if time.monotonic() > deadline:
                     raise AssertionError(f"deliveries of {message_id} still {states}")

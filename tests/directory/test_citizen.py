@@ -147,6 +147,7 @@ def test_the_development_login_never_runs_in_production(tmp_path: Path) -> None:
     keys = {
         "payload_key": base64.b64encode(os.urandom(32)).decode(),
         "audit_hmac_key": base64.b64encode(os.urandom(32)).decode(),
+        "audit_signing_key": base64.b64encode(os.urandom(32)).decode(),
         "database_url": f"sqlite:///{tmp_path / 'p.db'}",
     }
     assert provider_for(Settings(env="production", **keys)) is None  # "auto" is off in production

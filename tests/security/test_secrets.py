@@ -19,7 +19,7 @@ from hub.keys import new_master_key
 from hub.partners import Partner, upsert_partner
 from hub.service import Hub
 from hub.settings import DEV_AUDIT_KEY, DEV_PAYLOAD_KEY, Settings
-from tests.conftest import TEST_AUDIT_KEY, make_settings
+from tests.conftest import TEST_AUDIT_KEY, TEST_SIGNING_KEY, make_settings
 
 
 @pytest.mark.parametrize("env_name", ["test", "production"])
@@ -33,8 +33,18 @@ def test_outside_development_the_public_keys_refuse_to_start(tmp_path: Path, env
         Settings(env=env_name, database_url=db, payload_key=DEV_AUDIT_KEY, audit_hmac_key=new_master_key())
     same = new_master_key()
     with pytest.raises(ConfigurationError, match="must differ"):
-        Settings(env=env_name, database_url=db, payload_key=same, audit_hmac_key=same)
-    Settings(env=env_name, database_url=db, payload_key=new_master_key(), audit_hmac_key=new_master_key())
+        Settings(
+            env=env_name, database_url=db, payload_key=same, audit_hmac_key=same, audit_signing_key=new_master_key()
+        )
+    with pytest.raises(ConfigurationError, match="AUDIT_SIGNING_KEY"):  # checkpoints signed with a public key
+        Settings(env=env_name, database_url=db, payload_key=new_master_key(), audit_hmac_key=new_master_key())
+    Settings(
+        env=env_name,
+        database_url=db,
+        payload_key=new_master_key(),
+        audit_hmac_key=new_master_key(),
+        audit_signing_key=new_master_key(),
+    )
 
 
 def test_development_runs_on_the_development_keys() -> None:
@@ -60,6 +70,8 @@ def test_keys_load_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KNOOPPUNT_PAYLOAD_KEY_FILE", str(tmp_path / "payload"))
     monkeypatch.setenv("KNOOPPUNT_AUDIT_HMAC_KEY_FILE", str(tmp_path / "audit"))
     monkeypatch.setenv("KNOOPPUNT_PAYLOAD_OLD_KEYS_FILE", str(tmp_path / "old"))
+    (tmp_path / "checkpoints").write_text(new_master_key())
+    monkeypatch.setenv("KNOOPPUNT_AUDIT_SIGNING_KEY_FILE", str(tmp_path / "checkpoints"))
     (tmp_path / "signing.pem").write_text(_signing_key())
     monkeypatch.setenv("KNOOPPUNT_OAUTH__SIGNING_KEY_FILE", str(tmp_path / "signing.pem"))
     settings = Settings()
@@ -140,6 +152,7 @@ def test_master_key_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None
         "KNOOPPUNT_PAYLOAD_KEY": new_key,
         "KNOOPPUNT_PAYLOAD_OLD_KEYS": f'["{first.payload_key}"]',
         "KNOOPPUNT_AUDIT_HMAC_KEY": TEST_AUDIT_KEY,
+        "KNOOPPUNT_AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
     }
     result = CliRunner().invoke(app, ["keys", "rotate"], env=cli_env)
     assert result.exit_code == 0, result.output
