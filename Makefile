@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 SPECTRAL := .tools/node_modules/.bin/spectral
 
-.PHONY: run test lint bench demo clean openapi
+.PHONY: run run-tls test lint bench demo clean openapi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)  ## start the hub with demo partners, simulators, API docs
 	$(BIN)/knooppunt run --demo
+
+PKI := var/pki
+run-tls: $(STAMP)  ## the demo over HTTPS with partner certificates (mutual TLS) from a development CA
+	@test -f $(PKI)/ca.pem || $(BIN)/knooppunt pki init --dir $(PKI)
+	KNOOPPUNT_TLS__CERTFILE=$(PKI)/server.pem KNOOPPUNT_TLS__KEYFILE=$(PKI)/server-key.pem \
+	KNOOPPUNT_TLS__CA_CERTS=$(PKI)/ca.pem KNOOPPUNT_PUBLIC_URL=https://127.0.0.1:8443 \
+	$(BIN)/knooppunt run --demo --port 8443
+	@# try: curl --cacert $(PKI)/ca.pem --cert $(PKI)/duo.pem --key $(PKI)/duo-key.pem https://127.0.0.1:8443/v1/inbox
 
 demo: $(STAMP)  ## drive a realistic scenario and print what went where
 	$(BIN)/knooppunt demo

@@ -137,7 +137,7 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 
 
 def run(records: int, db_path: Path, *, reuse: bool = False) -> dict[str, float]:
-    settings = Settings(env="test", database_url=f"sqlite:///{db_path}")
+    settings = Settings(database_url=f"sqlite:///{db_path}")
     engine: Engine = make_engine(settings)
     upgrade(engine)
     figures: dict[str, float] = {}

@@ -64,7 +64,7 @@ def insz_of(i: int) -> str:
 
 def fill(path: Path, persons: int, seed: int = 7) -> tuple[float, int]:
     """Create the tables and load the data; returns (seconds, subscriptions)."""
-    settings = Settings(env="test", database_url=f"sqlite:///{path}")
+    settings = Settings(database_url=f"sqlite:///{path}")
     engine = make_engine(settings)
     metadata.create_all(engine, tables=[data_keys, directory_persons, directory_identifiers, directory_subscriptions])
     engine.dispose()
@@ -186,7 +186,7 @@ def main() -> None:
     if not path.exists():
         seconds, subs = fill(path, args.persons)
         print(f"filled {args.persons:,} persons, {subs:,} follow-ups in {seconds:.1f} s")
-    settings = Settings(env="test", database_url=f"sqlite:///{path}")
+    settings = Settings(database_url=f"sqlite:///{path}")
     hasher = SubjectHasher(settings.audit_key_bytes)
     engine = make_engine(settings)
     rng = random.Random(11)

@@ -48,6 +48,7 @@ from lxml import etree
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from hub.audit import AuditEvent
+from hub.auth import check_scope
 from hub.crypto import SubjectHasher, decrypt, encrypt
 from hub.errors import Conflict, InvalidParam, NotAllowed, NotFound, ValidationFailed
 from hub.identifiers import IdentifierError, parse_subject
@@ -374,6 +375,7 @@ class Directory:
         """
         subject_type, subject_id = self.parse(subject_type, subject_id)
         protocol = self.protocol_for(capacity, caller, purpose)
+        check_scope(caller, protocol.id)  # an OAuth2 token names the protocols it may follow under
         start = valid_from or _today()
         if valid_until is not None and valid_until < start:
             raise ValidationFailed(

@@ -12,7 +12,9 @@ raises them with a stable snake_case ``code`` (as X-Road's ``ErrorCode``).
     │   ├── UnknownMessageType          type or version not in schemas/
     │   └── UnknownPartner              receiver not known to the hub
     ├── AuthenticationFailed            missing or wrong credentials
+    ├── RateLimited                     too many requests: 429 with Retry-After
     ├── NotAllowed                      no protocol allows this exchange
+    │   └── ScopeNotGranted             the access token lacks the protocol's scope
     ├── NotFound                        no such message (for this caller)
     ├── Conflict                        same message id, other content
     ├── ConfigurationError              bad configuration at start-up
@@ -97,10 +99,25 @@ class AuthenticationFailed(HubError):
     title = "Niet geauthenticeerd"
 
 
+class RateLimited(HubError):
+    code = "rate_limited"
+    status = 429
+    title = "Te veel verzoeken"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+
 class NotAllowed(HubError):
     code = "not_allowed"
     status = 403
     title = "Geen protocol staat deze uitwisseling toe"
+
+
+class ScopeNotGranted(NotAllowed):
+    code = "insufficient_scope"
+    title = "Het toegangstoken geeft geen toegang tot dit protocol"
 
 
 class NotFound(HubError):

@@ -13,8 +13,10 @@ from typing import Any
 
 import structlog
 
-# 11 digits (INSZ, possibly formatted YY.MM.DD-SSS.CC) or 9 digits (BSN) standing alone.
-_NATIONAL_NUMBER = re.compile(r"(?<![\w-])(\d{2}\.?\d{2}\.?\d{2}[-.]?\d{3}\.?\d{2}|\d{9})(?![\w-])")
+# 11 digits (INSZ, possibly formatted YY.MM.DD-SSS.CC) or 9 digits (BSN) not part of a
+# longer run of digits. Letters or dashes around it do not protect it: "x85073003328" or
+# "corr-85073003328" (a correlation id a partner chose) is still a national number.
+_NATIONAL_NUMBER = re.compile(r"(?<![0-9])([0-9]{2}\.?[0-9]{2}\.?[0-9]{2}[-.]?[0-9]{3}\.?[0-9]{2}|[0-9]{9})(?![0-9])")
 
 
 def mask(text: str) -> str:
@@ -24,6 +26,8 @@ def mask(text: str) -> str:
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
         return mask(value)
+    if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) in (9, 11):
+        return mask(str(value))
     if isinstance(value, dict):
         return {k: _mask_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

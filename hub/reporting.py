@@ -123,7 +123,8 @@ def month(value: str, name: str) -> str:
         raise ValidationFailed(
             "ongeldige maand", invalid_params=[InvalidParam(name, "verwacht JJJJ-MM", "format")]
         ) from exc
-    return parsed.strftime("%Y-%m")
+    # not strftime("%Y"): glibc writes year 1 as "1", which broke the month arithmetic (a 500)
+    return f"{parsed.year:04d}-{parsed.month:02d}"
 
 
 def age_band(born: str | None, at: date) -> str:

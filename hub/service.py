@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub import envelope as env
 from hub import xmlsafe
 from hub.audit import AuditEvent
+from hub.auth import check_scope
 from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, new_data_key
 from hub.directory import Directory, Forwarding
 from hub.errors import (
@@ -376,6 +377,7 @@ class Hub:
                 invalid_params=[InvalidParam("sender", "moet de aangemelde partner zijn", "sender")],
             )
         envelope = envelope.with_sender(caller.id)
+        check_scope(caller, envelope.purpose)  # an OAuth2 token names the protocols it is good for
         if not envelope.traceparent:
             envelope = _with_traceparent(envelope)
         mtype = self.infomodel.get(envelope.type, envelope.version)
@@ -463,7 +465,7 @@ class Hub:
     async def _refused(self, caller: Partner, envelope: env.Envelope | None, exc: HubError, channel: str) -> None:
         await self.writer.submit(self.refused_unit(caller.id, envelope, exc, channel))
 
-    def refused_unit(self, caller_id: str, envelope: env.Envelope | None, exc: HubError, channel: str) -> Any:
+    def refused_unit(self, caller_id: str | None, envelope: env.Envelope | None, exc: HubError, channel: str) -> Any:
         """An audit "refused" record (the only thing a refused message leaves behind)."""
         detail: dict[str, Any] = {"code": exc.code, "reason": exc.detail[:500], "channel": channel}
         subject_type = subject_hash = None

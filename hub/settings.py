@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +71,64 @@ class StoreSettings(BaseModel):
     statement_timeout_ms: int = Field(default=5000, ge=100)
 
 
+class TLSSettings(BaseModel):
+    """HTTPS with partner client certificates (mutual TLS); off while ``certfile`` is unset."""
+
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    ca_certs: Path | None = Field(default=None, description="CA bundle that partner certificates must chain to")
+    client_cert: Literal["none", "optional", "required"] = "optional"
+    # SHA-256 fingerprint (hex, colons allowed) of a partner certificate -> partner id, for
+    # certificates that carry neither an OIN nor a KBO number.
+    fingerprints: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.certfile is not None
+
+
+class OAuthSettings(BaseModel):
+    """OAuth2 client credentials: the signing key of the access tokens and the keys still accepted."""
+
+    signing_key: str | None = Field(default=None, description="PEM private key (Ed25519) that signs new tokens")
+    signing_key_file: Path | None = None
+    verification_keys: list[str] = Field(default_factory=list, description="PEM keys of earlier signing keys")
+    verification_key_files: list[Path] = Field(default_factory=list)
+    token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    # the tokens' iss (and, + "/v1", aud); defaults to public_url. Every instance behind one
+    # address must share it so a token from one instance is good at all of them.
+    issuer: str | None = None
+
+    @model_validator(mode="after")
+    def _read_key_files(self) -> OAuthSettings:
+        if self.signing_key_file is not None:
+            if self.signing_key is not None:
+                raise ConfigurationError("set oauth signing_key or signing_key_file, not both")
+            self.signing_key = _read_secret(self.signing_key_file)
+        self.verification_keys = [*self.verification_keys, *(_read_secret(f) for f in self.verification_key_files)]
+        return self
+
+
+class LimitSettings(BaseModel):
+    """Per-partner request rates (token bucket) and body sizes; overrides per partner id."""
+
+    requests_per_second: float = Field(default=100.0, gt=0)
+    burst: int = Field(default=200, ge=1)
+    partner_requests_per_second: dict[str, float] = Field(default_factory=dict)
+    partner_burst: dict[str, int] = Field(default_factory=dict)
+    partner_max_body_bytes: dict[str, int] = Field(default_factory=dict)
+    # failed authentications per client address (each one is audited, so it is bounded)
+    anonymous_per_second: float = Field(default=5.0, gt=0)
+    anonymous_burst: int = Field(default=20, ge=1)
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"secret file {path} cannot be read: {exc.strerror}") from exc
+
+
 class OidcSettings(BaseModel):
     """The citizen's OpenID Connect provider (FAS/CSAM for eID and itsme, DigiD through a broker).
 
@@ -125,6 +183,21 @@ class Settings(BaseSettings):
     payload_key: str = DEV_PAYLOAD_KEY
     payload_old_keys: list[str] = Field(default_factory=list)
     audit_hmac_key: str = DEV_AUDIT_KEY
+    # Secrets may come from files instead (Docker/Kubernetes secrets): one key per file,
+    # old payload keys one per line.
+    payload_key_file: Path | None = None
+    payload_old_keys_file: Path | None = None
+    audit_hmac_key_file: Path | None = None
+    audit_signing_key_file: Path | None = None
+
+    tls: TLSSettings = Field(default_factory=TLSSettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; none by default")
+    # Static bearer tokens (API keys) on the API; None = only in development and test.
+    # Outside those, the token is only the client secret at the OAuth2 token endpoint.
+    api_keys: bool | None = None
+
     # Ed25519 private seed (base64 of 32 bytes) that signs audit checkpoints,
     # and the log's name (the checkpoint origin line and the signer's key name).
     audit_signing_key: str = DEV_SIGNING_KEY
@@ -149,6 +222,21 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name in ("payload_key", "audit_hmac_key", "audit_signing_key", "payload_old_keys"):
+            path = data.get(f"{name}_file")
+            if path is None:
+                continue
+            if data.get(name) not in (None, "", []):
+                raise ConfigurationError(f"set {name} or {name}_file, not both")
+            text = _read_secret(Path(path))
+            data[name] = text.split() if name == "payload_old_keys" else text
+        return data
+
     @field_validator("payload_key", "audit_hmac_key", "audit_signing_key")
     @classmethod
     def _key_is_32_bytes(cls, value: str) -> str:
@@ -162,15 +250,24 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> Settings:
-        if self.env == "production" and (
-            self.payload_key == DEV_PAYLOAD_KEY
-            or self.audit_hmac_key == DEV_AUDIT_KEY
+        # Only "development" may run on the published development keys: a "test" or
+        # "production" hub that forgot its keys must not start and encrypt real data with them.
+        if self.env != "development" and (
+            self.payload_key in (DEV_PAYLOAD_KEY, DEV_AUDIT_KEY)
+            or self.audit_hmac_key in (DEV_PAYLOAD_KEY, DEV_AUDIT_KEY)
+            or DEV_PAYLOAD_KEY in self.payload_old_keys
             or self.audit_signing_key == DEV_SIGNING_KEY
         ):
             raise ConfigurationError(
-                "KNOOPPUNT_PAYLOAD_KEY, KNOOPPUNT_AUDIT_HMAC_KEY and KNOOPPUNT_AUDIT_SIGNING_KEY"
-                " must be set outside development"
+                "KNOOPPUNT_PAYLOAD_KEY, KNOOPPUNT_AUDIT_HMAC_KEY and KNOOPPUNT_AUDIT_SIGNING_KEY must be set "
+                f"(env {self.env}): the development keys are public"
             )
+        if self.payload_key == self.audit_hmac_key and self.env != "development":
+            raise ConfigurationError("KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must differ")
+        if self.tls.enabled and self.tls.client_cert != "none" and self.tls.ca_certs is None:
+            raise ConfigurationError("KNOOPPUNT_TLS__CA_CERTS is needed to verify partner certificates")
+        if "*" in self.cors_origins:
+            raise ConfigurationError("CORS: name the published origins, a wildcard is not allowed")
         return self
 
     @model_validator(mode="after")
@@ -188,6 +285,11 @@ class Settings(BaseSettings):
         if self.citizen_login == "auto":
             return "off" if self.env == "production" else "development"
         return self.citizen_login
+
+    @property
+    def api_keys_allowed(self) -> bool:
+        """Static bearer tokens work on the API only in development and test unless configured."""
+        return self.api_keys if self.api_keys is not None else self.env != "production"
 
     @property
     def payload_key_bytes(self) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import socket
 import threading
@@ -23,11 +24,18 @@ from hub.service import Hub
 from hub.settings import ROOT, DeliverySettings, Settings
 
 SHARED = Path(os.environ.get("KNOOPPUNT_SHARED_DIR", ROOT.parent / "shared"))
+# env "test" refuses the public development keys, as production does: tests bring their own.
+TEST_PAYLOAD_KEY = base64.b64encode(b"knooppunt-test-suite-payload-key").decode()
+TEST_AUDIT_KEY = base64.b64encode(b"knooppunt-test-suite-audit-hmac!").decode()
+TEST_SIGNING_KEY = base64.b64encode(b"knooppunt-test-suite-audit-sign!").decode()
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",
+        "payload_key": TEST_PAYLOAD_KEY,
+        "audit_hmac_key": TEST_AUDIT_KEY,
+        "audit_signing_key": TEST_SIGNING_KEY,
         "database_url": f"sqlite:///{tmp_path / 'hub.db'}",
         "log_level": "warning",
         "delivery": DeliverySettings(

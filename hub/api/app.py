@@ -11,16 +11,31 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import logs
 from hub.api import audit as audit_api
-from hub.api import citizen, directory, health, lookups, messages, ops, repertorium, reporting, schemas, soap, wus
+from hub.api import (
+    citizen,
+    directory,
+    health,
+    lookups,
+    messages,
+    oauth,
+    ops,
+    repertorium,
+    reporting,
+    schemas,
+    soap,
+    wus,
+)
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
+from hub.auth import Authenticator, RateLimiter
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
 from hub.portal.routes import router as portal_router
@@ -74,8 +89,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.authenticator = Authenticator(settings, hub.partners, hub.reload_partners)
+    app.state.limiter = RateLimiter()
+    if settings.cors_origins:  # CORS only for the origins that are published, none by default
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Correlation-Id"],
+            expose_headers=["API-Version", "Location", "Retry-After", "X-Correlation-Id"],
+        )
     app.add_middleware(HeadersMiddleware)
     app.include_router(messages.router)
+    app.include_router(oauth.router)
     app.include_router(lookups.router)
     app.include_router(audit_api.router)
     app.include_router(schemas.router)
@@ -186,14 +212,24 @@ def nlgov_openapi(schema: dict[str, Any], public_url: str) -> dict[str, Any]:
             "schema": {"type": "string", "example": API_VERSION},
         }
     }
-    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-    schema["security"] = [{"bearer": []}]
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "API-sleutel (alleen ontwikkeling en test)"},
+        "oauth2": {
+            "type": "oauth2",
+            "description": "Client credentials; met een partnercertificaat gebonden aan dat certificaat (RFC 8705)",
+            "flows": {"clientCredentials": {"tokenUrl": public_url.rstrip("/") + "/v1/oauth/token", "scopes": {}}},
+        },
+        "mutualTLS": {"type": "mutualTLS", "description": "Partnercertificaat met OIN of KBO-nummer"},
+        "clientSecretBasic": {"type": "http", "scheme": "basic", "description": "partner-id en API-sleutel"},
+    }
+    schema["security"] = [{"oauth2": []}, {"mutualTLS": []}, {"bearer": []}]
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for item in schema["paths"].values():
         for operation in item.values():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             responses.setdefault("400", {"description": "Ongeldige invoer", "content": problem})
+            responses.setdefault("429", {"description": "Te veel verzoeken; zie Retry-After", "content": problem})
             for code, response in responses.items():
                 response.setdefault("description", code)
                 response.setdefault("headers", {})["API-Version"] = {"$ref": "#/components/headers/API-Version"}

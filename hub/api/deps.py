@@ -1,9 +1,17 @@
-"""Request helpers shared by the routers: the hub, the calling partner, a capped body."""
+"""Request helpers shared by the routers: the hub, the calling partner, a capped body.
+
+:func:`current_partner` is the one authentication dependency: API key,
+OAuth2 access token or partner certificate (see :mod:`hub.auth`). It also
+applies the partner's rate limit, and audits every refused authentication
+("refused", no sender) while bounding how many a client address can cause.
+"""
 
 from __future__ import annotations
 
 from fastapi import Request
 
+from hub.api.tls import client_certificate
+from hub.auth import AuthenticatedPartner, Authenticator, RateLimiter, partner_body_cap, partner_limits
 from hub.errors import AuthenticationFailed, PayloadTooLarge
 from hub.partners import Partner
 from hub.service import Hub
@@ -22,13 +30,65 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+def get_authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.authenticator
+    return auth
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
+def _channel(request: Request) -> str:
+    return "soap" if request.url.path.startswith("/soap") else "rest"
+
+
+async def refuse_authentication(request: Request, exc: AuthenticationFailed, channel: str | None = None) -> None:
+    """Audit a refused authentication; past the per-address budget, answer 429 instead of auditing.
+
+    Raises:
+        RateLimited: this client address failed too often.
+    """
+    hub = get_hub(request)
+    limits = hub.settings.limits
+    address = request.client.host if request.client else "unknown"
+    get_limiter(request).check(f"anonymous:{address}", limits.anonymous_per_second, limits.anonymous_burst, address)
+    await hub.writer.submit(hub.refused_unit(None, None, exc, channel or _channel(request)))
+
+
+async def authenticate_request(request: Request) -> AuthenticatedPartner:
+    """The partner behind this request, within its rate limit.
+
+    Raises:
+        AuthenticationFailed: no or bad credentials (audited as refused).
+        RateLimited: the partner, or the failing client address, sent too much.
+    """
+    hub = get_hub(request)
+    try:
+        partner = get_authenticator(request).authenticate(
+            request.headers.get("authorization"), client_certificate(request.scope)
+        )
+    except AuthenticationFailed as exc:
+        await refuse_authentication(request, exc)
+        raise
+    rate, burst = partner_limits(hub.settings, partner.id)
+    get_limiter(request).check(f"partner:{partner.id}", rate, burst, partner.id)
+    request.state.partner_id = partner.id
+    return partner
+
+
 async def current_partner(request: Request) -> Partner:
-    """The authenticated partner (FastAPI dependency; async so it never takes a thread-pool hop)."""
-    return get_hub(request).authenticate(bearer_token(request))
+    """The authenticated partner (FastAPI dependency)."""
+    return await authenticate_request(request)
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refused as soon as it passes the cap (before any parser sees it)."""
+    """The body, refused as soon as it passes the cap (before any parser sees it).
+
+    The cap is the smaller of ``max_bytes`` and the calling partner's own limit.
+    """
+    max_bytes = min(max_bytes, partner_body_cap(get_hub(request).settings, getattr(request.state, "partner_id", None)))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"het bericht is {declared} bytes, de grens is {max_bytes} bytes")

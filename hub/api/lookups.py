@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
 from hub.api.deps import current_partner, get_hub, read_body
+from hub.auth import check_scope
 from hub.errors import InvalidParam, MalformedInput, ValidationFailed
 from hub.partners import Partner
 
@@ -75,6 +76,7 @@ async def zoek_persoon(request: Request, caller: Annotated[Partner, Depends(curr
     """Checked against the protocol named in `purpose`; the answer holds only the fields it allows;
     the consultation is audited with its purpose."""
     q = await _body(request, PersoonZoek)
+    check_scope(caller, q.purpose)  # an OAuth2 token names the protocols it may consult under
     return _json(await get_hub(request).lookup(caller.ref, "persoon", q.insz, purpose=q.purpose))
 
 
@@ -93,5 +95,6 @@ async def zoek_persoon(request: Request, caller: Annotated[Partner, Depends(curr
 async def zoek_inschrijvingen(request: Request, caller: Annotated[Partner, Depends(current_partner)]) -> Response:
     """Enrolments (LP, HO, VWO incl. NT2, INT) in a period, as the protocol allows."""
     q = await _body(request, InschrijvingenZoek)
+    check_scope(caller, q.purpose)
     params = {k: v for k, v in (("van", q.van), ("tot", q.tot)) if v}
     return _json(await get_hub(request).lookup(caller.ref, "inschrijvingen", q.insz, purpose=q.purpose, params=params))

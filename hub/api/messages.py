@@ -10,8 +10,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import current_partner, get_hub, read_body
+from hub.auth import in_scope
 from hub.dispatch import receipt_unit
-from hub.errors import HubError, UnsupportedMediaType
+from hub.errors import HubError, NotFound, UnsupportedMediaType
 from hub.partners import Partner
 
 router = APIRouter(prefix="/v1", tags=["berichten"])
@@ -142,7 +143,10 @@ async def message_status(
     message_id: str, request: Request, caller: Annotated[Partner, Depends(current_partner)]
 ) -> Response:
     """For the sender (all deliveries) or a receiver (its own delivery) only."""
-    return _json(get_hub(request).message_status(caller, message_id))
+    status = get_hub(request).message_status(caller, message_id)
+    if not in_scope(caller, status["purpose"]):  # an OAuth2 token sees only its protocols
+        raise NotFound(f"bericht {message_id} bestaat niet")
+    return _json(status)
 
 
 @router.get(
@@ -154,7 +158,7 @@ async def message_status(
 async def inbox(
     request: Request,
     caller: Annotated[Partner, Depends(current_partner)],
-    after: Annotated[int, Query(ge=0, description="Cursor: geef berichten na deze")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Cursor: geef berichten na deze")] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     type: Annotated[str | None, Query(description="Alleen dit berichttype", pattern="^[a-z][a-z0-9-]{1,62}$")] = None,
 ) -> Response:
@@ -168,4 +172,5 @@ async def inbox(
         for item in page["items"]:
             if item["deliveryStatus"] == "in_inbox":
                 item["deliveryStatus"] = "delivered"
+    page["items"] = [item for item in page["items"] if in_scope(caller, item["purpose"])]
     return _json(page)

@@ -1,7 +1,8 @@
 """Pure-ASGI middleware (cheaper than BaseHTTPMiddleware on the ingest path).
 
 Every response gets the API-Version header and the security headers of the
-NLGov API Design Rules; every request gets a correlation id bound in
+NLGov API Design Rules (and HSTS when the request came over TLS); every
+request gets a correlation id bound in
 structlog's context (from ``X-Correlation-Id`` or ``traceparent``, else new).
 """
 
@@ -24,6 +25,8 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
+# HSTS only over TLS (RFC 6797 §7.2: a plain-HTTP answer must not carry it)
+_HSTS = b"max-age=31536000; includeSubDomains"
 _DOCS_CSP = (
     b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
@@ -45,6 +48,7 @@ class HeadersMiddleware:
         structlog.contextvars.bind_contextvars(correlation_id=correlation)
         path: str = scope.get("path", "")
         html_page = path.endswith("/docs") or path.startswith("/portaal")
+        https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -59,6 +63,8 @@ class HeadersMiddleware:
                         headers.append((key, _DOCS_CSP))
                         continue
                     headers.append((key, value))
+                if https and b"strict-transport-security" not in present:
+                    headers.append((b"strict-transport-security", _HSTS))
                 headers.append((b"x-correlation-id", correlation.encode()))
                 message["headers"] = headers
             await send(message)

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from hub.errors import HubError, InvalidParam
+from hub.errors import HubError, InvalidParam, RateLimited
 
 PROBLEM = "application/problem+json"
 
@@ -53,6 +53,8 @@ def problem(
 
 def from_error(exc: HubError, instance: str | None = None) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="knooppunt"'} if exc.status == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(
         status=exc.status,
         title=exc.title,

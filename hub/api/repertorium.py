@@ -34,7 +34,7 @@ from fastapi.responses import Response
 from lxml import etree
 
 from hub import xmlsafe
-from hub.api.deps import bearer_token, get_hub, read_body
+from hub.api.deps import authenticate_request, get_hub, read_body
 from hub.api.soap import SOAP_NS, fault
 from hub.errors import HubError, InvalidParam, MalformedInput, NotAllowed, NotFound, ValidationFailed
 from hub.partners import Partner
@@ -176,7 +176,7 @@ async def repertorium(request: Request) -> Response:
     """RegistreerInschrijving / RegistreerUitschrijving (SOAP 1.1, document/literal)."""
     hub = get_hub(request)
     try:
-        caller = hub.authenticate(bearer_token(request))
+        caller = await authenticate_request(request)
         body = await read_body(request, hub.settings.max_body_bytes)
         root = xmlsafe.parse(body, max_bytes=hub.settings.max_body_bytes, max_depth=hub.settings.max_xml_depth)
         soap_body = root.find(_S + "Body") if root.tag == _S + "Envelope" else None

@@ -56,6 +56,7 @@ def _default_range() -> tuple[str, str]:
     "/v1/rapportage",
     summary="Geaggregeerde aantallen, kleine cellen onderdrukt (k=5)",
     responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    openapi_extra={"security": []},  # aggregates only, public by design: say so in the contract
 )
 async def report(
     request: Request,

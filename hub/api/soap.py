@@ -26,9 +26,9 @@ from fastapi.responses import Response
 from lxml import etree
 
 from hub import xmlsafe
-from hub.api.deps import bearer_token, get_hub, read_body
+from hub.api.deps import authenticate_request, get_hub, read_body
 from hub.envelope import ENV_NS, from_xml
-from hub.errors import HubError, MalformedInput, NotAllowed, PartnerError
+from hub.errors import HubError, MalformedInput, NotAllowed, PartnerError, RateLimited
 from hub.partners import Partner
 from hub.service import Hub
 
@@ -210,12 +210,14 @@ def fault(exc: HubError) -> Response:
         etree.SubElement(u, _K + "Type").text = "FOUT"
         etree.SubElement(u, _K + "Diagnose").text = diagnose
     status = 500 if exc.status >= 500 or exc.status < 400 else exc.status
-    # SOAP 1.1 over HTTP answers faults with 500; keep 401/413/415 visible to HTTP clients.
-    http_status = status if status in (401, 413, 415) else 500
+    # SOAP 1.1 over HTTP answers faults with 500; keep 401/413/415/429 visible to HTTP clients.
+    http_status = status if status in (401, 413, 415, 429) else 500
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     return Response(
         etree.tostring(root, xml_declaration=True, encoding="UTF-8"),
         status_code=http_status,
         media_type="text/xml; charset=utf-8",
+        headers=headers,
     )
 
 
@@ -272,7 +274,7 @@ async def soap_send(request: Request) -> Response:
     hub = get_hub(request)
     caller: Partner | None = None
     try:
-        caller = hub.authenticate(bearer_token(request))
+        caller = await authenticate_request(request)
         body = await read_body(request, hub.settings.max_body_bytes)
         root = xmlsafe.parse(body, max_bytes=hub.settings.max_body_bytes, max_depth=hub.settings.max_xml_depth)
         soap_body = root.find(_S + "Body") if root.tag == _S + "Envelope" else None

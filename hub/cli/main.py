@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from hub import logs
 from hub.cli import lookup, schemas
+from hub.cli.keys import app as keys_app
+from hub.cli.pki import app as pki_app
 from hub.cli.users import app as users_app
 from hub.cli.users import seed_demo_user
 from hub.errors import HubError
@@ -41,6 +43,8 @@ app.add_typer(lookup.app, name="lookup")
 app.add_typer(schemas.app, name="schemas")
 app.command("check-partner")(lookup.check_partner)
 app.command("reconcile")(lookup.reconcile)
+app.add_typer(pki_app, name="pki")
+app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 
 console = Console()
@@ -91,7 +95,7 @@ def run(
     if settings.public_url == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
     setup = seed_demo(settings) if demo else None
-    base = f"http://{host}:{port}"
+    base = f"{'https' if settings.tls.enabled else 'http'}://{host}:{port}"
     console.rule("[bold]Knooppunt[/bold]")
     table = Table(show_header=False, box=None)
     table.add_row("API", f"{base}/v1/berichten")

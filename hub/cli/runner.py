@@ -101,8 +101,11 @@ def seed_demo(settings: Settings, *, path: Path = DEMO_PARTNERS, ports: dict[str
 
 def hub_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     from hub.api.app import create_app
+    from hub.api.tls import uvicorn_options
 
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="warning", access_log=False, **uvicorn_options(settings)
+    )
     return uvicorn.Server(config)
 
 

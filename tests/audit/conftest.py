@@ -13,6 +13,7 @@ from hub.crypto import SubjectHasher
 from hub.settings import Settings
 from hub.store.database import Tx, Writer, make_engine
 from hub.store.migrate import upgrade
+from tests.conftest import make_settings
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HASHER = SubjectHasher(b"k" * 32)
@@ -22,7 +23,8 @@ INSZ_B = "90022712345"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(env="test", database_url=f"sqlite:///{tmp_path / 'hub.db'}")
+    # env "test" refuses the public development keys: bring the suite's own
+    return make_settings(tmp_path)
 
 
 @pytest.fixture

@@ -104,9 +104,10 @@ def test_a_new_checkpoint_over_an_old_tampered_block_still_fails_verify(
 
 def test_production_refuses_the_development_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
     good = base64.b64encode(b"x" * 32).decode()
+    other = base64.b64encode(b"y" * 32).decode()  # payload and audit keys must differ outside development
     with pytest.raises(ConfigurationError, match="AUDIT_SIGNING_KEY"):
-        Settings(env="production", payload_key=good, audit_hmac_key=good)
-    s = Settings(env="production", payload_key=good, audit_hmac_key=good, audit_signing_key=good)
+        Settings(env="production", payload_key=good, audit_hmac_key=other)
+    s = Settings(env="production", payload_key=good, audit_hmac_key=other, audit_signing_key=good)
     assert CheckpointSigner.from_settings(s).public_raw != CheckpointSigner.from_settings(Settings()).public_raw
     with pytest.raises(ValueError, match="32 bytes"):
         Settings(audit_signing_key=base64.b64encode(b"short").decode())

@@ -24,8 +24,9 @@ from sqlalchemy import create_engine, func, select
 
 from hub.audit import VerifyResult, verify
 from hub.cli.runner import free_port, seed_demo
-from hub.settings import ROOT, BrokerSettings, DeliverySettings, Settings
+from hub.settings import ROOT, BrokerSettings, DeliverySettings, LimitSettings, Settings
 from hub.store.tables import audit_events, deliveries
+from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
 from tests.faults.proxy import ProxyProcess
 from tests.scale.services import PG_PORT, RABBIT_PORT, delete_namespace, pg_url, rabbit_url
 
@@ -87,6 +88,10 @@ class Cluster:
         rabbit_port = self.rabbit_proxy.port if self.rabbit_proxy else RABBIT_PORT
         self.settings = Settings(
             env="test",
+            payload_key=TEST_PAYLOAD_KEY,
+            audit_hmac_key=TEST_AUDIT_KEY,
+            audit_signing_key=TEST_SIGNING_KEY,
+            limits=LimitSettings(requests_per_second=1_000_000, burst=1_000_000),
             database_url=f"sqlite:///{self.log_dir / 'hub.db'}" if embedded else pg_url(database, pg_port),
             transport="memory" if embedded else "rabbitmq",
             rabbitmq_url=rabbit_url(rabbit_port),
@@ -118,6 +123,11 @@ class Cluster:
         env.update(
             {
                 "KNOOPPUNT_ENV": "test",
+                "KNOOPPUNT_PAYLOAD_KEY": TEST_PAYLOAD_KEY,
+                "KNOOPPUNT_AUDIT_HMAC_KEY": TEST_AUDIT_KEY,
+                "KNOOPPUNT_AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
+                "KNOOPPUNT_LIMITS__REQUESTS_PER_SECOND": "1000000",
+                "KNOOPPUNT_LIMITS__BURST": "1000000",
                 "KNOOPPUNT_DATABASE_URL": s.database_url,
                 "KNOOPPUNT_TRANSPORT": s.transport,
                 "KNOOPPUNT_RABBITMQ_URL": s.rabbitmq_url,

@@ -16,6 +16,7 @@ from hub.settings import ROOT, Settings
 from hub.store import migrate
 from hub.store.database import make_engine
 from hub.store.tables import audit_events, metadata, partners
+from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
 from tests.scale.services import pg_url
 from tests.test_store import (  # noqa: F401 - the SQLite suite, collected again here against PostgreSQL
     test_a_failing_unit_leaves_no_trace_and_spares_its_batch,
@@ -28,7 +29,14 @@ pytestmark = pytest.mark.scale
 
 @pytest.fixture
 def settings(database: str) -> Settings:
-    return Settings(env="test", database_url=pg_url(database), log_level="warning")
+    return Settings(
+        env="test",
+        payload_key=TEST_PAYLOAD_KEY,
+        audit_hmac_key=TEST_AUDIT_KEY,
+        audit_signing_key=TEST_SIGNING_KEY,
+        database_url=pg_url(database),
+        log_level="warning",
+    )
 
 
 def test_postgres_statements_carry_a_deadline(settings: Settings) -> None:
@@ -60,7 +68,7 @@ from hub.settings import Settings
 from hub.store import migrate
 from hub.store.database import Writer, make_engine
 from hub.store.tables import partners
-settings = Settings(env="test", database_url=sys.argv[1])
+settings = Settings(database_url=sys.argv[1])  # development keys: a helper process, not a hub
 engine = make_engine(settings, writer=True)
 migrate.upgrade(engine)
 writer = Writer(engine, batch_max=16)

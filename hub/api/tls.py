@@ -1,0 +1,116 @@
+"""HTTPS with partner certificates: serving mutual TLS with uvicorn and reading the peer certificate.
+
+Why this shape: the application reads the client certificate from the ASGI
+TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``, PEM
+strings, leaf first), the one server-neutral place the ASGI spec defines for
+it. uvicorn does not fill that extension, so :func:`protocol_class` wraps
+uvicorn's own HTTP protocol: when a connection is made it takes the peer
+certificate from ``transport.get_extra_info("ssl_object")`` (verified by the
+TLS handshake against ``ssl_ca_certs``) and hands every request on that
+connection a scope with the extension. Nothing a client sends in a header can
+set it. Behind a server that fills the extension itself, the hook is simply
+not used.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hub.auth import ClientCertificate
+from hub.settings import Settings
+
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def tls_extension(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
+    """The ASGI TLS extension for one connection (None when the connection is plain HTTP)."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    cipher = ssl_object.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": ssl_object.version(),
+        "cipher_suite": cipher[0] if cipher else None,
+    }
+
+
+class _WithTLSExtension:
+    """ASGI wrapper, one per connection: adds the connection's TLS extension to each scope."""
+
+    def __init__(self, app: ASGIApp, extension: dict[str, Any]) -> None:
+        self.app = app
+        self.extension = extension
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = dict(scope.get("extensions") or {})
+        extensions["tls"] = self.extension
+        await self.app({**scope, "extensions": extensions}, receive, send)
+
+
+def protocol_class() -> type[Any]:
+    """uvicorn's HTTP protocol (httptools when installed, else h11) that fills the TLS extension."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # httptools is optional in uvicorn
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+
+    class TLSExtensionProtocol(Base):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            extension = tls_extension(transport.get_extra_info("ssl_object"))
+            if extension is not None:
+                self.app = _WithTLSExtension(self.app, extension)
+
+    return TLSExtensionProtocol
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``: empty without TLS, else HTTPS and client certificates."""
+    tls = settings.tls
+    if not tls.enabled:
+        return {}
+    return {
+        "ssl_certfile": str(tls.certfile),
+        "ssl_keyfile": str(tls.keyfile) if tls.keyfile else None,
+        "ssl_ca_certs": str(tls.ca_certs) if tls.ca_certs else None,
+        "ssl_cert_reqs": _CERT_REQS[tls.client_cert],
+        "ssl_context_factory": harden_context,
+        "http": protocol_class(),
+    }
+
+
+def harden_context(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's context (certificate, CA bundle, verify mode) with TLS 1.2 as the floor and no
+    renegotiation: the peer certificate read at connection time stays the connection's certificate."""
+    del config
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION
+    return context
+
+
+def client_certificate(scope: Mapping[str, Any]) -> ClientCertificate | None:
+    """The verified client certificate of this request, from the ASGI TLS extension."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    if not tls:
+        return None
+    chain = tls.get("client_cert_chain") or []
+    if not chain:
+        return None
+    return _parse(str(chain[0]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(pem: str) -> ClientCertificate:
+    # one parse per certificate, not per request (a connection carries many requests)
+    return ClientCertificate.from_pem(pem)

@@ -1,0 +1,130 @@
+"""Fixtures for the security suite: a development PKI, hubs served over real TLS on loopback,
+an OAuth2 signing key, and a module-wide hub for the slower property-based tests."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from hub import pki
+from hub.api.tls import uvicorn_options
+from hub.auth import new_signing_key
+from hub.cli.runner import Simulated, seed_demo
+from hub.settings import OAuthSettings, Settings, TLSSettings
+from tests.conftest import SIMULATED, LiveHub, ServerThread, bound_port, make_settings, start_live_hub
+
+
+@dataclass(frozen=True)
+class DevPKI:
+    """A development CA, the hub's server certificate and partner certificates."""
+
+    directory: Path
+    ca: pki.Issued
+    server: pki.Issued
+    partners: dict[str, pki.Issued]
+    rogue: pki.Issued  # issued by another CA: the hub must not trust it
+
+    def client(self, base_url: str, partner: str | None = None, **kwargs: Any) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(self.ca.cert))
+        if partner == "rogue":
+            context.load_cert_chain(str(self.rogue.cert), str(self.rogue.key))
+        elif partner is not None:
+            issued = self.partners[partner]
+            context.load_cert_chain(str(issued.cert), str(issued.key))
+        return httpx.Client(base_url=base_url, verify=context, timeout=10, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPKI:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = pki.create_ca(directory)
+    server = pki.create_server(ca, directory)
+    partners = {
+        "duo": pki.create_partner(ca, directory, "duo", oin="00000001003214345000"),
+        "coa": pki.create_partner(ca, directory, "coa", oin="00000001003214345001"),
+        "agii": pki.create_partner(ca, directory, "agii", kbo="0650989467"),
+        # no OIN or KBO number: known by its pinned fingerprint only
+        "gemeente-utrecht": pki.create_partner(ca, directory, "gemeente-utrecht"),
+        # a certificate of the right CA for an organisation the hub does not know
+        "stranger": pki.create_partner(ca, directory, "stranger", oin="00000009999999999999"),
+    }
+    rogue_dir = directory / "rogue"
+    rogue_ca = pki.create_ca(rogue_dir, "Rogue CA")
+    rogue = pki.create_partner(rogue_ca, rogue_dir, "duo", oin="00000001003214345000")
+    return DevPKI(directory, ca, server, partners, rogue)
+
+
+def tls_settings(dev_pki: DevPKI, client_cert: str = "optional") -> TLSSettings:
+    return TLSSettings(
+        certfile=dev_pki.server.cert,
+        keyfile=dev_pki.server.key,
+        ca_certs=dev_pki.ca.cert,
+        client_cert=client_cert,  # type: ignore[arg-type]
+        fingerprints={pki.fingerprint(dev_pki.partners["gemeente-utrecht"].cert): "gemeente-utrecht"},
+    )
+
+
+def start_tls_hub(settings: Settings) -> LiveHub:
+    """Like tests.conftest.start_live_hub, served over HTTPS with the settings' TLS options."""
+    from hub.api.app import create_app
+
+    sims = {pid: Simulated(kind, 0).server(pid) for pid, kind in SIMULATED.items()}
+    sim_thread = ServerThread(list(sims.values()))
+    sim_thread.start()
+    ports = {pid: bound_port(server) for pid, server in sims.items()}
+    setup = seed_demo(settings, ports=ports)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
+    settings = settings.model_copy(update={"public_url": f"https://127.0.0.1:{port}"})
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings)
+    )
+    thread = ServerThread([uvicorn.Server(config)], {0: listener})
+    thread.start()
+    return LiveHub(
+        url=f"https://127.0.0.1:{port}",
+        settings=settings,
+        setup=setup,
+        sim_urls={pid: f"http://127.0.0.1:{p}" for pid, p in ports.items()},
+        sims=setup.simulators,
+        thread=thread,
+        sim_thread=sim_thread,
+    )
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> str:
+    return new_signing_key()
+
+
+@pytest.fixture
+def tls_hub(tmp_path: Path, dev_pki: DevPKI, signing_key: str) -> Iterator[LiveHub]:
+    settings = make_settings(
+        tmp_path, tls=tls_settings(dev_pki), oauth=OAuthSettings(signing_key=signing_key), insz_test_numbers=True
+    )
+    hub = start_tls_hub(settings)
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+    """One hub for a whole module (property-based tests send hundreds of requests)."""
+    tmp = tmp_path_factory.mktemp("shared-hub")
+    hub = start_live_hub(make_settings(tmp, insz_test_numbers=True))
+    try:
+        yield hub
+    finally:
+        hub.stop()
