@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from hub.dispatch import receipt_unit
-from hub.errors import MalformedInput, NotFound
+from hub.errors import HubError, MalformedInput, NotFound
 from hub.partners import Partner
 from hub.portal import accounts, inbox
 from hub.portal.accounts import Session
@@ -744,6 +744,68 @@ def _handled(delivery_ids: list[int], session: Session) -> Any:
                 )
 
     return unit
+
+
+# -- following persons (plateau 3, the reference directory) ------------------------------------
+
+
+def _capacities(hub: Hub, partner: Partner) -> list[str]:
+    return sorted({c for p in hub.protocols.all() for c in p.capacities if p.allows_capacity(c, partner.ref)})
+
+
+@router.get("/volgen")
+async def follow_form(request: Request) -> Response:
+    who = await _logged_in(request)
+    if who is None:
+        return redirect("/portaal/inloggen")
+    session, partner = who
+    hub = _hub(request)
+    return page(request, "volgen.html", _base(session, partner, capacities=_capacities(hub, partner)))
+
+
+@router.post("/volgen")
+async def follow(request: Request) -> Response:
+    """Register or end a follow-up through the same directory service as the API and SOAP."""
+    who = await _logged_in(request)
+    if who is None:
+        return redirect("/portaal/inloggen")
+    session, partner = who
+    hub = _hub(request)
+    form = await request.form(max_files=0, max_fields=10, max_part_size=4096)
+    if not _csrf_ok(session.csrf_token, form.get("csrf")):
+        return _error_page(request, session, partner, 403, "Het formulier is verlopen. Probeer het opnieuw.")
+    soort = str(form.get("soort", "BSN"))
+    nummer = str(form.get("nummer", "")).strip()
+    capacity = str(form.get("hoedanigheid", ""))
+    until_raw = str(form.get("tot", "")).strip()
+    context = _base(session, partner, capacities=_capacities(hub, partner), soort=soort)
+    try:
+        until = date.fromisoformat(until_raw) if until_raw else None
+        if form.get("actie") == "stoppen":
+            ended = await hub.directory.deregister(
+                partner, subject_type=soort, subject_id=nummer, capacity=capacity or None, channel="portal"
+            )
+            message = f"U volgt deze persoon niet meer ({len(ended)} volgregistratie(s) beëindigd)."
+        else:
+            registration = await hub.directory.register(
+                partner,
+                subject_type=soort,
+                subject_id=nummer,
+                capacity=capacity,
+                valid_until=until,
+                channel="portal",
+            )
+            new = "vanaf nu" if registration.created else "al; de registratie is bijgewerkt"
+            message = f"U volgt deze persoon {new} als {capacity}."
+    except ValueError:
+        context.update(message="De datum is ongeldig; gebruik JJJJ-MM-DD.", failed=True)
+        return page(request, "volgen.html", context, 400)
+    except HubError as exc:
+        reasons = "; ".join(p.reason for p in exc.invalid_params) or exc.detail
+        context.update(message=f"Niet gelukt: {reasons}", failed=True)
+        return page(request, "volgen.html", context, exc.status if 400 <= exc.status < 500 else 400)
+    context.update(message=message)
+    return page(request, "volgen.html", context)
 
 
 @router.get("/{rest:path}")

@@ -86,7 +86,7 @@ def portal(settings: Settings) -> Iterator[Portal]:
     try:
         yield Portal(live, seed_users(settings))
     finally:
-        live.thread.stop()
+        live.stop()
 
 
 def upload(
