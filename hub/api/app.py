@@ -38,6 +38,7 @@ from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
 from hub.auth import Authenticator, RateLimiter
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
+from hub.portal.dpo import router as dpo_portal_router
 from hub.portal.routes import router as portal_router
 from hub.service import Hub
 from hub.settings import Settings
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(repertorium.router)
     app.include_router(citizen.router)
     app.include_router(reporting.router)
+    app.include_router(dpo_portal_router)  # before the portal's catch-all
     app.include_router(portal_router)
 
     @app.exception_handler(HubError)
