@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from lxml import etree
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 
 from hub.audit import AuditEvent
 from hub.auth import check_scope
@@ -223,6 +223,26 @@ class Forwarding:
 # -- the directory ------------------------------------------------------------------
 
 
+_FOLLOWERS = (
+    select(directory_subscriptions.c.partner_id, directory_subscriptions.c.capacity)
+    .select_from(
+        directory_identifiers.join(
+            directory_subscriptions, directory_subscriptions.c.person_id == directory_identifiers.c.person_id
+        )
+    )
+    .where(
+        and_(
+            directory_identifiers.c.id_hash == bindparam("id_hash"),
+            directory_subscriptions.c.valid_from <= bindparam("at"),
+            or_(
+                directory_subscriptions.c.valid_until.is_(None),
+                directory_subscriptions.c.valid_until >= bindparam("at"),
+            ),
+        )
+    )
+)
+
+
 class Directory:
     """Reads and changes the reference directory; routes person-bound messages."""
 
@@ -304,20 +324,10 @@ class Directory:
     def followers(conn: Connection, id_hash: str, at: date) -> list[tuple[str, str]]:
         """(partner, capacity) of every follow-up of the person behind ``id_hash`` valid on ``at``.
 
-        One indexed join: identifier hash (primary key) -> person -> subscriptions.
+        One indexed join: identifier hash (primary key) -> person -> subscriptions. The
+        statement is built once (it runs on the ingest path of every person-bound message).
         """
-        i, s = directory_identifiers, directory_subscriptions
-        rows = conn.execute(
-            select(s.c.partner_id, s.c.capacity)
-            .select_from(i.join(s, s.c.person_id == i.c.person_id))
-            .where(
-                and_(
-                    i.c.id_hash == id_hash,
-                    s.c.valid_from <= at,
-                    or_(s.c.valid_until.is_(None), s.c.valid_until >= at),
-                )
-            )
-        ).all()
+        rows = conn.execute(_FOLLOWERS, {"id_hash": id_hash, "at": at}).all()
         return [(str(r.partner_id), str(r.capacity)) for r in rows]
 
     # -- registration -------------------------------------------------------------------
