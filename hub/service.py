@@ -837,7 +837,14 @@ class _IngestUnit:
             )
             tx.insert(
                 outbox,
-                {"message_id": message_id, "receiver": receiver, "available_at": tx.now, "published_at": tx.now},
+                # published at once by this process when it has a transport; otherwise (the CLI)
+                # left unpublished, so the running hub's relay picks it up on its next poll
+                {
+                    "message_id": message_id,
+                    "receiver": receiver,
+                    "available_at": tx.now,
+                    "published_at": tx.now if self.transport is not None else None,
+                },
             )
             jobs.append(Job(message_id, receiver))
         common: dict[str, Any] = {

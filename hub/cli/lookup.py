@@ -197,3 +197,34 @@ def reconcile(
                 console.print(f"  [yellow]onverwacht[/yellow] {mid}")
         console.print("[green]compleet[/green]" if complete else "[red]niet compleet[/red]")
     raise typer.Exit(0 if complete else 1)
+
+
+async def _poll(settings: Settings, partner_id: str, receipt: str | None) -> dict[str, Any]:
+    from hub.mutations import poll_mutations
+
+    hub = _hub(settings)
+    try:
+        async with httpx.AsyncClient() as http:
+            hub.http = http
+            result = await poll_mutations(hub, partner_id, receipt)
+    finally:
+        await hub.stop_adapters()
+        hub.close_store()
+    return {
+        "ontvangstReferte": result.receipt,
+        "berichten": [a.as_json() for a in result.accepted],
+        "overgeslagen": result.skipped,
+    }
+
+
+def poll_mutations(
+    partner: Annotated[str, typer.Option("--partner", help="De authentieke bron")] = "rijksregister",
+    receipt: Annotated[str | None, typer.Option("--referte", help="OntvangstReferte van de vorige batch")] = None,
+) -> None:
+    """Haal mutaties (verhuizing, overlijden, nieuw INSZ) op en stuur ze naar wie de persoon volgt."""
+    try:
+        out = asyncio.run(_poll(Settings(), partner, receipt))
+    except (PartnerError, HubError) as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(4) from exc
+    print(json.dumps(out, indent=2, ensure_ascii=False))
