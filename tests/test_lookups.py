@@ -169,3 +169,13 @@ def test_soap_lookup_without_protocol_is_a_fault(live: LiveHub) -> None:
     assert r.status_code == 500
     assert b"not_allowed" in r.content
     assert audit_rows(live.settings, "consulted") == []
+
+
+def test_health_shows_each_used_partner_link_with_its_resilience_state(live: LiveHub) -> None:
+    insz = _personas(live)["regular"]
+    with live.client("agii") as c:
+        assert c.post("/v1/personen/_zoek", json={"insz": insz, "purpose": PURPOSE}).status_code == 200
+    health = httpx.get(f"{live.url}/health", timeout=10).json()
+    magda = health["partners"]["magda"]
+    assert magda["ok"] is True
+    assert "breaker" in json.dumps(magda).lower() or "circuit" in json.dumps(magda).lower()

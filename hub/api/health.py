@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from sqlalchemy import text
 
 from hub.api.deps import get_hub
 from hub.crypto import key_id
+from hub.errors import HubError
 
 router = APIRouter(tags=["beheer"])
 
@@ -45,5 +47,21 @@ async def health(request: Request) -> Response:
         "depth": transport.depth() if transport else None,
     }
     ok = all(c["ok"] for c in checks.values())
-    body = {"status": "up" if ok else "down", "checks": checks}
+    body = {"status": "up" if ok else "down", "checks": checks, "partners": await _partners(hub)}
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
+
+
+async def _partners(hub: Any) -> dict[str, Any]:
+    """The links the hub has used so far, with their resilience state (circuit breaker, in-flight
+    calls, retries). A partner that is down does not make the hub unhealthy: it is reported here."""
+
+    async def one(partner_id: str, adapter: Any) -> tuple[str, dict[str, Any]]:
+        try:
+            status = await asyncio.wait_for(adapter.health(), timeout=2)
+        except (TimeoutError, HubError) as exc:
+            return partner_id, {"ok": False, "detail": exc.__class__.__name__}
+        return partner_id, {"ok": status.ok, "detail": status.detail, **dict(status.facts)}
+
+    adapters = dict(getattr(hub, "_adapters", {}))
+    results = await asyncio.gather(*(one(pid, a) for pid, a in adapters.items()))
+    return dict(results)

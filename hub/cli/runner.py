@@ -114,4 +114,25 @@ async def serve(settings: Settings, host: str, port: int, demo: DemoSetup | None
     servers = [hub_server(settings, host, port)]
     if demo is not None:
         servers += [sim.server(pid) for pid, sim in demo.simulators.items()]
-    await asyncio.gather(*(s.serve() for s in servers))
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    if demo is not None:
+        await _show_lookups(servers, demo, host, port)
+    await asyncio.gather(*tasks)
+
+
+async def _show_lookups(servers: list[uvicorn.Server], demo: DemoSetup, host: str, port: int) -> None:
+    """Once everything is up, show a person lookup and an enrolment lookup through the hub."""
+    import httpx
+
+    from hub.cli.scenario import lookups
+
+    for _ in range(200):
+        if all(s.started for s in servers):
+            break
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10) as client:
+        try:
+            for line in await lookups(client, demo):
+                print(line, flush=True)
+        except httpx.HTTPError as exc:
+            print(f"opvragingen niet getoond: {exc.__class__.__name__}", flush=True)

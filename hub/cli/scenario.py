@@ -68,7 +68,7 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
             for pid, sim in setup.simulators.items():
                 if sim.kind == "restpush":
                     received[pid] = (await client.get(sim.url)).json()
-            lookups = await _lookups(client, setup)
+            lookup_lines = await lookups(client, setup)
     finally:
         for s in servers:
             s.should_exit = True
@@ -92,7 +92,7 @@ async def run_scenario(settings: Settings, per_flow: int, console: Console) -> i
     for pid, body in received.items():
         sims.add_row(pid, str(body["count"]), str(body["duplicates"]))
     console.print(sims)
-    for line in lookups:
+    for line in lookup_lines:
         console.print(line)
     hub = Hub(settings)
     with hub.engine.connect() as conn:
@@ -125,7 +125,7 @@ async def _wait_delivered(
     return statuses
 
 
-async def _lookups(client: httpx.AsyncClient, setup: Any) -> list[str]:
+async def lookups(client: httpx.AsyncClient, setup: Any) -> list[str]:
     """AgII asks MAGDA for a person and Discimus for enrolments, through the hub (audited as consulted)."""
     magda = setup.simulators.get("magda")
     discimus = setup.simulators.get("discimus")
