@@ -65,6 +65,21 @@ def wait_up(port: int, path: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"server on {port} did not start")
 
 
+def start_hub(db: Path, port: int, *, deliver: bool = False) -> subprocess.Popen[bytes]:
+    """The hub as its own uvicorn process on the given SQLite file (shared by the benchmarks)."""
+    env = {
+        **os.environ,
+        "KNOOPPUNT_DATABASE_URL": f"sqlite:///{db}",
+        "KNOOPPUNT_LOG_LEVEL": "error",
+        # one partner sends everything here: lift the per-partner rate limit for the benchmark
+        "KNOOPPUNT_LIMITS__REQUESTS_PER_SECOND": "1000000",
+        "KNOOPPUNT_LIMITS__BURST": "1000000",
+        "KNOOPPUNT_RUN_WORKERS": "true" if deliver else "false",
+    }
+    command = ["-m", "uvicorn", "--factory", "hub.api.app:create_app", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen([sys.executable, *command, "--log-level", "error", "--no-access-log"], env=env)
+
+
 def measure(port: int, template: bytes, token: str | None, args: argparse.Namespace) -> loadgen.Result:
     headers = {"Content-Type": "application/xml"}
     if token:
@@ -104,37 +119,12 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "hub.db"
-        env = {
-            **os.environ,
-            "KNOOPPUNT_DATABASE_URL": f"sqlite:///{db}",
-            "KNOOPPUNT_LOG_LEVEL": "error",
-            # one partner sends everything here: lift the per-partner rate limit for the benchmark
-            "KNOOPPUNT_LIMITS__REQUESTS_PER_SECOND": "1000000",
-            "KNOOPPUNT_LIMITS__BURST": "1000000",
-            "KNOOPPUNT_RUN_WORKERS": "true" if args.deliver else "false",
-        }
         settings = Settings(database_url=f"sqlite:///{db}")
         setup = seed_demo(
             settings, ports={p: free_port() for p in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")}
         )
         hub_port, base_port = free_port(), free_port()
-        hub = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "hub.api.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(hub_port),
-                "--log-level",
-                "error",
-                "--no-access-log",
-            ],
-            env=env,
-        )
+        hub = start_hub(db, hub_port, deliver=args.deliver)
         baseline = subprocess.Popen([sys.executable, "-m", "bench.baseline", str(base_port), str(Path(tmp) / "b.db")])
         try:
             wait_up(hub_port, "/health", hub)

@@ -12,7 +12,6 @@ answer). Sequential calls, so the figure is latency, not throughput.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from adapters._magda.request import Afzender, geef_persoon, registreer_inschrijving
-from bench.ingest import wait_up
+from bench.ingest import start_hub, wait_up
 from hub.cli.runner import free_port, seed_demo
 from hub.settings import Settings
 
@@ -55,34 +54,9 @@ def main() -> int:
         magda_port = free_port()
         ports = {"magda": magda_port}
         setup = seed_demo(settings, ports=ports)
-        env = {
-            **os.environ,
-            "KNOOPPUNT_DATABASE_URL": f"sqlite:///{db}",
-            "KNOOPPUNT_LOG_LEVEL": "error",
-            # one partner sends everything here: lift the per-partner rate limit for the benchmark
-            "KNOOPPUNT_LIMITS__REQUESTS_PER_SECOND": "1000000",
-            "KNOOPPUNT_LIMITS__BURST": "1000000",
-            "KNOOPPUNT_RUN_WORKERS": "false",
-        }
         sim = subprocess.Popen([sys.executable, "-m", "adapters.magda.simulator", "--port", str(magda_port)])
         hub_port = free_port()
-        hub = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "hub.api.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(hub_port),
-                "--log-level",
-                "error",
-                "--no-access-log",
-            ],
-            env=env,
-        )
+        hub = start_hub(db, hub_port)
         try:
             wait_up(hub_port, "/health", hub)
             wait_up(magda_port, "/_control/state", sim)
