@@ -55,7 +55,7 @@ from hub.identifiers import IdentifierError, parse_subject
 from hub.partners import Partner, PartnerDirectory
 from hub.protocols import Protocol, ProtocolBook
 from hub.routing import field_value
-from hub.store.database import Tx, Writer
+from hub.store.database import HotReads, Tx, Writer
 from hub.store.tables import directory_identifiers, directory_persons, directory_subscriptions
 
 if TYPE_CHECKING:
@@ -264,6 +264,7 @@ class Directory:
         self.protocols = protocols
         self.partners = partners
         self.allow_test_numbers = allow_test_numbers
+        self.reads = HotReads(engine)  # the follower lookup runs for every person-bound message
 
     # -- keys and identifiers ---------------------------------------------------------
 
@@ -551,8 +552,7 @@ class Directory:
         """Who receives a person-bound message, who does not and why, and what it changes."""
         today = _today()
         id_hash = self.hasher(subject_type, subject_id)
-        with self.engine.connect() as conn:
-            follows = self.followers(conn, id_hash, today)
+        follows = [(str(p), str(c)) for p, c in self.reads.rows(_FOLLOWERS, {"id_hash": id_hash, "at": today})]
         receivers = [r for r in fixed if r != sender.id]
         skipped: Counter[str] = Counter()
         for partner_id, capacity in follows:

@@ -253,12 +253,14 @@ class Hub:
         if self.http is not None:
             await self.http.aclose()
         self.writer.stop()
+        self.directory.reads.close()
         self.writer.engine.dispose()
         self.engine.dispose()
         self.started = False
 
     def close_store(self) -> None:
         self.writer.stop()
+        self.directory.reads.close()
         self.writer.engine.dispose()
         self.engine.dispose()
 

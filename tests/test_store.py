@@ -108,3 +108,75 @@ def test_migrations_match_the_declared_tables(tmp_path: Path) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
+
+
+def _buffered_partner_unit(pid: str):  # type: ignore[no-untyped-def]
+    def unit(tx: Tx) -> str:
+        tx.insert(
+            partners,
+            {
+                "id": pid,
+                "name": pid,
+                "role": "gemeente",
+                "plateau": 1,
+                "adapter_config": {"url": "http://127.0.0.1:1/x", "n": [1, 2]},
+                "codes": ["0228"],
+                "active": True,
+                "created_at": tx.now,
+            },
+        )
+        return pid
+
+    unit.pure = True  # type: ignore[attr-defined]
+    return unit
+
+
+def test_buffered_rows_read_back_as_sqlalchemy_wrote_them(writer: Writer) -> None:
+    """The writer hands buffered rows to the driver itself on SQLite; JSON, booleans and
+    timestamps must come back exactly as through SQLAlchemy."""
+    assert writer.run_sync(_buffered_partner_unit("raw-1")) == "raw-1"
+    writer.run_sync(_partner_unit("sa-1"))
+    with writer.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(partners))}
+    raw, via_sa = rows["raw-1"], rows["sa-1"]
+    assert raw.adapter_config == {"url": "http://127.0.0.1:1/x", "n": [1, 2]}
+    assert raw.codes == ["0228"]
+    assert raw.active is True
+    assert raw.plateau == 1
+    assert type(raw.created_at) is type(via_sa.created_at)
+
+
+def test_a_buffered_row_that_breaks_a_constraint_fails_only_its_own_unit(writer: Writer) -> None:
+    writer.run_sync(_buffered_partner_unit("dup"))
+    futures = [writer.submit_future(_buffered_partner_unit(pid)) for pid in ("b-1", "dup", "b-2")]
+    outcomes = []
+    for f in futures:
+        try:
+            outcomes.append(f.result(timeout=10))
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+    assert outcomes[0] == "b-1"
+    assert outcomes[2] == "b-2"
+    assert outcomes[1] in ("IntegrityError", "StoreError")
+    with writer.engine.connect() as conn:
+        assert {r[0] for r in conn.execute(select(partners.c.id))} == {"dup", "b-1", "b-2"}
+        assert verify(conn).ok
+
+
+def test_a_unit_that_crashes_fails_alone_and_the_writer_keeps_running(writer: Writer) -> None:
+    from hub.errors import StoreError
+
+    def crash(tx: Tx) -> None:
+        raise RuntimeError("a bug in a unit of work")
+
+    futures = [
+        writer.submit_future(_partner_unit("c-1")),
+        writer.submit_future(crash),
+        writer.submit_future(_partner_unit("c-2")),
+    ]
+    assert futures[0].result(timeout=10) == "c-1"
+    with pytest.raises(StoreError):
+        futures[1].result(timeout=10)
+    assert futures[2].result(timeout=10) == "c-2"
+    assert writer.is_running()
+    assert writer.run_sync(_partner_unit("c-3")) == "c-3"

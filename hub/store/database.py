@@ -15,18 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, insert
+from sqlalchemy import Connection, Engine, Insert, Table, TableClause, create_engine, event, insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from hub.audit import AuditEvent, ChainWriter
 from hub.errors import HubError, StoreError
@@ -38,7 +39,7 @@ T = TypeVar("T")
 
 # Buffered rows are inserted parents first; the statements are built once (SQLAlchemy caches them).
 _INSERT_ORDER = (messages, deliveries, outbox, audit_events)
-_INSERTS: dict[Table, Insert] = {t: insert(t) for t in _INSERT_ORDER}
+_INSERTS: dict[TableClause, Insert] = {t: insert(t) for t in _INSERT_ORDER}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -85,10 +86,56 @@ class Batch:
         for table in _INSERT_ORDER:
             rows = self.rows.pop(table, None)
             if rows:
-                conn.execute(_INSERTS[table], rows)
+                insert_rows(conn, table, rows)
         for table, rows in list(self.rows.items()):
-            conn.execute(insert(table), rows)
+            insert_rows(conn, table, rows)
         self.rows.clear()
+
+
+def _insert_with_sqlalchemy(conn: Connection, table: TableClause, rows: list[dict[str, Any]]) -> None:
+    statement = _INSERTS.get(table)
+    conn.execute(insert(table) if statement is None else statement, rows)
+
+
+_RAW_INSERTS: dict[tuple[TableClause, tuple[str, ...]], tuple[str, tuple[str, ...], list[Any]]] = {}
+
+
+def insert_rows(conn: Connection, table: TableClause, rows: list[dict[str, Any]]) -> None:
+    """One executemany of ``rows`` into ``table``, in ``conn``'s transaction.
+
+    On SQLite the rows go straight to the driver: the statement text and each
+    column's bind processor (the same ones SQLAlchemy applies) are looked up
+    once, which keeps the writer thread's share of the GIL small on the ingest
+    path. Rows with differing keys, and other databases, take SQLAlchemy's path.
+    """
+    keys = tuple(rows[0])
+    if conn.dialect.name != "sqlite" or any(len(row) != len(keys) for row in rows):
+        _insert_with_sqlalchemy(conn, table, rows)
+        return
+    plan = _RAW_INSERTS.get((table, keys))
+    if plan is None:
+        compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup or ())
+        processors = [table.c[key].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for key in order]
+        plan = (str(compiled), order, processors)
+        _RAW_INSERTS[(table, keys)] = plan
+    sql, order, processors = plan
+    try:
+        values = [
+            [
+                value if fn is None or value is None else fn(value)
+                for fn, value in zip(processors, map(row.__getitem__, order), strict=True)
+            ]
+            for row in rows
+        ]
+    except KeyError:  # same length, other keys
+        _insert_with_sqlalchemy(conn, table, rows)
+        return
+    raw: Any = conn.connection.driver_connection
+    try:
+        raw.executemany(sql, values)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
 
 @dataclass
@@ -125,6 +172,62 @@ class Tx:
 
 
 Unit = Callable[[Tx], T]
+
+
+class HotReads:
+    """Reads on the ingest path without SQLAlchemy's per-call cost.
+
+    On SQLite each thread keeps one raw connection in autocommit mode (every
+    SELECT sees the latest commit, no read transaction stays open) and runs the
+    statement compiled once; elsewhere (PostgreSQL) a pooled connection per call,
+    as everywhere else. Parameters may be ``str``, ``int``, ``None`` or ``date``
+    (stored by SQLAlchemy on SQLite as ``YYYY-MM-DD``); ``datetime`` is refused
+    since SQLAlchemy's SQLite text form of it differs from ``isoformat``.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._local = threading.local()
+        self._compiled: dict[int, tuple[Any, str, tuple[str, ...]]] = {}
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+
+    def rows(self, statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``statement`` (a SQLAlchemy select built once) for ``params``."""
+        if not self.sqlite:
+            with self.engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(statement, params)]
+        compiled = self._compiled.get(id(statement))
+        if compiled is None or compiled[0] is not statement:
+            done = statement.compile(dialect=self.engine.dialect)
+            compiled = (statement, str(done), tuple(done.positiontup or ()))
+            self._compiled[id(statement)] = compiled
+        values = [_sqlite_value(params[name]) for name in compiled[2]]
+        raw: Any = getattr(self._local, "conn", None)
+        if raw is None:
+            raw = self.engine.raw_connection()
+            with self._lock:
+                self._opened.append(raw)
+            self._local.conn = raw
+        rows: list[tuple[Any, ...]] = raw.driver_connection.execute(compiled[1], values).fetchall()
+        return rows
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._local = threading.local()
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        raise TypeError("HotReads binds no datetime on SQLite")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 @dataclass
@@ -221,8 +324,10 @@ class Writer:
                 # (re)connect lazily: a database that is down fails this batch, not the writer thread
                 conn = self.engine.connect()
             results = self._run_batch(conn, batch)
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever fails, fails its batch, never the writer thread
             lost = conn is None or bool(getattr(exc, "connection_invalidated", False)) or conn.invalidated
+            if not isinstance(exc, SQLAlchemyError):
+                log.error("batch_crashed", error=repr(exc), units=len(batch))
             if len(batch) > 1 and not lost:
                 # one unit's rows broke the shared flush (e.g. a race on a unique key with
                 # another process): run each unit in a transaction of its own to isolate it
@@ -234,7 +339,7 @@ class Writer:
             failure = StoreError(f"de database weigerde de transactie: {exc.__class__.__name__}")
             _answer([(job, False, failure) for job in batch])
             if conn is not None:
-                with contextlib.suppress(SQLAlchemyError):
+                with contextlib.suppress(Exception):
                     conn.close()
             return None
         self.batches += 1
@@ -245,7 +350,7 @@ class Writer:
     def _run_batch(self, conn: Connection, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], bool, Any]]:
         results: list[tuple[_Job[Any], bool, Any]] = []
         with conn.begin():
-            chain = ChainWriter(conn)
+            chain = ChainWriter(conn, insert_rows)
             shared = Batch()
             now = datetime.now(UTC)
             for job in batch:
