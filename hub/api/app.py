@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from hub import logs
 from hub.api import audit as audit_api
@@ -116,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reporting.router)
     app.include_router(dpo_portal_router)  # before the portal's catch-all
     app.include_router(portal_router)
+    # the send operation's hot path, matched first (the FastAPI route above documents it)
+    app.router.routes.insert(0, Route("/v1/berichten", messages.send_message_direct, methods=["POST"]))
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:

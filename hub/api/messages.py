@@ -116,6 +116,20 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 async def send_message(request: Request, caller: Annotated[Partner, Depends(current_partner)]) -> Response:
     """Validate, authorize, route and store a message. Durable before the 202; a resend of the
     same messageId gets the same answer and is never stored or delivered twice."""
+    return await _send(request, caller)
+
+
+async def send_message_direct(request: Request) -> Response:
+    """The same operation as a plain Starlette endpoint, matched before the FastAPI route.
+
+    Sending is the hub's hot path: FastAPI's per-request dependency solving and endpoint
+    wrapping cost more than the hub's own protocol check. The FastAPI route above stays
+    for the OpenAPI document; this one runs the same dependency and code by hand.
+    """
+    return await _send(request, await current_partner(request))
+
+
+async def _send(request: Request, caller: Partner) -> Response:
     hub = get_hub(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
