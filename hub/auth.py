@@ -138,8 +138,11 @@ class AuthenticatedPartner(Partner):
     def of(
         cls, partner: Partner, method: str, scopes: frozenset[str] | None = None, certificate: str | None = None
     ) -> AuthenticatedPartner:
-        values = {f.name: getattr(partner, f.name) for f in fields(Partner)}
+        values = {name: getattr(partner, name) for name in _PARTNER_FIELDS}
         return cls(**values, method=method, scopes=scopes, certificate=certificate)
+
+
+_PARTNER_FIELDS = tuple(f.name for f in fields(Partner))  # once: every request authenticates
 
 
 def check_scope(caller: Partner, purpose: str) -> None:

@@ -246,8 +246,30 @@ def _allowed(path: str, fields: tuple[str, ...]) -> bool:
 
 
 def fields_outside(payload: etree._Element, fields: tuple[str, ...]) -> list[str]:
-    """Payload paths that carry data the protocol does not list."""
-    return sorted({p for p, _ in _paths(payload) if not _allowed(p, fields)})
+    """Payload paths that carry data the protocol does not list.
+
+    Runs for every accepted message: a listed field's subtree is allowed as a whole and
+    not walked; below a path that is neither listed nor on the way to a listed field,
+    every path is outside (so it is collected without further checks).
+    """
+    exact, on_the_way = _index(fields)
+    outside: set[str] = set()
+    stack: list[tuple[etree._Element, str]] = [(payload, "")]
+    while stack:
+        element, prefix = stack.pop()
+        for child in element:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue
+            path = prefix + tag.rpartition("}")[2]
+            if path in exact:
+                continue
+            if path in on_the_way:
+                stack.append((child, path + "/"))
+            else:
+                outside.add(path)
+                outside.update(p for p, _ in _paths(child, path + "/"))
+    return sorted(outside)
 
 
 def minimize(payload: etree._Element, fields: tuple[str, ...]) -> etree._Element:
