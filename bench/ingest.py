@@ -80,7 +80,15 @@ def start_hub(db: Path, port: int, *, deliver: bool = False) -> subprocess.Popen
     return subprocess.Popen([sys.executable, *command, "--log-level", "error", "--no-access-log"], env=env)
 
 
-def measure(port: int, template: bytes, token: str | None, args: argparse.Namespace) -> loadgen.Result:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), a load-independent cost figure."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    port: int, template: bytes, token: str | None, args: argparse.Namespace, pid: int | None = None
+) -> loadgen.Result:
     headers = {"Content-Type": "application/xml"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -90,7 +98,8 @@ def measure(port: int, template: bytes, token: str | None, args: argparse.Namesp
 
     # warm up, then measure
     asyncio.run(loadgen.run(port, "/v1/berichten", body, headers=headers, total=500, concurrency=args.concurrency))
-    return asyncio.run(
+    before = cpu_seconds(pid) if pid else 0.0
+    result = asyncio.run(
         loadgen.run(
             port,
             "/v1/berichten",
@@ -101,6 +110,9 @@ def measure(port: int, template: bytes, token: str | None, args: argparse.Namesp
             time_limit=args.time_limit,
         )
     )
+    if pid and result.ok:
+        result.cpu_ms_per_message = (cpu_seconds(pid) - before) * 1000 / result.ok
+    return result
 
 
 def main() -> int:
@@ -129,10 +141,10 @@ def main() -> int:
         try:
             wait_up(hub_port, "/health", hub)
             wait_up(base_port, "/", baseline)
-            base = measure(base_port, template, None, args)
-            print(f"baseline  {base.summary()}")
-            result = measure(hub_port, template, setup.tokens["duo"], args)
-            print(f"hub       {result.summary()}")
+            base = measure(base_port, template, None, args, baseline.pid)
+            print(f"baseline  {base.summary()}  cpu {base.cpu_ms_per_message:.3f} ms/msg")
+            result = measure(hub_port, template, setup.tokens["duo"], args, hub.pid)
+            print(f"hub       {result.summary()}  cpu {result.cpu_ms_per_message:.3f} ms/msg")
         finally:
             for proc in (hub, baseline):
                 proc.terminate()

@@ -21,6 +21,7 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_ms_per_message: float = 0.0  # CPU of the server process per answered message, when measured
 
     @property
     def rate(self) -> float:
