@@ -26,7 +26,7 @@ import httpx
 import orjson
 import structlog
 from lxml import etree
-from sqlalchemy import Engine, String, and_, bindparam, func, insert, select
+from sqlalchemy import Engine, String, and_, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
@@ -728,11 +728,6 @@ class Hub:
         return replace(envelope, subject=subject)
 
 
-_FIND_MESSAGE = select(messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at).where(
-    messages.c.id == bindparam("id")
-)
-
-
 def _audit_unit(event: AuditEvent) -> Any:
     def unit(tx: Tx) -> None:
         tx.audit(event)
@@ -780,6 +775,11 @@ class _IngestUnit:
     directory_effects: Callable[[Tx, Mapping[str, Any]], None] | None = None  # reference-directory changes
 
     @property
+    def message_key(self) -> str:
+        """The id the writer looks up for the whole batch at once (see ``Batch.stored_messages``)."""
+        return str(self.envelope.message_id)
+
+    @property
     def pure(self) -> bool:
         """Only reads and buffers, so no SAVEPOINT is needed (see hub.store.database.Tx); the
         reference-directory effects of a person-bound event write directly, so those need one."""
@@ -790,8 +790,8 @@ class _IngestUnit:
         message_id = str(e.message_id)
         seen = tx.batch.pending.get(message_id)
         if seen is None:
-            row = tx.conn.execute(_FIND_MESSAGE, {"id": message_id}).first()
-            seen = (row.digest, row.sender, tuple(row.receivers), _utc(row.received_at)) if row else None
+            stored = tx.batch.stored_messages(tx.conn).get(message_id)
+            seen = (*stored[:3], _utc(stored[3])) if stored else None
         if seen is not None:
             digest, sender, receivers, received_at = seen
             if sender != e.sender or digest != self.digest:

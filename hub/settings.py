@@ -210,6 +210,11 @@ class Settings(BaseSettings):
     magda_url: str | None = None
     run_workers: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry spans, metrics and logs per request (off: /metrics and the"
+        " audit trace ids cover operations, and the no-op providers still cost CPU on every request)",
+    )
     # the inburgeraar's own view (/mijn-dossier): which identity step (hub/identity.py)
     # ("auto": the development login outside production, off in production)
     citizen_login: Literal["auto", "off", "development", "oidc"] = "auto"

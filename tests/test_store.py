@@ -180,3 +180,31 @@ def test_a_unit_that_crashes_fails_alone_and_the_writer_keeps_running(writer: Wr
     assert futures[2].result(timeout=10) == "c-2"
     assert writer.is_running()
     assert writer.run_sync(_partner_unit("c-3")) == "c-3"
+
+
+def test_a_batch_larger_than_one_statement_allows_is_inserted_whole(writer: Writer) -> None:
+    """Buffered rows go to SQLite as multi-row INSERTs, cut where SQLite's variable limit is."""
+
+    def many(tx: Tx) -> int:
+        for i in range(5000):
+            tx.insert(
+                partners,
+                {
+                    "id": f"m-{i}",
+                    "name": f"m-{i}",
+                    "role": "gemeente",
+                    "plateau": 1,
+                    "adapter_config": {},
+                    "codes": [],
+                    "active": i % 2 == 0,
+                    "created_at": tx.now,
+                },
+            )
+        return 5000
+
+    many.pure = True  # type: ignore[attr-defined]
+    assert writer.run_sync(many) == 5000
+    with writer.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(partners)).scalar() == 5000
+        assert conn.execute(select(func.count()).select_from(partners).where(partners.c.active)).scalar() == 2500
+        assert conn.execute(select(partners.c.name).where(partners.c.id == "m-4999")).scalar() == "m-4999"

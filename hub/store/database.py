@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, Insert, Table, TableClause, create_engine, event, insert
+from sqlalchemy import Connection, Engine, Insert, Table, TableClause, bindparam, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -80,6 +81,21 @@ class Batch:
 
     rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     pending: dict[str, Any] = field(default_factory=dict)
+    # message ids the batch's ingest units carry (``unit.message_key``), looked up in one query
+    message_keys: list[str] = field(default_factory=list)
+    _stored: dict[str, Any] | None = None
+
+    def stored_messages(self, conn: Connection) -> dict[str, Any]:
+        """id -> (digest, sender, receivers, received_at) of the batch's message ids already stored.
+
+        One ``IN`` query for the whole batch, on first use, instead of one per message.
+        """
+        if self._stored is None:
+            self._stored = {}
+            if self.message_keys:
+                for row in conn.execute(_STORED_MESSAGES, {"ids": self.message_keys}):
+                    self._stored[row.id] = (row.digest, row.sender, tuple(row.receivers), row.received_at)
+        return self._stored
 
     def flush(self, conn: Connection) -> None:
         """Insert the buffered rows, parents before children, one executemany per table."""
@@ -95,6 +111,19 @@ class Batch:
 def _insert_with_sqlalchemy(conn: Connection, table: TableClause, rows: list[dict[str, Any]]) -> None:
     statement = _INSERTS.get(table)
     conn.execute(insert(table) if statement is None else statement, rows)
+
+
+_STORED_MESSAGES = select(
+    messages.c.id, messages.c.digest, messages.c.sender, messages.c.receivers, messages.c.received_at
+).where(messages.c.id.in_(bindparam("ids", expanding=True)))
+_SQLITE_MAX_VARIABLES = 32766  # SQLite >= 3.32
+
+
+@functools.lru_cache(maxsize=512)
+def _multi_values(sql: str, rows: int) -> str:
+    """``INSERT ... VALUES (?, ?)`` for one row -> the same for ``rows`` rows in one statement."""
+    head, _, group = sql.partition(" VALUES ")
+    return f"{head} VALUES {', '.join([group] * rows)}"
 
 
 _RAW_INSERTS: dict[tuple[TableClause, tuple[str, ...]], tuple[str, tuple[str, ...], list[Any]]] = {}
@@ -132,8 +161,13 @@ def insert_rows(conn: Connection, table: TableClause, rows: list[dict[str, Any]]
         _insert_with_sqlalchemy(conn, table, rows)
         return
     raw: Any = conn.connection.driver_connection
+    # one statement per chunk of rows: the driver lets go of the GIL for every step it takes,
+    # and the event loop may then keep it for a whole switch interval
+    per = max(1, _SQLITE_MAX_VARIABLES // max(1, len(order)))
     try:
-        raw.executemany(sql, values)
+        for start in range(0, len(values), per):
+            chunk = values[start : start + per]
+            raw.execute(_multi_values(sql, len(chunk)), [v for row in chunk for v in row])
     except sqlite3.Error as exc:
         raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
@@ -351,7 +385,7 @@ class Writer:
         results: list[tuple[_Job[Any], bool, Any]] = []
         with conn.begin():
             chain = ChainWriter(conn, insert_rows)
-            shared = Batch()
+            shared = Batch(message_keys=[k for job in batch if (k := getattr(job.unit, "message_key", None))])
             now = datetime.now(UTC)
             for job in batch:
                 tx = Tx(conn, chain, now, shared)
