@@ -467,15 +467,25 @@ def serve(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m adapters.duo.simulator [--port 8201] [--hub-url URL] [--pki-dir var/testpki]``."""
+    """``python -m adapters.duo.simulator [--port 8201] [--hub-url URL] [--pki-dir var/testpki] [--down]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="DUO-simulator (Digikoppeling WUS) op loopback")
     parser.add_argument("--port", type=int, default=8201)
     parser.add_argument("--hub-url", default=None, help="SOAP-endpoint van het knooppunt voor /control/send")
     parser.add_argument("--pki-dir", default="var/testpki")
+    parser.add_argument("--down", action="store_true", help="start in maintenance (503) until POST /control")
     args = parser.parse_args(argv)
-    serve(port=args.port, hub_url=args.hub_url, pki_dir=args.pki_dir)
+    server = SimulatorServer(None, "127.0.0.1", args.port)
+    server.app = create_app(default_config(args.pki_dir, hub_url=args.hub_url), server)
+    if args.down:
+        # before the first request can arrive: a restart into maintenance, as after an outage
+        server.app.state.simulator.control.configure({"down": True})
+    server.start()
+    try:
+        server.wait()
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
