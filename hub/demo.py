@@ -179,3 +179,45 @@ def aanmelding(rng: random.Random, nis_code: str = "44021") -> dict[str, Any]:
             "taalniveau": "A0",
         },
     )
+
+
+def klantprofiel_ontvangst(klantprofiel_doc: dict[str, Any], contactpersoon: str = "Fatima de Vries") -> dict[str, Any]:
+    """The municipality confirms receipt of a klantprofiel (same conversation, so COA can match it)."""
+    persoon = klantprofiel_doc["payload"]["persoon"]
+    doc = message(
+        "klantprofiel-ontvangst",
+        purpose="nl-voorinburgering-ontvangst",
+        subject_type=klantprofiel_doc["subject"]["type"],
+        subject_id=klantprofiel_doc["subject"]["id"],
+        payload={
+            "persoon": {"identificatie": persoon["identificatie"], "achternaam": persoon["achternaam"]},
+            "gemeentecode": klantprofiel_doc["payload"]["gemeentecode"],
+            "klantprofielBericht": klantprofiel_doc["messageId"],
+            "ontvangenOp": date.today().isoformat(),
+            "contactpersoon": contactpersoon,
+        },
+    )
+    doc["conversationId"] = klantprofiel_doc.get("conversationId") or klantprofiel_doc["messageId"]
+    return doc
+
+
+def pip_wijziging(pip_doc: dict[str, Any], leerroute: str = "Z") -> dict[str, Any]:
+    """A change of leerroute to an established PIP, naming that PIP."""
+    payload = pip_doc["payload"]
+    doc = message(
+        "pip-wijziging",
+        purpose="nl-pip-wijziging",
+        subject_type=pip_doc["subject"]["type"],
+        subject_id=pip_doc["subject"]["id"],
+        payload={
+            "persoon": payload["persoon"],
+            "gemeentecode": payload["gemeentecode"],
+            "vervangtBericht": pip_doc["messageId"],
+            "gewijzigdOp": date.today().isoformat(),
+            "onderdeel": ["LEERROUTE"],
+            "leerroute": leerroute,
+            "reden": "Uit de voortgang blijkt dat een andere leerroute beter past",
+        },
+    )
+    doc["conversationId"] = pip_doc.get("conversationId") or pip_doc["messageId"]
+    return doc

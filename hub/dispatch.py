@@ -10,7 +10,8 @@ transaction with its audit record:
   yet: the portal inbox holds it, and "delivered" is audited only when the
   partner opens or downloads it (:func:`receipt_unit`);
 - transient failure -> ``retrying``, outbox row due again after an
-  exponential backoff with jitter, audit "retry_scheduled";
+  exponential backoff with jitter (or when the partner's own retry window says:
+  ``ports.RetryWindow``, e.g. days for Digikoppeling partners), audit "retry_scheduled";
 - permanent failure or the last attempt -> ``dead``, audit "failed".
 
 The relay re-publishes outbox rows that are due (retries) or whose lease ran
@@ -56,7 +57,7 @@ from hub import envelope as env
 from hub.audit import AuditEvent
 from hub.errors import HubError, NotFound, PartnerRejected, StoreError
 from hub.notify import InboxNotifier
-from hub.ports import Delivery
+from hub.ports import Delivery, RetryWindow
 from hub.protocols import minimize
 from hub.service import Hub
 from hub.store.database import Tx
@@ -67,6 +68,15 @@ log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=60)  # the default of delivery.lease_seconds
 PARTNER_REFRESH_SECONDS = 5.0
+
+
+def _transient(adapter: object, attempt: int, received_at: datetime, error: str) -> Outcome:
+    """A failure worth retrying: when, by the partner's own window if it has one."""
+    if not isinstance(adapter, RetryWindow):
+        return Outcome(False, error=error)
+    first = received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
+    due = adapter.next_attempt(attempt, first, datetime.now(UTC))
+    return Outcome(False, error=error, retry_at=due, window_over=due is None)
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -82,6 +92,9 @@ class Outcome:
     error: str = ""
     reference: str | None = None
     in_inbox: bool = False
+    # a partner with its own retry window (RetryWindow) says when to retry, or that it is over
+    retry_at: datetime | None = None
+    window_over: bool = False
 
 
 #: statuses after which a delivery job has nothing left to do
@@ -305,11 +318,11 @@ class Dispatcher:
         try:
             receipt = await asyncio.wait_for(adapter.deliver(delivery), timeout=hub.settings.delivery.timeout_seconds)
         except TimeoutError:
-            return Outcome(False, error="de partner antwoordde niet op tijd")
+            return _transient(adapter, attempt, stored.received_at, "de partner antwoordde niet op tijd")
         except PartnerRejected as exc:
             return Outcome(False, permanent=True, error=exc.detail)
         except HubError as exc:
-            return Outcome(False, error=exc.detail)
+            return _transient(adapter, attempt, stored.received_at, exc.detail)
         return Outcome(True, reference=receipt.partner_reference)
 
     def _record(self, job: Job, attempt: int, outcome: Outcome, context: tuple[env.Envelope, str | None] | None) -> Any:
@@ -365,7 +378,11 @@ class Dispatcher:
                 )
                 tx.conn.execute(delete(outbox).where(_outbox_key(job)))
                 tx.audit(AuditEvent("delivered", detail={"attempt": attempt, "reference": outcome.reference}, **common))
-            elif outcome.permanent or attempt >= settings.max_attempts:
+            elif (
+                outcome.permanent
+                or outcome.window_over
+                or (outcome.retry_at is None and attempt >= settings.max_attempts)
+            ):
                 status = "dead"
                 tx.conn.execute(
                     update(deliveries)
@@ -387,7 +404,7 @@ class Dispatcher:
                 )
             else:
                 status = "retrying"
-                due = tx.now + timedelta(
+                due = outcome.retry_at or tx.now + timedelta(
                     seconds=backoff(attempt, settings.backoff_base_seconds, settings.backoff_max_seconds)
                 )
                 tx.conn.execute(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
@@ -143,4 +144,14 @@ class InboundLink(Protocol):
         refused: Callable[[HubError], Awaitable[None]] | None = None,
     ) -> tuple[int, bytes]:
         """Verify ``body``; call ``accept`` for a message; return (HTTP status, response body)."""
+        ...
+
+
+@runtime_checkable
+class RetryWindow(Protocol):
+    """An adapter whose partner sets its own retry window (e.g. Digikoppeling: days, for
+    partners that are not 24x7); the hub then follows it instead of its own backoff."""
+
+    def next_attempt(self, attempts_made: int, first_attempt_at: datetime, now: datetime) -> datetime | None:
+        """When to try again after ``attempts_made`` failed attempts, or None: the window is over."""
         ...

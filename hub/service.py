@@ -56,6 +56,7 @@ from hub.protocols import PartnerRef, Protocol, ProtocolBook, fields_outside, mi
 from hub.registry import build as build_adapter
 from hub.routing import Router
 from hub.settings import Settings
+from hub.signals import SIGNAL_TYPES, SignalNotices
 from hub.store import migrate
 from hub.store.database import Tx, Writer, make_engine
 from hub.store.tables import data_keys, deliveries, messages, outbox
@@ -205,6 +206,7 @@ class Hub:
         self._partners_loaded = 0.0
         self.started = False
         self.metrics = Metrics()
+        self.signals = SignalNotices(self)
 
     # -- life cycle -------------------------------------------------------------
 
@@ -367,6 +369,9 @@ class Hub:
                 receivers=list(result.receivers),
                 correlation_id=str(envelope.conversation_id or message_id),
             )
+        if mtype.name in SIGNAL_TYPES:
+            # a replay sends the (same) notices again: a crash after the signal loses none
+            await self.signals.after_signal(caller, envelope, message.payload, result)
         return result
 
     def _prepare(

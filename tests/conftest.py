@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from lxml import etree
 
-from hub.cli.runner import DEMO_PARTNERS, DemoSetup, Simulated, seed_demo
+from hub.cli.runner import DEMO_PARTNERS, DemoSetup, Simulated, demo_pki_dir, seed_demo
 from hub.demo import load_partners
-from hub.partners import Partner, upsert_partner
+from hub.infomodel import InfoModel
+from hub.partners import Partner, new_token, upsert_partner
 from hub.service import Hub
 from hub.settings import ROOT, DeliverySettings, Settings
 
@@ -107,11 +109,33 @@ class LiveHub:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
     def received(self, partner: str) -> dict[str, Any]:
+        """What a simulated partner received, in the REST-push simulator's shape."""
+        kind = self.sims[partner].kind
+        if kind == "duo":
+            # DUO's simulator keeps each verified WUS message's payload (XML): read it as canonical JSON
+            got = httpx.get(f"{self.sim_urls[partner]}/control/berichten", timeout=5).json()
+            books = httpx.get(f"{self.sim_urls[partner]}/control/received", timeout=5).json()
+            model = _infomodel()
+            messages = []
+            for b in got["berichten"]:
+                mtype = model.get(b["type"], "1.0")
+                payload = model.xml_to_json(mtype, etree.fromstring(b["payloadXml"].encode()))
+                messages.append({"messageId": b["messageId"], "message": {"type": b["type"], "payload": payload}})
+            return {"count": len(messages), "duplicates": books["duplicatesEliminated"], "messages": messages}
+        if kind == "coa":
+            books = httpx.get(f"{self.sim_urls[partner]}/control/received", timeout=5).json()
+            return {
+                "count": books["count"],
+                "duplicates": books["duplicatesEliminated"],
+                "messages": [{"messageId": m} for m in books["messageIds"]],
+            }
         result: dict[str, Any] = httpx.get(f"{self.sim_urls[partner]}/berichten", timeout=5).json()
         return result
 
     def control(self, partner: str, **body: Any) -> None:
-        httpx.post(f"{self.sim_urls[partner]}/_control", json=body, timeout=5).raise_for_status()
+        """Steer a simulator: REST-push ``mode=down|up|reject``; DUO and COA their own ``/control``."""
+        path = "/control" if self.sims[partner].kind in ("duo", "coa") else "/_control"
+        httpx.post(f"{self.sim_urls[partner]}{path}", json=body, timeout=5).raise_for_status()
 
     def wait_status(self, partner: str, message_id: str, want: set[str], timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -131,6 +155,13 @@ class LiveHub:
 
 
 SIMULATED = {p.partner.id: p.simulator for p in load_partners(DEMO_PARTNERS) if p.simulator}
+_MODEL: list[InfoModel] = []
+
+
+def _infomodel() -> InfoModel:
+    if not _MODEL:
+        _MODEL.append(InfoModel(ROOT / "schemas"))
+    return _MODEL[0]
 
 
 def start_live_hub(
@@ -143,22 +174,30 @@ def start_live_hub(
     """Simulators first (on ports the OS picks, or the given ones), then the hub pointing at them."""
     from hub.api.app import create_app
 
-    sims = {pid: Simulated(kind, (sim_ports or {}).get(pid, 0)).server(pid) for pid, kind in SIMULATED.items()}
+    # the hub must know its own URL (redirects, OIDC callbacks), and DUO's and COA's simulators
+    # send in to it: bind its socket first
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", hub_port))
+    hub_port = int(listener.getsockname()[1])
+    # a simulator that sends in with a bearer token (COA) holds it before the hub issues it
+    tokens = {pid: new_token() for pid, kind in SIMULATED.items() if kind == "coa"}
+    sims = {
+        pid: Simulated(kind, (sim_ports or {}).get(pid, 0)).server(
+            pid, hub_url=f"http://127.0.0.1:{hub_port}", hub_token=tokens.get(pid), pki_dir=demo_pki_dir(settings)
+        )
+        for pid, kind in SIMULATED.items()
+    }
     sim_thread = ServerThread(list(sims.values()))
     sim_thread.start()
     ports = {pid: bound_port(server) for pid, server in sims.items()}
-    setup = seed_demo(settings, ports=ports)
+    setup = seed_demo(settings, ports=ports, tokens=tokens)
     if extra:
         store = Hub(settings)
         store.open_store()
         for partner in extra:
             store.writer.run_sync(upsert_partner(partner, actor="test"))
         store.close_store()
-    # the hub must know its own URL (redirects, OIDC callbacks): bind its socket first
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", hub_port))
-    hub_port = int(listener.getsockname()[1])
     settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{hub_port}"})
     hub_server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=hub_port, log_level="warning")

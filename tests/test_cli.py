@@ -80,3 +80,11 @@ def test_demo_scenario_runs_and_everything_arrives(settings: Settings) -> None:
     assert "Auditketen: in orde" in result.output
     assert "Opvraging via MAGDA (GeefPersoon) door AgII" in result.output
     assert "NT2" in result.output
+    # the Dutch chain, each partner on its own link, signatures verified on both sides
+    chain = " ".join(result.output.split())
+    assert "COA draagt warm over" in chain
+    assert "overdracht bevestigd bij COA" in chain
+    assert "geverifieerd door de hub" in chain
+    assert chain.count("handtekening geverifieerd door DUO") == 2  # the PIP and the pip-wijziging
+    assert "signaalmelding in zijn portaal-inbox" in chain
+    assert "MISLUKT" not in chain

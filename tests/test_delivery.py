@@ -71,13 +71,25 @@ def test_after_the_last_attempt_the_delivery_is_dead_and_audited_failed(live: Li
 
 
 def test_a_partner_refusal_is_not_retried(live: LiveHub) -> None:
-    live.control("duo", mode="reject")
+    live.control("stad-gent", mode="reject")
+    doc = demo.aanmelding(rng, "44021")
+    with live.client("agii") as c:
+        assert c.post("/v1/berichten", json=doc).status_code == 202
+    status = live.wait_status("agii", doc["messageId"], {"dead"})
+    assert status["deliveries"][0]["attempts"] == 1
+    assert "422" in status["deliveries"][0]["lastError"]
+
+
+def test_a_soap_client_fault_from_duo_is_not_retried(live: LiveHub) -> None:
+    # DUO (over WUS) refuses the PIP with a soap:Client fault: a refusal, not an outage
+    live.control("duo", fault={"code": "pip_onbekende_gemeente", "transient": False, "count": 1})
     doc = demo.pip(rng, "0344")
     with live.client("gemeente-utrecht") as c:
         assert c.post("/v1/berichten", json=doc).status_code == 202
     status = live.wait_status("gemeente-utrecht", doc["messageId"], {"dead"})
     assert status["deliveries"][0]["attempts"] == 1
-    assert "422" in status["deliveries"][0]["lastError"]
+    assert "pip_onbekende_gemeente" in status["deliveries"][0]["lastError"]
+    assert live.received("duo")["count"] == 0
 
 
 def test_replay_resends_dead_deliveries(live: LiveHub, monkeypatch: object) -> None:

@@ -138,3 +138,29 @@ def test_reconcile_finds_a_message_the_partner_dropped(chain: tuple[LiveHub, str
 
     report = json.loads(gap.stdout)
     assert report["richtingen"][0]["ontbreekt"] == [ids[1]]
+
+
+def test_reconcile_finds_a_message_duo_acknowledged_and_then_lost(chain: tuple[LiveHub, str]) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from hub.cli.main import app
+
+    live, sim = chain
+    # DUO answers ONTVANGEN for the next message, then loses it: the hub sees it delivered
+    httpx.post(f"{sim}/control", json={"dropNext": 1}, timeout=10).raise_for_status()
+    lost = demo.pip(rng, "0344")
+    kept = demo.pip(rng, "0344")
+    for doc in (lost, kept):
+        with live.client("gemeente-utrecht") as c:
+            assert c.post("/v1/berichten", json=doc).status_code == 202
+        live.wait_status("gemeente-utrecht", doc["messageId"], {"delivered"})
+    env = {"KNOOPPUNT_DATABASE_URL": live.settings.database_url, "KNOOPPUNT_LOG_LEVEL": "warning"}
+    period = datetime.now(UTC).strftime("%Y-%m")
+    gap = CliRunner().invoke(app, ["reconcile", "--partner", "duo", "--period", period, "--json"], env=env)
+    assert gap.exit_code == 1, gap.output
+    report = json.loads(gap.stdout)
+    missing = [m for r in report["richtingen"] for m in r["ontbreekt"]]
+    assert missing == [lost["messageId"]]

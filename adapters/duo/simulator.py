@@ -74,6 +74,7 @@ KNOOPPUNT_OIN = "00000004000000002000"
 """The knooppunt's default OIN in the demo (fictitious)."""
 ACCEPTED_TYPES = ("pip", "pip-wijziging", "handhaving")
 _MAX_BODY = 5_000_000
+_MAX_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,22 @@ class DuoSimulator:
         self.link = WusLink(identity, verifier, own_oin=identity.oin, timestamp_ttl=config.timestamp_ttl)
         self.control = FaultInjection()
         self.ledger = Ledger(duplicates=DuplicateStore(config.duplicate_retention))
+        # what arrived, for demos and tests to read back (bounded: oldest forgotten first)
+        self.berichten: dict[str, dict[str, str | None]] = {}
         self._references = 0
+
+    def _keep(
+        self, message_id: str, message_type: str, payload: etree._Element, replaces: str | None, signer: str
+    ) -> None:
+        self.berichten[message_id] = {
+            "messageId": message_id,
+            "type": message_type,
+            "replaces": replaces,
+            "signerOin": signer,
+            "payloadXml": etree.tostring(payload, encoding="unicode"),
+        }
+        while len(self.berichten) > _MAX_KEPT:
+            del self.berichten[next(iter(self.berichten))]
 
     def _fault(self, error: HubError) -> Response:
         status = 503 if error.status == 503 else 500
@@ -170,8 +186,11 @@ class DuoSimulator:
                     answer=f"DUO-{self._references:06d}".encode(),
                 )
                 # a dropped message is acknowledged, then lost: neither booked nor remembered
-                first = entry if self.control.take_drop() else self.ledger.accept(entry)
+                dropped = self.control.take_drop()
+                first = entry if dropped else self.ledger.accept(entry)
                 status = "ONTVANGEN" if first is entry else "DUPLICAAT"
+                if first is entry and not dropped:
+                    self._keep(key, entry.message_type, inbound.bericht.payload, entry.replaces, received.sender.oin)
             else:
                 status = "DUPLICAAT"
         except HubError as exc:
@@ -263,7 +282,8 @@ class DuoSimulator:
                 replaces=str(bericht.replaces) if bericht.replaces else None,
             )
         )
-        result.update(status=ack.status, reference=ack.reference)
+        # the receipt's signature was verified above (link.receive): say by whom it was signed
+        result.update(status=ack.status, reference=ack.reference, receiptSignedBy=received.sender.oin)
         return JSONResponse(result)
 
     def _bericht(self, doc: object) -> tuple[Bericht, uuid.UUID]:
@@ -307,6 +327,10 @@ class DuoSimulator:
     async def received(self, request: Request) -> Response:
         return JSONResponse(self.ledger.listing())
 
+    async def berichten_received(self, request: Request) -> Response:
+        """``GET /control/berichten``: what DUO received and kept (signature verified), payload as XML."""
+        return JSONResponse({"count": len(self.berichten), "berichten": list(self.berichten.values())})
+
     async def forget(self, request: Request) -> Response:
         found = self.ledger.forget(str(request.path_params["message_id"]))
         return Response(status_code=204 if found else 404)
@@ -344,6 +368,7 @@ def create_app(config: DuoSimulatorConfig, server: SimulatorServer | None = None
         Route("/control", simulator.control_post, methods=["POST"]),
         Route("/control/send", simulator.send, methods=["POST"]),
         Route("/control/received", simulator.received, methods=["GET"]),
+        Route("/control/berichten", simulator.berichten_received, methods=["GET"]),
         Route("/control/received/{message_id}", simulator.forget, methods=["DELETE"]),
         Route("/control/reconcile", simulator.reconcile, methods=["GET"]),
     ]
@@ -442,15 +467,25 @@ def serve(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m adapters.duo.simulator [--port 8201] [--hub-url URL] [--pki-dir var/testpki]``."""
+    """``python -m adapters.duo.simulator [--port 8201] [--hub-url URL] [--pki-dir var/testpki] [--down]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="DUO-simulator (Digikoppeling WUS) op loopback")
     parser.add_argument("--port", type=int, default=8201)
     parser.add_argument("--hub-url", default=None, help="SOAP-endpoint van het knooppunt voor /control/send")
     parser.add_argument("--pki-dir", default="var/testpki")
+    parser.add_argument("--down", action="store_true", help="start in maintenance (503) until POST /control")
     args = parser.parse_args(argv)
-    serve(port=args.port, hub_url=args.hub_url, pki_dir=args.pki_dir)
+    server = SimulatorServer(None, "127.0.0.1", args.port)
+    server.app = create_app(default_config(args.pki_dir, hub_url=args.hub_url), server)
+    if args.down:
+        # before the first request can arrive: a restart into maintenance, as after an outage
+        server.app.state.simulator.control.configure({"down": True})
+    server.start()
+    try:
+        server.wait()
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

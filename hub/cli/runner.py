@@ -9,7 +9,9 @@ from pathlib import Path
 
 import uvicorn
 
+from adapters.coa import simulator as coa_sim
 from adapters.discimus import simulator as discimus_sim
+from adapters.duo import simulator as duo_sim
 from adapters.magda import simulator as magda_sim
 from adapters.restpush import simulator
 from adapters.rijksregister import simulator as rijksregister_sim
@@ -48,9 +50,27 @@ class Simulated:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{SIM_PATHS[self.kind]}"
 
-    def server(self, partner_id: str) -> uvicorn.Server:
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def server(
+        self, partner_id: str, *, hub_url: str = "", hub_token: str | None = None, pki_dir: Path | None = None
+    ) -> uvicorn.Server:
+        """The simulator's server; DUO and COA also send in, so they need the hub's URL (and COA a token)."""
         if self.kind == "restpush":
             return simulator.server(partner_id, "127.0.0.1", self.port)
+        if self.kind == "duo":
+            return duo_sim.server(
+                "127.0.0.1",
+                self.port,
+                hub_url=f"{hub_url}/wus/{partner_id}" if hub_url else None,
+                pki_dir=pki_dir or DEFAULT_PKI,
+            )
+        if self.kind == "coa":
+            return coa_sim.server(
+                "127.0.0.1", self.port, hub_url=f"{hub_url}/v1/berichten" if hub_url else None, hub_token=hub_token
+            )
         if self.kind == "magda":
             return magda_sim.server("127.0.0.1", self.port)
         if self.kind == "discimus":
@@ -60,20 +80,44 @@ class Simulated:
 
 SIM_PATHS = {
     "restpush": "/berichten",
+    "duo": "/wus/duo",
+    "coa": "/v1/berichten",
     "magda": magda_sim.SOAP_PATH,
     "discimus": discimus_sim.SOAP_PATH,
     "rijksregister": rijksregister_sim.SOAP_PATH,
 }
 MAGDA_KINDS = {"magda", "discimus", "rijksregister"}
+DEFAULT_PKI = ROOT / "var" / "testpki"
 
 
-def seed_demo(settings: Settings, *, path: Path = DEMO_PARTNERS, ports: dict[str, int] | None = None) -> DemoSetup:
-    """Configure the demo partners (pointing at their simulators) and issue fresh tokens."""
+def demo_pki_dir(settings: Settings) -> Path:
+    """Where the demo's Digikoppeling test PKI lives: beside a SQLite database, else under var/."""
+    if settings.is_sqlite and ":///" in settings.database_url:
+        db = Path(settings.database_url.split(":///", 1)[1])
+        if db.name and db.name != ":memory:":
+            return db.parent / "testpki"
+    return DEFAULT_PKI
+
+
+def seed_demo(
+    settings: Settings,
+    *,
+    path: Path = DEMO_PARTNERS,
+    ports: dict[str, int] | None = None,
+    tokens: dict[str, str] | None = None,
+) -> DemoSetup:
+    """Configure the demo partners (pointing at their simulators) and issue fresh tokens.
+
+    ``tokens`` gives some partners a chosen token instead (a simulator started
+    before the hub, such as COA's, already holds the one it sends in with).
+    """
     hub = Hub(settings)
     hub.open_store()
-    tokens: dict[str, str] = {}
+    chosen = dict(tokens or {})
+    tokens = {}
     sims: dict[str, Simulated] = {}
     partners = []
+    pki_dir = demo_pki_dir(settings)
     try:
         for i, demo in enumerate(load_partners(path)):
             partner = demo.partner
@@ -83,14 +127,19 @@ def seed_demo(settings: Settings, *, path: Path = DEMO_PARTNERS, ports: dict[str
             elif demo.simulator:
                 sim = Simulated(demo.simulator, (ports or {}).get(partner.id, SIMULATOR_BASE_PORT + i))
                 sims[partner.id] = sim
-                config.update(url=sim.url)
+                if demo.simulator == "duo":
+                    config.update(duo_sim.adapter_config(sim.base_url, pki_dir))
+                elif demo.simulator == "coa":
+                    config.update(coa_sim.adapter_config(sim.base_url))
+                else:
+                    config.update(url=sim.url)
                 if demo.simulator == "restpush":
                     config.update(health_url=f"http://127.0.0.1:{sim.port}/health")
                 if demo.simulator in MAGDA_KINDS:
                     config.update(insz_test_numbers=settings.insz_test_numbers)
             partner = replace(partner, adapter_config=config)
             hub.writer.run_sync(upsert_partner(partner, actor="demo"))
-            token = new_token()
+            token = chosen.get(partner.id) or new_token()
             hub.writer.run_sync(issue_token(partner.id, token, actor="demo"))
             tokens[partner.id] = token
             partners.append(partner)
@@ -113,24 +162,37 @@ async def serve(settings: Settings, host: str, port: int, demo: DemoSetup | None
     """Run the hub (and the demo's simulators) until interrupted."""
     servers = [hub_server(settings, host, port)]
     if demo is not None:
-        servers += [sim.server(pid) for pid, sim in demo.simulators.items()]
+        servers += simulator_servers(settings, demo, f"http://{host}:{port}")
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     if demo is not None:
         await _show_lookups(servers, demo, host, port)
     await asyncio.gather(*tasks)
 
 
+def simulator_servers(settings: Settings, demo: DemoSetup, hub_url: str) -> list[uvicorn.Server]:
+    """The demo's simulators; DUO signs with the demo PKI and COA sends in with its own token."""
+    return [
+        sim.server(pid, hub_url=hub_url, hub_token=demo.tokens.get(pid), pki_dir=demo_pki_dir(settings))
+        for pid, sim in demo.simulators.items()
+    ]
+
+
 async def _show_lookups(servers: list[uvicorn.Server], demo: DemoSetup, host: str, port: int) -> None:
-    """Once everything is up, show a person lookup and an enrolment lookup through the hub."""
+    """Once everything is up, show the Dutch chain, a person lookup and an enrolment lookup through the hub."""
     import httpx
 
-    from hub.cli.scenario import lookups
+    from hub.cli.scenario import dutch_chain, lookups
 
     for _ in range(200):
         if all(s.started for s in servers):
             break
         await asyncio.sleep(0.05)
     async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10) as client:
+        try:
+            for line in await dutch_chain(client, demo):
+                print(line, flush=True)
+        except httpx.HTTPError as exc:
+            print(f"Nederlandse keten niet getoond: {exc.__class__.__name__}", flush=True)
         try:
             for line in await lookups(client, demo):
                 print(line, flush=True)

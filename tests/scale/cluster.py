@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ from tests.faults.proxy import ProxyProcess
 from tests.scale.services import PG_PORT, RABBIT_PORT, delete_namespace, pg_url, rabbit_url
 
 SIMULATED = ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent", "taalschool-utrecht")
+# The cluster measures the hub's own transport and faults: DUO and COA stand in as REST-push
+# partners here (their signed Digikoppeling links are tested in tests/adapters_nl, tests/test_wus.py
+# and, through a DUO outage, tests/faults/test_duo_outage.py).
+RESTPUSH_STANDINS = ("duo", "coa")
 SIM_SCRIPT = """
 import asyncio, sys
 from adapters.restpush import simulator
@@ -39,6 +43,25 @@ async def main():
     await asyncio.gather(*(simulator.server(n, "127.0.0.1", int(p)).serve() for n, p in pairs))
 asyncio.run(main())
 """
+
+
+def _as_restpush(settings: Settings, ports: dict[str, int]) -> None:
+    """Point these demo partners at a REST-push simulator instead of their own link."""
+    from hub.partners import upsert_partner
+    from hub.service import Hub
+
+    hub = Hub(settings)
+    hub.open_store()
+    try:
+        for partner in hub.partners.all():
+            if partner.id in ports:
+                url = f"http://127.0.0.1:{ports[partner.id]}"
+                config = {"url": f"{url}/berichten", "health_url": f"{url}/health"}
+                hub.writer.run_sync(
+                    upsert_partner(replace(partner, adapter="rest-push", adapter_config=config), actor="test")
+                )
+    finally:
+        hub.close_store()
 
 
 def flows(rng: random.Random) -> tuple[str, dict[str, Any]]:
@@ -153,10 +176,16 @@ class Cluster:
         return subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
     def start(self, *, apis: int = 1, workers: int = 1) -> Cluster:
-        setup = seed_demo(self.settings.model_copy(update={"database_url": self.direct_url}), ports=self.sim_ports)
+        direct = self.settings.model_copy(update={"database_url": self.direct_url})
+        setup = seed_demo(direct, ports=self.sim_ports)
         self.tokens = setup.tokens
+        _as_restpush(direct, {pid: self.sim_ports[pid] for pid in RESTPUSH_STANDINS})
         # the REST-push partners get a simulator (one process for all); the flows below reach no others
-        pairs = [f"{pid}={sim.port}" for pid, sim in setup.simulators.items() if sim.kind == "restpush"]
+        pairs = [
+            f"{pid}={sim.port}"
+            for pid, sim in setup.simulators.items()
+            if sim.kind == "restpush" or pid in RESTPUSH_STANDINS
+        ]
         self.sims = self._popen("simulators", [sys.executable, "-c", SIM_SCRIPT, *pairs])
         for _ in range(apis):
             self.start_api(free_port())

@@ -17,7 +17,7 @@ import uvicorn
 from hub import pki
 from hub.api.tls import uvicorn_options
 from hub.auth import new_signing_key
-from hub.cli.runner import Simulated, seed_demo
+from hub.cli.runner import Simulated, demo_pki_dir, seed_demo
 from hub.settings import OAuthSettings, Settings, TLSSettings
 from tests.conftest import SIMULATED, LiveHub, ServerThread, bound_port, make_settings, start_live_hub
 
@@ -76,7 +76,7 @@ def start_tls_hub(settings: Settings) -> LiveHub:
     """Like tests.conftest.start_live_hub, served over HTTPS with the settings' TLS options."""
     from hub.api.app import create_app
 
-    sims = {pid: Simulated(kind, 0).server(pid) for pid, kind in SIMULATED.items()}
+    sims = {pid: Simulated(kind, 0).server(pid, pki_dir=demo_pki_dir(settings)) for pid, kind in SIMULATED.items()}
     sim_thread = ServerThread(list(sims.values()))
     sim_thread.start()
     ports = {pid: bound_port(server) for pid, server in sims.items()}
