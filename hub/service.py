@@ -731,11 +731,21 @@ _FIND_MESSAGE = select(messages.c.digest, messages.c.sender, messages.c.receiver
 )
 
 
-def _audit_unit(event: AuditEvent) -> Any:
-    def unit(tx: Tx) -> None:
-        tx.audit(event)
+@dataclass(frozen=True, slots=True)
+class _AuditUnit:
+    """A unit of work that only chains one audit record (a lookup's "consulted" or "failed")."""
 
-    return unit
+    event: AuditEvent
+    # Chaining only buffers the record (written at the end of the batch, in its transaction), so a
+    # failure leaves nothing to undo: no SAVEPOINT needed (see hub.store.database.Tx).
+    pure = True
+
+    def __call__(self, tx: Tx) -> None:
+        tx.audit(self.event)
+
+
+def _audit_unit(event: AuditEvent) -> _AuditUnit:
+    return _AuditUnit(event)
 
 
 def _with_traceparent(envelope: env.Envelope) -> env.Envelope:
