@@ -47,6 +47,7 @@ from hub.errors import (
     UnknownPartner,
     ValidationFailed,
 )
+from hub.http import partner_client
 from hub.identifiers import BSN, INSZ, IdentifierError, parse_insz
 from hub.infomodel import InfoModel, MessageType
 from hub.metrics import Metrics
@@ -234,7 +235,7 @@ class Hub:
     async def start(self, transport: Transport) -> None:
         self.open_store()
         self.transport = transport
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.delivery.timeout_seconds))
+        self.http = partner_client(self.settings.delivery.timeout_seconds)
         self.started = True
 
     async def stop_adapters(self) -> None:
