@@ -6,17 +6,26 @@ hub path is ``POST /v1/personen/_zoek`` (authentication, protocol check, the
 MAGDA adapter, minimisation, the "consulted" audit record committed before the
 answer). Sequential calls, so the figure is latency, not throughput.
 
-    python -m bench.lookup [--calls 300]
+The two paths alternate call by call (one direct, one through the hub), each on
+its own keep-alive client, so a change in the machine's load during the run
+touches both alike. Besides latency it prints the hub process's CPU time per
+lookup (user + system, from ``/proc``; the API, the adapter and the writer
+thread together), which does not depend on what else the machine runs, and
+the load average before and after.
+
+    python -m bench.lookup [--calls 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -30,13 +39,24 @@ from hub.settings import Settings
 TARGET_P50_MS = 3.0
 
 
-def _timed(call: object, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()  # type: ignore[operator]
-        out.append((time.perf_counter() - started) * 1000)
-    return out
+def _timed(call: Callable[[], object], out: list[float]) -> None:
+    started = time.perf_counter()
+    call()
+    out.append((time.perf_counter() - started) * 1000)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``), None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -46,7 +66,7 @@ def _pct(values: list[float], p: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "hub.db"
@@ -76,22 +96,35 @@ def main() -> int:
                     headers={"Content-Type": "text/xml"},
                 )
                 body = {"insz": insz, "purpose": "be-opvolging-inburgeraar"}
-                for _ in range(20):  # warm up both paths
-                    via.post("/v1/personen/_zoek", json=body)
-                    direct.post(url, content=geef_persoon(afzender, insz).body, headers={"Content-Type": "text/xml"})
-                base = _timed(
-                    lambda: direct.post(
+
+                def ask_directly() -> None:
+                    reply = direct.post(
                         url, content=geef_persoon(afzender, insz).body, headers={"Content-Type": "text/xml"}
-                    ),
-                    args.calls,
-                )
-                hubbed = _timed(lambda: via.post("/v1/personen/_zoek", json=body).raise_for_status(), args.calls)
+                    )
+                    reply.raise_for_status()
+
+                def ask_the_hub() -> None:
+                    via.post("/v1/personen/_zoek", json=body).raise_for_status()
+
+                for _ in range(50):  # warm up both paths
+                    ask_the_hub()
+                    ask_directly()
+                load_before = _load()
+                base: list[float] = []
+                hubbed: list[float] = []
+                cpu_before = _cpu_seconds(hub.pid)
+                for _ in range(args.calls):  # alternate, so both paths see the same machine
+                    _timed(ask_directly, base)
+                    _timed(ask_the_hub, hubbed)
+                cpu_after = _cpu_seconds(hub.pid)
+                load_after = _load()
         finally:
             for proc in (hub, sim):
                 proc.terminate()
                 proc.wait(timeout=20)
     b50, h50 = statistics.median(base), statistics.median(hubbed)
-    print(f"bench/lookup: {args.calls} sequential GeefPersoon calls, 127.0.0.1")
+    print(f"bench/lookup: {args.calls} sequential GeefPersoon calls per path, alternating, 127.0.0.1")
+    print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} CPUs)")
     print(f"baseline (simulator directly)  p50 {b50:6.2f} ms  p99 {_pct(base, 0.99):6.2f} ms")
     print(f"through the hub                p50 {h50:6.2f} ms  p99 {_pct(hubbed, 0.99):6.2f} ms")
     overhead = h50 - b50
@@ -99,6 +132,8 @@ def main() -> int:
         f"hub overhead p50: {overhead:.2f} ms  (target < {TARGET_P50_MS:.0f} ms: "
         f"{'met' if overhead < TARGET_P50_MS else 'NOT met'})"
     )
+    if cpu_before is not None and cpu_after is not None:
+        print(f"hub CPU time per lookup: {(cpu_after - cpu_before) / args.calls * 1000:.2f} ms (all threads)")
     return 0
 
 

@@ -47,6 +47,7 @@ from hub.errors import (
     UnknownPartner,
     ValidationFailed,
 )
+from hub.http import partner_client
 from hub.identifiers import BSN, INSZ, IdentifierError, parse_insz
 from hub.infomodel import InfoModel, MessageType
 from hub.metrics import Metrics
@@ -236,7 +237,7 @@ class Hub:
     async def start(self, transport: Transport) -> None:
         self.open_store()
         self.transport = transport
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.delivery.timeout_seconds))
+        self.http = partner_client(self.settings.delivery.timeout_seconds)
         self.started = True
 
     async def stop_adapters(self) -> None:
@@ -733,11 +734,21 @@ class Hub:
         return replace(envelope, subject=subject)
 
 
-def _audit_unit(event: AuditEvent) -> Any:
-    def unit(tx: Tx) -> None:
-        tx.audit(event)
+@dataclass(frozen=True, slots=True)
+class _AuditUnit:
+    """A unit of work that only chains one audit record (a lookup's "consulted" or "failed")."""
 
-    return unit
+    event: AuditEvent
+    # Chaining only buffers the record (written at the end of the batch, in its transaction), so a
+    # failure leaves nothing to undo: no SAVEPOINT needed (see hub.store.database.Tx).
+    pure = True
+
+    def __call__(self, tx: Tx) -> None:
+        tx.audit(self.event)
+
+
+def _audit_unit(event: AuditEvent) -> _AuditUnit:
+    return _AuditUnit(event)
 
 
 def _with_traceparent(envelope: env.Envelope) -> env.Envelope:

@@ -162,11 +162,14 @@ class MagdaClient:
         """
         if self.closed:
             raise PartnerUnavailable(f"{self.partner}: adapter is gesloten")
-        operation = build().service.name
+        # the first attempt sends the request built here; a retry builds a fresh one (new Referte)
+        first: list[rq.BuiltRequest] = [build()]
 
         async def attempt() -> tuple[Reply, Assessment]:
-            reply = await self._exchange(build())
+            reply = await self._exchange(first.pop() if first else build())
             return reply, assess(reply, has_data=has_data(reply), partner=self.partner)
+
+        operation = first[0].service.name
 
         return await self.resilience.call(operation, attempt)
 

@@ -182,7 +182,10 @@ class Resilience:
             PartnerRejected, PartnerError: the first permanent failure, not retried.
         """
         try:
-            await asyncio.wait_for(self._semaphore.acquire(), timeout=self.policy.queue_timeout)
+            if self._semaphore.locked():
+                await asyncio.wait_for(self._semaphore.acquire(), timeout=self.policy.queue_timeout)
+            else:
+                await self._semaphore.acquire()  # a free slot is taken at once: no timer, no task
         except TimeoutError:
             self._failures += 1
             _log.warning("partner_call_shed", partner=self.partner, operation=operation)

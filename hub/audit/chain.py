@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, TableClause, Text, column, insert, select, table, update
+from sqlalchemy import Connection, TableClause, Text, bindparam, column, insert, select, table, update
 
 from hub.ports import JSON
 from hub.store.tables import audit_events, audit_head
@@ -41,6 +41,11 @@ _INSERT_AUDIT = insert(audit_events)
 # A lightweight table() with detail as Text keeps SQLAlchemy from re-serialising it.
 _AUDIT_TEXT = table("audit_events", *(column(c.name, Text() if c.name == "detail" else c.type) for c in audit_events.c))
 _INSERT_AUDIT_TEXT = insert(_AUDIT_TEXT)
+# Read and moved once per batch: built once, so SQLAlchemy does not rebuild them and their cache keys.
+_READ_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+)
 
 # How the writer inserts many rows at once (hub.store.database.insert_rows), when it passes one.
 RowInserter = Callable[[Connection, TableClause, list[dict[str, Any]]], None]
@@ -174,9 +179,7 @@ class ChainWriter:
     def __init__(self, conn: Connection, insert_rows: RowInserter | None = None) -> None:
         self.conn = conn
         self._insert_rows = insert_rows  # the writer's faster executemany, when it has one
-        row = conn.execute(
-            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-        ).first()
+        row = conn.execute(_READ_HEAD).first()
         if row is None:
             conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
             self.seq, self.hash = 0, GENESIS
@@ -247,5 +250,5 @@ class ChainWriter:
     def write_head(self) -> None:
         """Move the head once per batch, at the end of the transaction."""
         if self.seq != self._start:
-            self.conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=self.seq, hash=self.hash))
+            self.conn.execute(_MOVE_HEAD, {"head_seq": self.seq, "head_hash": self.hash})
             self._start = self.seq

@@ -1,0 +1,221 @@
+"""hub.http: the lean HTTP/1.1 transport under the hub's partner client, against raw local servers."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub import pki
+from hub.http import LeanTransport, partner_client
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """Read one request: its head and its Content-Length body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head, await reader.readexactly(length)
+
+
+def _ok(body: bytes, *extra: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        len(body),
+        b"".join(e + b"\r\n" for e in extra),
+        body,
+    )
+
+
+async def _serve(
+    handler: Handler, scenario: Callable[[str], Awaitable[None]], tls: ssl.SSLContext | None = None
+) -> int:
+    """Run ``scenario(base_url)`` against a server calling ``handler`` per connection; returns connections."""
+    connections = 0
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            await handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await scenario(f"{'https' if tls else 'http'}://127.0.0.1:{port}")
+    finally:
+        server.close()
+        await server.wait_closed()
+    return connections
+
+
+async def _keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        _, body = await _request(reader)
+        writer.write(_ok(b"echo:" + body))
+        await writer.drain()
+
+
+def test_connections_are_kept_alive_and_bodies_arrive_whole() -> None:
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            for i in range(3):
+                reply = await client.post(base + "/x?q=1", content=b"payload %d" % i)
+                assert reply.status_code == 200
+                assert reply.content == b"echo:payload %d" % i
+
+    assert asyncio.run(_serve(_keep_alive, scenario)) == 1
+
+
+def test_chunked_and_close_delimited_bodies_are_read() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await _request(reader)
+            if b"/chunked" in head:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                )
+                await writer.drain()
+                continue
+            # no length: the body ends when the server closes
+            writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+            await writer.drain()
+            return
+
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            for _ in range(2):  # the second on the same connection
+                assert (await client.get(base + "/chunked")).content == b"hello world"
+            assert (await client.get(base + "/close")).content == b"until the end"
+            assert (await client.get(base + "/close")).content == b"until the end"  # a new connection
+
+    assert asyncio.run(_serve(handler, scenario)) == 2
+
+
+def test_an_idle_connection_the_server_closed_is_not_used_again() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(_ok(b"once"))
+        await writer.drain()  # and close: the client keeps its side idle in the pool
+
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            assert (await client.get(base)).content == b"once"
+            await asyncio.sleep(0.05)  # the close reaches the client
+            assert (await client.get(base)).content == b"once"
+
+    assert asyncio.run(_serve(handler, scenario)) == 2
+
+
+def test_a_slow_answer_is_a_read_timeout_and_the_connection_is_dropped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await _request(reader)
+        if b"/slow" in head:
+            await asyncio.sleep(1)
+        writer.write(_ok(b"late"))
+        await writer.drain()
+        await _keep_alive(reader, writer)
+
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport(), timeout=0.1) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(base + "/slow")
+            assert (await client.get(base + "/fast")).content == b"late"
+
+    assert asyncio.run(_serve(handler, scenario)) == 2
+
+
+def test_a_server_that_hangs_up_or_speaks_no_http_is_a_protocol_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await _request(reader)
+        if b"/garbage" in head:
+            writer.write(b"SMTP ready\r\n\r\n")
+            await writer.drain()
+        elif b"/short" in head:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+            await writer.drain()
+        # else: hang up without an answer
+
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            for path in ("/garbage", "/hangup", "/short"):
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await client.get(base + path)
+
+    assert asyncio.run(_serve(handler, scenario)) == 3
+
+
+def test_refused_connection_is_a_connect_error() -> None:
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get("http://127.0.0.1:9/")  # discard port: nothing listens
+
+    asyncio.run(scenario())
+
+
+def test_head_answers_without_waiting_for_a_body_and_a_partly_read_body_drops_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await _request(reader)
+        if head.startswith(b"HEAD"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + b"x" * 65536)
+        await writer.drain()
+        await asyncio.sleep(0.5)
+
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport(), timeout=0.3) as client:
+            reply = await client.head(base)
+            assert reply.status_code == 200
+            assert reply.headers["content-length"] == "4096"
+            async with client.stream("GET", base) as streamed:
+                async for chunk in streamed.aiter_bytes():
+                    assert chunk
+                    break  # a size cap stops reading: the connection must not be reused
+
+    assert asyncio.run(_serve(handler, scenario)) == 2
+
+
+def test_the_partner_client_keeps_httpx_transport_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def transports() -> tuple[object, object]:
+        async with partner_client(5.0) as direct:
+            monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+            async with partner_client(5.0) as proxied:
+                return direct._transport, proxied._transport
+
+    direct, proxied = asyncio.run(transports())
+    assert isinstance(direct, LeanTransport)
+    assert not isinstance(proxied, LeanTransport)
+
+
+def test_https_is_verified_against_the_trusted_authorities(tmp_path: Path) -> None:
+    ca = pki.create_ca(tmp_path)
+    server = pki.create_server(ca, tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(server.cert, server.key)
+    trusting = ssl.create_default_context(cafile=str(ca.cert))
+
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport(ssl_context=trusting)) as client:
+            for _ in range(2):
+                assert (await client.post(base, content=b"over tls")).content == b"echo:over tls"
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:  # the system's authorities only
+            with pytest.raises(httpx.ConnectError):
+                await client.get(base)
+
+    # one kept-alive connection; the refused handshake never reaches the server's handler
+    assert asyncio.run(_serve(_keep_alive, scenario, tls)) == 1
