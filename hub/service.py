@@ -234,7 +234,14 @@ class Hub:
     async def start(self, transport: Transport) -> None:
         self.open_store()
         self.transport = transport
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.delivery.timeout_seconds))
+        # Keep alive as many connections as deliveries can be in flight (a worker holds up to
+        # broker.prefetch jobs per partner queue); httpx's default keeps 20, and every delivery
+        # beyond that opened and closed a TCP connection of its own.
+        keep = max(20, self.settings.broker.prefetch * 4)
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.delivery.timeout_seconds),
+            limits=httpx.Limits(max_connections=keep, max_keepalive_connections=keep),
+        )
         self.started = True
 
     async def stop_adapters(self) -> None:
