@@ -108,6 +108,7 @@ class Dispatcher:
         # scale mode: jobs that arrive together are claimed (and their messages loaded) in one
         # transaction, and successful deliveries recorded in one writer unit (see _Batcher)
         self._claims = _Batcher(self._claim_batch)
+        self._claim_conn: Any = None  # touched only by the claim batch in flight (one at a time)
         self._records = _Batcher(self._record_batch)
 
     async def start(self, *, recover_all: bool) -> None:
@@ -130,6 +131,10 @@ class Dispatcher:
         self._tasks = []
         await self._claims.close()
         await self._records.close()
+        if self._claim_conn is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self._claim_conn.invalidate()  # never back to the pool with synchronous_commit off
+            self._claim_conn = None
 
     # -- relay ----------------------------------------------------------------------
 
@@ -303,8 +308,25 @@ class Dispatcher:
     def _claim_many(self, jobs: list[Job]) -> tuple[dict[Job, int], dict[str, Any]]:
         """Claim the deliveries of ``jobs`` (attempts so far per claimed job) and fetch their messages.
 
-        Jobs with nothing to claim are dropped; a settled one also loses its outbox row.
+        One statement (the claiming UPDATE and the message rows it returns), committed on its
+        own, on a connection this worker keeps; jobs with nothing to claim are dropped, and a
+        settled one also loses its outbox row.
         """
+        conn = self._claim_conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._claim_conn = self.hub.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            # A claim need not wait for the disk: lost in a database crash, it only means another
+            # worker may call the partner again (partners deduplicate on the message id).
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        try:
+            return self._claim_on(conn, jobs)
+        except SQLAlchemyError:
+            self._claim_conn = None
+            with contextlib.suppress(SQLAlchemyError):
+                conn.invalidate()  # never back to the pool with synchronous_commit off
+            raise
+
+    def _claim_on(self, conn: Any, jobs: list[Job]) -> tuple[dict[Job, int], dict[str, Any]]:
         now = datetime.now(UTC)
         until = now + self.lease / 2
         claimable = or_(
@@ -315,33 +337,39 @@ class Dispatcher:
             ),
             and_(deliveries.c.status == "in_flight", deliveries.c.claimed_until < now),
         )
-        keys = sorted({(j.message_id, j.receiver) for j in jobs})  # one lock order for every worker
-        with self.hub.engine.begin() as conn:
-            # A claim need not wait for the disk: lost in a database crash, it only means another
-            # worker may call the partner again (partners deduplicate on the message id).
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            rows = conn.execute(
-                update(deliveries)
-                .where(and_(_delivery_keys(keys), claimable))
-                .values(status="in_flight", claimed_by=self.worker_id, claimed_until=until, updated_at=now)
-                .returning(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.attempts)
-            ).all()
-            claimed = {Job(r.message_id, r.receiver): int(r.attempts) for r in rows}
-            rest = [k for k in keys if Job(*k) not in claimed]
-            if rest:
-                found = conn.execute(
-                    select(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.status).where(
-                        _delivery_keys(rest)
-                    )
-                )
-                statuses = {(r.message_id, r.receiver): r.status for r in found}
-                settled = [k for k in rest if statuses.get(k) is None or statuses.get(k) in SETTLED]
-                if settled:
-                    conn.execute(delete(outbox).where(_outbox_keys(settled)))
-                for k in rest:
-                    log.debug("delivery_not_claimed", message_id=k[0], partner=k[1], status=statuses.get(k))
-            messages_by_id = self.hub.fetch_messages(conn, sorted({j.message_id for j in claimed})) if claimed else {}
-        return claimed, messages_by_id
+        keys = sorted({(j.message_id, j.receiver) for j in jobs})
+        claim = (
+            update(deliveries)
+            .where(and_(_delivery_keys(keys), claimable))
+            .values(status="in_flight", claimed_by=self.worker_id, claimed_until=until, updated_at=now)
+            .returning(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.attempts)
+            .cte("claimed")
+        )
+        query = select(
+            claim.c.message_id.label("claimed_message_id"),
+            claim.c.receiver.label("claimed_receiver"),
+            claim.c.attempts.label("claimed_attempts"),
+            messages,
+        ).select_from(claim.outerjoin(messages, messages.c.id == claim.c.message_id))
+        claimed: dict[Job, int] = {}
+        rows: dict[str, Any] = {}
+        for r in conn.execute(query).mappings():
+            claimed[Job(r["claimed_message_id"], r["claimed_receiver"])] = int(r["claimed_attempts"])
+            if r["id"] is not None:
+                rows[str(r["id"])] = r
+        self.hub.warm_keys(conn, rows.values())
+        rest = [k for k in keys if Job(*k) not in claimed]
+        if rest:
+            found = conn.execute(
+                select(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.status).where(_delivery_keys(rest))
+            )
+            statuses = {(r.message_id, r.receiver): r.status for r in found}
+            settled = [k for k in rest if statuses.get(k) is None or statuses.get(k) in SETTLED]
+            if settled:
+                conn.execute(delete(outbox).where(_outbox_keys(settled)))
+            for k in rest:
+                log.debug("delivery_not_claimed", message_id=k[0], partner=k[1], status=statuses.get(k))
+        return claimed, rows
 
     async def _record_batch(self, items: list[tuple[Job, int, Outcome, tuple[env.Envelope, str | None]]]) -> list[str]:
         """Record successful deliveries of this worker in one writer unit; the status of each."""

@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -239,13 +239,16 @@ class Hub:
     async def start(self, transport: Transport) -> None:
         self.open_store()
         self.transport = transport
-        # Keep alive as many connections as deliveries can be in flight (a worker holds up to
-        # broker.prefetch jobs per partner queue); httpx's default keeps 20, and every delivery
-        # beyond that opened and closed a TCP connection of its own.
-        keep = max(20, self.settings.broker.prefetch * 4)
+        # Keep connections alive for the deliveries in flight (broker.prefetch per partner queue;
+        # three partner queues kept warm): httpx keeps 20 by default, and each delivery beyond that
+        # opened and closed a TCP connection of its own. Not many more: httpcore scans every pooled
+        # connection on each request and release. No cap on open connections, so a slow partner
+        # never makes deliveries to the others wait for a free one.
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.settings.delivery.timeout_seconds),
-            limits=httpx.Limits(max_connections=keep, max_keepalive_connections=keep),
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=max(20, 3 * self.settings.broker.prefetch)
+            ),
         )
         self.started = True
 
@@ -610,20 +613,17 @@ class Hub:
                 raise NotFound(f"bericht {message_id} bestaat niet")
             return self._stored(conn, row, with_payload=with_payload)
 
-    def fetch_messages(self, conn: Any, message_ids: list[str]) -> dict[str, Mapping[Any, Any]]:
-        """The stored rows of several messages in one query, their data keys unwrapped and cached
-        (delivery workers fetch a batch of jobs at once in a thread; :meth:`stored_from_row`
-        then decrypts and parses in the event loop). A message that is gone is absent."""
-        rows = conn.execute(select(messages).where(messages.c.id.in_(message_ids))).mappings().all()
+    def warm_keys(self, conn: Any, rows: Iterable[Mapping[Any, Any]]) -> None:
+        """Unwrap and cache the data keys of message rows, so :meth:`stored_from_row` needs no
+        database (delivery workers read a batch of rows in a thread, then decrypt in the loop)."""
         for row in rows:
             if row["ciphertext"] is not None:
                 # a destroyed key: stored_from_row says so for this message alone
                 with contextlib.suppress(NotFound):
                     self.keys.by_id(conn, int(row["data_key_id"]))
-        return {str(row["id"]): row for row in rows}
 
     def stored_from_row(self, row: Mapping[Any, Any]) -> StoredMessage:
-        """A row from :meth:`fetch_messages`, decrypted and parsed.
+        """A row of ``messages``, decrypted and parsed (see :meth:`warm_keys`).
 
         Raises:
             NotFound: the payload was destroyed after its retention period.
