@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import resource
 import sys
@@ -152,7 +153,8 @@ def main() -> None:
         f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}\n"
     )
     header = (
-        f"{'mode':32} {'API':>4} {'workers':>8} {'ingest msg/s':>13} {'end-to-end msg/s':>17} {'drain after send':>17} {'load':>5}"
+        f"{'mode':32} {'API':>4} {'workers':>8} {'ingest msg/s':>13} {'end-to-end msg/s':>17} "
+        f"{'drain after send':>17} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -174,11 +176,12 @@ def main() -> None:
         print(f"{r.mode:32} {workers:>8} {cells} {hub_total:>10.2f}")
     scale = [r for r in rows if r.workers > 0]
     best = max((r.end_to_end_per_s for r in scale), default=0.0)
-    print(f"\ntarget >= {TARGET_PER_S} msg/s end to end: {'met' if best >= TARGET_PER_S else 'NOT met'} (best {best:.0f})")
+    verdict = "met" if best >= TARGET_PER_S else "NOT met"
+    print(f"\ntarget >= {TARGET_PER_S} msg/s end to end: {verdict} (best {best:.0f})")
     by_workers = sorted(scale, key=lambda r: r.workers)
     slower = [
         f"{b.workers} ({b.end_to_end_per_s:.0f}) < {a.workers} ({a.end_to_end_per_s:.0f})"
-        for a, b in zip(by_workers, by_workers[1:], strict=False)
+        for a, b in itertools.pairwise(by_workers)
         if b.end_to_end_per_s < a.end_to_end_per_s
     ]
     print(f"more workers never slower: {'met' if not slower else 'NOT met: ' + ', '.join(slower)}")
