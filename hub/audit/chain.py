@@ -21,13 +21,13 @@ import hashlib
 import math
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Text, column, insert, select, table, update
+from sqlalchemy import Connection, TableClause, Text, column, insert, select, table, update
 
 from hub.ports import JSON
 from hub.store.tables import audit_events, audit_head
@@ -41,6 +41,9 @@ _INSERT_AUDIT = insert(audit_events)
 # A lightweight table() with detail as Text keeps SQLAlchemy from re-serialising it.
 _AUDIT_TEXT = table("audit_events", *(column(c.name, Text() if c.name == "detail" else c.type) for c in audit_events.c))
 _INSERT_AUDIT_TEXT = insert(_AUDIT_TEXT)
+
+# How the writer inserts many rows at once (hub.store.database.insert_rows), when it passes one.
+RowInserter = Callable[[Connection, TableClause, list[dict[str, Any]]], None]
 
 EVENTS = frozenset(
     {
@@ -172,8 +175,9 @@ class ChainWriter:
     audit records never takes it.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, insert_rows: RowInserter | None = None) -> None:
         self.conn = conn
+        self._insert_rows = insert_rows  # the writer's faster executemany, when it has one
         self.seq = self._start = 0
         self.hash = GENESIS
         self._pending: list[dict[str, Any]] = []
@@ -249,7 +253,10 @@ class ChainWriter:
             self.hash = row["hash"]
         if self._detail_as_text:
             rows = [{**row, "detail": json_text(row["detail"])} for row in self._pending]
-            self.conn.execute(_INSERT_AUDIT_TEXT, rows)
+            if self._insert_rows is not None:
+                self._insert_rows(self.conn, _AUDIT_TEXT, rows)
+            else:
+                self.conn.execute(_INSERT_AUDIT_TEXT, rows)
         else:
             self.conn.execute(_INSERT_AUDIT, self._pending)
         self._pending.clear()
