@@ -9,18 +9,22 @@ delivery is recorded; the simulated partners are one separate process.
 
     python bench/scale.py [--messages 3000] [--apis 1] [--workers 1,2,4]
 
-Prints a table; the figures measured on the project's machine are in
-docs/performance.md ("Scale mode").
+Prints a table, the CPU time each kind of process spent per message (user +
+system, from /proc: load-independent, unlike msg/s on a shared machine), and
+whether the targets are met; the figures measured on the project's machine are
+in docs/performance.md ("Scale mode").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
+import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +43,67 @@ class Row:
     ingest_per_s: float
     end_to_end_per_s: float
     drain_s: float
+    load: float  # 1-minute load average when the run started
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per message, per kind of process
+
+
+TARGET_PER_S = 1500
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _backends(database: str) -> list[int]:
+    """PostgreSQL server processes serving ``database`` (their title names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _broker() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_snapshot(cluster: Cluster, database: str | None) -> dict[str, float]:
+    """CPU seconds so far per kind of process of this run (the broker is the machine's, shared)."""
+    out = {
+        "api": sum(_cpu_seconds(p.pid) for p in cluster.apis.values()),
+        "workers": sum(_cpu_seconds(w.pid) for w in cluster.workers if w is not None),
+        "simulators": _cpu_seconds(cluster.sims.pid) if cluster.sims is not None else 0.0,
+        "load generator": _self_cpu(),
+    }
+    if database is not None:
+        out["postgres (this db)"] = sum(_cpu_seconds(p) for p in _backends(database))
+        out["rabbitmq (whole broker)"] = sum(_cpu_seconds(p) for p in _broker())
+    return out
 
 
 def measure(label: str, messages: int, *, apis: int, workers: int, embedded: bool) -> Row:
@@ -48,10 +113,14 @@ def measure(label: str, messages: int, *, apis: int, workers: int, embedded: boo
             cluster.start(apis=apis, workers=workers)
             asyncio.run(cluster.send(50, concurrency=8, seed=99))  # warm up: imports, caches, data keys
             cluster.wait_delivered(120)
+            database = None if embedded else db
+            load = os.getloadavg()[0]
+            before = cpu_snapshot(cluster, database)
             started = time.monotonic()
             sent = asyncio.run(cluster.send(messages, concurrency=32, seed=7))
             sent_at = time.monotonic()
             done_at = cluster.wait_delivered(900)
+            after = cpu_snapshot(cluster, database)
             if len(sent.accepted) != messages:
                 raise SystemExit(f"{label}: only {len(sent.accepted)} of {messages} accepted")
             return Row(
@@ -62,6 +131,8 @@ def measure(label: str, messages: int, *, apis: int, workers: int, embedded: boo
                 messages / (sent_at - started),
                 messages / (done_at - started),
                 done_at - sent_at,
+                load,
+                {k: (after[k] - before[k]) * 1000 / messages for k in after},
             )
         finally:
             cluster.stop()
@@ -82,7 +153,8 @@ def main() -> None:
         f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}\n"
     )
     header = (
-        f"{'mode':32} {'API':>4} {'workers':>8} {'ingest msg/s':>13} {'end-to-end msg/s':>17} {'drain after send':>17}"
+        f"{'mode':32} {'API':>4} {'workers':>8} {'ingest msg/s':>13} {'end-to-end msg/s':>17} "
+        f"{'drain after send':>17} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -90,8 +162,29 @@ def main() -> None:
         workers = "in-proc" if r.workers == 0 else str(r.workers)
         print(
             f"{r.mode:32} {r.apis:>4} {workers:>8} {r.ingest_per_s:>13.0f} {r.end_to_end_per_s:>17.0f} "
-            f"{r.drain_s:>16.1f}s"
+            f"{r.drain_s:>16.1f}s {r.load:>5.1f}"
         )
+    kinds = sorted({k for r in rows for k in r.cpu_ms}, key=lambda k: list(rows[-1].cpu_ms).index(k))
+    print("\nCPU ms per message (user + system; the broker is shared with the machine, so indicative only)\n")
+    header = f"{'mode':32} {'workers':>8} " + " ".join(f"{k:>13.13}" for k in kinds) + f" {'hub total':>10}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        workers = "in-proc" if r.workers == 0 else str(r.workers)
+        cells = " ".join(f"{r.cpu_ms[k]:>13.2f}" if k in r.cpu_ms else f"{'-':>13}" for k in kinds)
+        hub_total = r.cpu_ms.get("api", 0.0) + r.cpu_ms.get("workers", 0.0)
+        print(f"{r.mode:32} {workers:>8} {cells} {hub_total:>10.2f}")
+    scale = [r for r in rows if r.workers > 0]
+    best = max((r.end_to_end_per_s for r in scale), default=0.0)
+    verdict = "met" if best >= TARGET_PER_S else "NOT met"
+    print(f"\ntarget >= {TARGET_PER_S} msg/s end to end: {verdict} (best {best:.0f})")
+    by_workers = sorted(scale, key=lambda r: r.workers)
+    slower = [
+        f"{b.workers} ({b.end_to_end_per_s:.0f}) < {a.workers} ({a.end_to_end_per_s:.0f})"
+        for a, b in itertools.pairwise(by_workers)
+        if b.end_to_end_per_s < a.end_to_end_per_s
+    ]
+    print(f"more workers never slower: {'met' if not slower else 'NOT met: ' + ', '.join(slower)}")
 
 
 if __name__ == "__main__":

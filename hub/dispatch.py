@@ -50,7 +50,7 @@ from typing import Any
 
 import structlog
 from lxml import etree
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, text, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
@@ -59,7 +59,7 @@ from hub.errors import HubError, NotFound, PartnerRejected, StoreError
 from hub.notify import InboxNotifier
 from hub.ports import Delivery, RetryWindow
 from hub.protocols import minimize
-from hub.service import Hub
+from hub.service import Hub, StoredMessage
 from hub.store.database import Tx
 from hub.store.tables import deliveries, messages, outbox
 from hub.transport import Job
@@ -118,6 +118,11 @@ class Dispatcher:
         self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{os.urandom(3).hex()}"
         self._partners_loaded = 0.0
         self.notifier = InboxNotifier(hub.settings.portal, hub.engine, hub.settings.public_url)
+        # scale mode: jobs that arrive together are claimed (and their messages loaded) in one
+        # transaction, and successful deliveries recorded in one writer unit (see _Batcher)
+        self._claims = _Batcher(self._claim_batch)
+        self._claim_conn: Any = None  # touched only by the claim batch in flight (one at a time)
+        self._records = _Batcher(self._record_batch)
 
     async def start(self, *, recover_all: bool) -> None:
         transport = self.hub.transport
@@ -137,6 +142,12 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self._claims.close()
+        await self._records.close()
+        if self._claim_conn is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self._claim_conn.invalidate()  # never back to the pool with synchronous_commit off
+            self._claim_conn = None
 
     # -- relay ----------------------------------------------------------------------
 
@@ -174,6 +185,8 @@ class Dispatcher:
                 if not recover_all
                 else outbox.c.id > 0,
             )
+            if skip_locked and not tx.conn.execute(_RELAY_LOCK).scalar():
+                return []  # another worker's relay is at it right now; one relay at a time is enough
             query = select(outbox).where(due).order_by(outbox.c.id).limit(limit)
             if skip_locked:
                 query = query.with_for_update(skip_locked=True)
@@ -204,11 +217,13 @@ class Dispatcher:
 
     async def _handle(self, job: Job) -> None:
         hub = self.hub
+        loaded: StoredMessage | NotFound | None = None
         if self.claims:
-            claimed = await asyncio.to_thread(self._claim, job)
+            claimed = await self._claims.submit(job)
             if claimed is None:
                 return
-            attempt = claimed + 1
+            attempt = claimed[0] + 1
+            loaded = claimed[1]
         else:
             with hub.engine.connect() as conn:
                 row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
@@ -221,9 +236,12 @@ class Dispatcher:
             hub.reload_partners()
             receiver = hub.partners.get(job.receiver)
         try:
-            stored = hub.load_message(job.message_id)
+            if isinstance(loaded, NotFound):
+                raise loaded
+            stored = loaded if loaded is not None else hub.load_message(job.message_id)
         except NotFound as exc:
-            await hub.writer.submit(self._record(job, attempt, Outcome(False, permanent=True, error=str(exc)), None))
+            unit = self._record(job, attempt, Outcome(False, permanent=True, error=str(exc)), None)
+            await self._submit_record(job, unit)
             return
         envelope = stored.envelope
         started = time.monotonic()
@@ -236,7 +254,10 @@ class Dispatcher:
         subject_hash = None
         if stored.payload is not None:
             subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
-        status = await self._submit_record(job, self._record(job, attempt, outcome, (envelope, subject_hash)))
+        if self.claims and outcome.ok and not outcome.in_inbox:
+            status = await self._records.submit((job, attempt, outcome, (envelope, subject_hash)))
+        else:
+            status = await self._submit_record(job, self._record(job, attempt, outcome, (envelope, subject_hash)))
         if status == "in_inbox" and outcome.in_inbox:
             self.notifier.message_waiting(job.receiver)
         metrics = hub.metrics
@@ -255,11 +276,15 @@ class Dispatcher:
         must not make another worker call the partner a second time)."""
         if not self.claims:
             return str(await self.hub.writer.submit(unit))
+        return str(await self._submit_many(job, unit))
+
+    async def _submit_many(self, job: Job, unit: Any) -> Any:
+        """Submit a recording unit, retrying on store errors while the claim lasts (``job``: for the log)."""
         deadline = time.monotonic() + self.lease.total_seconds() / 2
         pause = 0.1
         while True:
             try:
-                return str(await self.hub.writer.submit(unit))
+                return await self.hub.writer.submit(unit)
             except StoreError as exc:
                 if time.monotonic() + pause > deadline:
                     raise
@@ -267,8 +292,54 @@ class Dispatcher:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
-    def _claim(self, job: Job) -> int | None:
-        """Claim the delivery for this worker; its attempts so far, or None if there is nothing to do here."""
+    async def _claim_batch(self, jobs: list[Job]) -> list[tuple[int, StoredMessage | NotFound] | None]:
+        """Claim jobs for this worker in one transaction and load their messages in one query.
+
+        For each job: its attempts so far and its message (or why it cannot be loaded), or None
+        when there is nothing to do here (delivered already, or another worker holds it).
+        """
+        claimed, rows = await asyncio.to_thread(self._claim_many, jobs)
+        hub = self.hub
+        out: list[tuple[int, StoredMessage | NotFound] | None] = []
+        for job in jobs:
+            attempts = claimed.get(job)
+            if attempts is None:
+                out.append(None)
+                continue
+            row = rows.get(job.message_id)
+            loaded: StoredMessage | NotFound
+            if row is None:
+                loaded = NotFound(f"bericht {job.message_id} bestaat niet")
+            else:
+                try:
+                    loaded = hub.stored_from_row(row)
+                except NotFound as exc:
+                    loaded = exc
+            out.append((attempts, loaded))
+        return out
+
+    def _claim_many(self, jobs: list[Job]) -> tuple[dict[Job, int], dict[str, Any]]:
+        """Claim the deliveries of ``jobs`` (attempts so far per claimed job) and fetch their messages.
+
+        One statement (the claiming UPDATE and the message rows it returns), committed on its
+        own, on a connection this worker keeps; jobs with nothing to claim are dropped, and a
+        settled one also loses its outbox row.
+        """
+        conn = self._claim_conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._claim_conn = self.hub.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            # A claim need not wait for the disk: lost in a database crash, it only means another
+            # worker may call the partner again (partners deduplicate on the message id).
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        try:
+            return self._claim_on(conn, jobs)
+        except SQLAlchemyError:
+            self._claim_conn = None
+            with contextlib.suppress(SQLAlchemyError):
+                conn.invalidate()  # never back to the pool with synchronous_commit off
+            raise
+
+    def _claim_on(self, conn: Any, jobs: list[Job]) -> tuple[dict[Job, int], dict[str, Any]]:
         now = datetime.now(UTC)
         until = now + self.lease / 2
         claimable = or_(
@@ -279,23 +350,122 @@ class Dispatcher:
             ),
             and_(deliveries.c.status == "in_flight", deliveries.c.claimed_until < now),
         )
-        with self.hub.engine.begin() as conn:
-            # A claim need not wait for the disk: lost in a database crash, it only means another
-            # worker may call the partner again (partners deduplicate on the message id).
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            row = conn.execute(
-                update(deliveries)
-                .where(and_(_delivery_key(job), claimable))
-                .values(status="in_flight", claimed_by=self.worker_id, claimed_until=until, updated_at=now)
-                .returning(deliveries.c.attempts)
-            ).first()
-            if row is not None:
-                return int(row.attempts)
-            status = conn.execute(select(deliveries.c.status).where(_delivery_key(job))).scalar()
-            if status is None or status in SETTLED:
-                conn.execute(delete(outbox).where(_outbox_key(job)))
-        log.debug("delivery_not_claimed", message_id=job.message_id, partner=job.receiver, status=status)
-        return None
+        keys = sorted({(j.message_id, j.receiver) for j in jobs})
+        claim = (
+            update(deliveries)
+            .where(and_(_delivery_keys(keys), claimable))
+            .values(status="in_flight", claimed_by=self.worker_id, claimed_until=until, updated_at=now)
+            .returning(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.attempts)
+            .cte("claimed")
+        )
+        query = select(
+            claim.c.message_id.label("claimed_message_id"),
+            claim.c.receiver.label("claimed_receiver"),
+            claim.c.attempts.label("claimed_attempts"),
+            messages,
+        ).select_from(claim.outerjoin(messages, messages.c.id == claim.c.message_id))
+        claimed: dict[Job, int] = {}
+        rows: dict[str, Any] = {}
+        for r in conn.execute(query).mappings():
+            claimed[Job(r["claimed_message_id"], r["claimed_receiver"])] = int(r["claimed_attempts"])
+            if r["id"] is not None:
+                rows[str(r["id"])] = r
+        self.hub.warm_keys(conn, rows.values())
+        rest = [k for k in keys if Job(*k) not in claimed]
+        if rest:
+            found = conn.execute(
+                select(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.status).where(_delivery_keys(rest))
+            )
+            statuses = {(r.message_id, r.receiver): r.status for r in found}
+            settled = [k for k in rest if statuses.get(k) is None or statuses.get(k) in SETTLED]
+            if settled:
+                conn.execute(delete(outbox).where(_outbox_keys(settled)))
+            for k in rest:
+                log.debug("delivery_not_claimed", message_id=k[0], partner=k[1], status=statuses.get(k))
+        return claimed, rows
+
+    async def _record_batch(self, items: list[tuple[Job, int, Outcome, tuple[env.Envelope, str | None]]]) -> list[str]:
+        """Record successful deliveries of this worker in one writer unit; the status of each."""
+        jobs = [job for job, *_ in items]
+        statuses = await self._submit_many(jobs[0], self._record_delivered(items))
+        return [statuses[job] for job in jobs]
+
+    def _record_delivered(self, items: list[tuple[Job, int, Outcome, tuple[env.Envelope, str | None]]]) -> Any:
+        """The writer unit for :meth:`_record_batch`: the same effect as :meth:`_record` per job, with
+        one UPDATE for all (only rows still claimed by this worker), one DELETE and the audit records."""
+        worker_id = self.worker_id
+
+        def unit(tx: Tx) -> dict[Job, str]:
+            keys = sorted({(job.message_id, job.receiver) for job, *_ in items})
+            ours = {
+                (r.message_id, r.receiver)
+                for r in tx.conn.execute(
+                    update(deliveries)
+                    .where(
+                        and_(
+                            _delivery_keys(keys),
+                            deliveries.c.status == "in_flight",
+                            deliveries.c.claimed_by == worker_id,
+                        )
+                    )
+                    .values(
+                        status="delivered",
+                        attempts=deliveries.c.attempts + 1,  # the claim left attempts as they were
+                        delivered_at=tx.now,
+                        updated_at=tx.now,
+                        last_error=None,
+                        claimed_by=None,
+                        claimed_until=None,
+                    )
+                    .returning(deliveries.c.message_id, deliveries.c.receiver)
+                )
+            }
+            statuses: dict[Job, str] = {}
+            rest = [k for k in keys if k not in ours]
+            current: dict[tuple[str, str], str] = {}
+            if rest:
+                found = tx.conn.execute(
+                    select(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.status).where(
+                        _delivery_keys(rest)
+                    )
+                )
+                current = {(r.message_id, r.receiver): str(r.status) for r in found}
+            settled = [k for k in rest if current.get(k) in SETTLED]
+            gone = sorted(ours) + settled
+            if gone:
+                tx.conn.execute(delete(outbox).where(_outbox_keys(gone)))
+            for job, attempt, outcome, (envelope, subject_hash) in items:
+                key = (job.message_id, job.receiver)
+                if key in ours:
+                    statuses[job] = "delivered"
+                    tx.audit(
+                        AuditEvent(
+                            "delivered",
+                            detail={"attempt": attempt, "reference": outcome.reference},
+                            message_id=job.message_id,
+                            receiver=job.receiver,
+                            trace_id=envelope.trace_id,
+                            message_type=envelope.type,
+                            sender=envelope.sender,
+                            protocol_id=envelope.purpose,
+                            subject_type=envelope.subject_type,
+                            subject_hash=subject_hash,
+                        )
+                    )
+                elif key in settled:
+                    statuses[job] = str(current[key])
+                else:
+                    log.warning("delivery_claim_lost", message_id=job.message_id, partner=job.receiver)
+                    statuses[job] = "claim_lost"
+
+            def count() -> None:
+                for job, status in statuses.items():
+                    self._count(status, job)
+
+            tx.after_commit(count)
+            return statuses
+
+        return unit
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:
         hub = self.hub
@@ -456,6 +626,59 @@ def _delivery_key(job: Job) -> Any:
 
 def _outbox_key(job: Job) -> Any:
     return and_(outbox.c.message_id == job.message_id, outbox.c.receiver == job.receiver)
+
+
+def _delivery_keys(keys: list[tuple[str, str]]) -> Any:
+    return tuple_(deliveries.c.message_id, deliveries.c.receiver).in_(keys)
+
+
+def _outbox_keys(keys: list[tuple[str, str]]) -> Any:
+    return tuple_(outbox.c.message_id, outbox.c.receiver).in_(keys)
+
+
+#: one relay at a time across the worker processes of one database (a transaction-level lock)
+_RELAY_LOCK = text("SELECT pg_try_advisory_xact_lock(4242184710)")
+
+
+class _Batcher:
+    """Coalesces calls made in the same moment into one call of ``run(items)`` (in order).
+
+    One batch runs at a time; what arrives meanwhile waits for the next, so batches grow
+    with the load and stay at one item when it is quiet. An exception of ``run`` is raised
+    to every caller of that batch.
+    """
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+        self._waiting: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(0)  # let the jobs handed over in this loop turn join the batch
+            batch, self._waiting = self._waiting, []
+            try:
+                results = await self._run([item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to each caller, whose job is then retried
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
 
 def _drop_outbox(job: Job) -> Any:

@@ -14,10 +14,11 @@ Ingest (one message)::
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -166,6 +167,10 @@ class KeyRing:
             key = self._unwrap(row)
             self._by_id[key_id] = key
         return key
+
+    def cached_by_id(self, key_id: int) -> bytes | None:
+        """The data key if it is unwrapped already (no database needed)."""
+        return self._by_id.get(key_id)
 
     def forget(self, key_id: int) -> None:
         self._by_id.pop(key_id, None)
@@ -604,13 +609,41 @@ class Hub:
             row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
             if row is None:
                 raise NotFound(f"bericht {message_id} bestaat niet")
-            payload = None
-            if with_payload:
-                if row["ciphertext"] is None:
-                    raise NotFound(f"de inhoud van bericht {message_id} is vernietigd na de bewaartermijn")
+            return self._stored(conn, row, with_payload=with_payload)
+
+    def warm_keys(self, conn: Any, rows: Iterable[Mapping[Any, Any]]) -> None:
+        """Unwrap and cache the data keys of message rows, so :meth:`stored_from_row` needs no
+        database (delivery workers read a batch of rows in a thread, then decrypt in the loop)."""
+        for row in rows:
+            if row["ciphertext"] is not None:
+                # a destroyed key: stored_from_row says so for this message alone
+                with contextlib.suppress(NotFound):
+                    self.keys.by_id(conn, int(row["data_key_id"]))
+
+    def stored_from_row(self, row: Mapping[Any, Any]) -> StoredMessage:
+        """A row of ``messages``, decrypted and parsed (see :meth:`warm_keys`).
+
+        Raises:
+            NotFound: the payload was destroyed after its retention period.
+        """
+        return self._stored(None, row, with_payload=True)
+
+    def _stored(self, conn: Any | None, row: Mapping[Any, Any], *, with_payload: bool) -> StoredMessage:
+        message_id = str(row["id"])
+        payload = None
+        if with_payload:
+            if row["ciphertext"] is None:
+                raise NotFound(f"de inhoud van bericht {message_id} is vernietigd na de bewaartermijn")
+            cached = self.keys.cached_by_id(int(row["data_key_id"])) if conn is None else None
+            if cached is not None:
+                key = cached
+            elif conn is None:
+                with self.engine.connect() as own:  # a data key not unwrapped yet
+                    key = self.keys.by_id(own, int(row["data_key_id"]))
+            else:
                 key = self.keys.by_id(conn, int(row["data_key_id"]))
-                plain = decrypt(key, row["nonce"], row["ciphertext"], message_id.encode())
-                payload = etree.fromstring(plain, parser=xmlsafe.parser())
+            plain = decrypt(key, row["nonce"], row["ciphertext"], message_id.encode())
+            payload = etree.fromstring(plain, parser=xmlsafe.parser())
         return StoredMessage(
             envelope=self._envelope_of(row),
             payload=payload,

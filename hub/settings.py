@@ -54,7 +54,9 @@ class BrokerSettings(BaseModel):
     """RabbitMQ (scale mode): names, deadlines, prefetch and the publisher-confirm window."""
 
     namespace: str = Field(default="knooppunt", pattern=r"^[A-Za-z0-9_.-]{1,80}$")
-    prefetch: int = Field(default=32, ge=1, le=1000)
+    # jobs in hand per partner queue and worker: enough to batch claims and records, few enough
+    # that the HTTP pool stays small (httpcore scans every pooled connection on every request)
+    prefetch: int = Field(default=16, ge=1, le=1000)
     confirm_window: int = Field(default=1000, ge=1)
     timeout_seconds: float = Field(default=10.0, gt=0)
     heartbeat_seconds: int = Field(default=10, ge=1)

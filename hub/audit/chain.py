@@ -47,6 +47,7 @@ _MOVE_HEAD = (
     update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
 )
 
+
 # How the writer inserts many rows at once (hub.store.database.insert_rows), when it passes one.
 RowInserter = Callable[[Connection, TableClause, list[dict[str, Any]]], None]
 
@@ -171,35 +172,36 @@ def record_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
 class ChainWriter:
     """Appends records to the chain inside the writer's transaction.
 
-    The head (last seq and hash) is read under a lock at the start of each
-    batch (``FOR UPDATE`` on PostgreSQL; SQLite's writer lock is already held),
-    so several processes can append to one chain.
+    Records are collected during the batch and chained at :meth:`flush`, at the
+    end of the transaction: only then is the head (last seq and hash) read
+    under a lock (``FOR UPDATE`` on PostgreSQL; SQLite's writer lock is
+    already held), each record hashed onto it, inserted, and the head moved.
+    Several processes can append to one chain; each holds the head only from
+    its flush to its COMMIT, not while its batch runs, and a batch without
+    audit records never takes it.
     """
 
     def __init__(self, conn: Connection, insert_rows: RowInserter | None = None) -> None:
         self.conn = conn
         self._insert_rows = insert_rows  # the writer's faster executemany, when it has one
-        row = conn.execute(_READ_HEAD).first()
-        if row is None:
-            conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-            self.seq, self.hash = 0, GENESIS
-        else:
-            self.seq, self.hash = int(row.seq), str(row.hash)
-        self._start = self.seq
+        self.seq = self._start = 0
+        self.hash = GENESIS
         self._pending: list[dict[str, Any]] = []
         self._detail_as_text = conn.dialect.name == "sqlite"
 
-    def mark(self) -> tuple[int, str, int]:
-        """Where the chain stands, to :meth:`reset` to if a unit fails."""
-        return self.seq, self.hash, len(self._pending)
+    def mark(self) -> int:
+        """Where the batch stands, to :meth:`reset` to if a unit fails."""
+        return len(self._pending)
 
-    def reset(self, mark: tuple[int, str, int]) -> None:
-        """Forget what a failed unit chained (its savepoint was rolled back)."""
-        self.seq, self.hash, n = mark
-        del self._pending[n:]
+    def reset(self, mark: int) -> None:
+        """Forget what a failed unit appended (its savepoint was rolled back)."""
+        del self._pending[mark:]
 
     def append(self, event: AuditEvent, now: datetime | None = None) -> int:
-        """Chain one record; it is written at :meth:`flush`, in the same transaction.
+        """Add one record to this batch; it is chained and written at :meth:`flush`, in the same transaction.
+
+        Returns:
+            How many records this batch holds so far (the seq is given at :meth:`flush`).
 
         Raises:
             ValueError: an unknown event, or a detail without a canonical JSON form.
@@ -209,43 +211,59 @@ class ChainWriter:
         _check_json(event.detail)
         # Stored in UTC: SQLite keeps the wall-clock fields and drops the zone.
         when = utc(now or datetime.now(UTC))
-        row: dict[str, Any] = {
-            "seq": self.seq + 1,
-            "event": event.event,
-            "occurred_at": when,
-            "status": event.status,
-            "trace_id": event.trace_id or f"{_IDS.getrandbits(128):032x}",
-            "span_id": f"{_IDS.getrandbits(64):016x}",
-            "parent_span_id": event.parent_span_id,
-            "message_id": event.message_id,
-            "message_type": event.message_type,
-            "sender": event.sender,
-            "receiver": event.receiver,
-            "actor": event.actor,
-            "protocol_id": event.protocol_id,
-            "subject_type": event.subject_type,
-            "subject_hash": event.subject_hash,
-            "detail": dict(event.detail),
-        }
-        row["prev_hash"] = self.hash
-        row["hash"] = record_hash(self.hash, row)
-        self.seq += 1
-        self.hash = row["hash"]
-        self._pending.append(row)
-        return self.seq
+        self._pending.append(
+            {
+                "seq": 0,
+                "event": event.event,
+                "occurred_at": when,
+                "status": event.status,
+                "trace_id": event.trace_id or f"{_IDS.getrandbits(128):032x}",
+                "span_id": f"{_IDS.getrandbits(64):016x}",
+                "parent_span_id": event.parent_span_id,
+                "message_id": event.message_id,
+                "message_type": event.message_type,
+                "sender": event.sender,
+                "receiver": event.receiver,
+                "actor": event.actor,
+                "protocol_id": event.protocol_id,
+                "subject_type": event.subject_type,
+                "subject_hash": event.subject_hash,
+                "detail": dict(event.detail),
+            }
+        )
+        return len(self._pending)
+
+    def lock_head(self) -> None:
+        """Read the head under its lock, held until COMMIT: serialises this transaction with every
+        other writer of the chain (the checkpoint job takes it before reading the log's size)."""
+        row = self.conn.execute(_READ_HEAD).first()
+        if row is None:
+            self.conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+            self.seq, self.hash = 0, GENESIS
+        else:
+            self.seq, self.hash = int(row.seq), str(row.hash)
+        self._start = self.seq
 
     def flush(self) -> None:
-        """Write the records chained so far (once per batch, in the batch's transaction)."""
-        if self._pending:
-            if self._detail_as_text:
-                rows = [{**row, "detail": json_text(row["detail"])} for row in self._pending]
-                if self._insert_rows is not None:
-                    self._insert_rows(self.conn, _AUDIT_TEXT, rows)
-                else:
-                    self.conn.execute(_INSERT_AUDIT_TEXT, rows)
+        """Chain and write the records of this batch (once per batch, at the end of its transaction)."""
+        if not self._pending:
+            return
+        self.lock_head()
+        for row in self._pending:
+            row["seq"] = self.seq + 1
+            row["prev_hash"] = self.hash
+            row["hash"] = record_hash(self.hash, row)
+            self.seq += 1
+            self.hash = row["hash"]
+        if self._detail_as_text:
+            rows = [{**row, "detail": json_text(row["detail"])} for row in self._pending]
+            if self._insert_rows is not None:
+                self._insert_rows(self.conn, _AUDIT_TEXT, rows)
             else:
-                self.conn.execute(_INSERT_AUDIT, self._pending)
-            self._pending.clear()
+                self.conn.execute(_INSERT_AUDIT_TEXT, rows)
+        else:
+            self.conn.execute(_INSERT_AUDIT, self._pending)
+        self._pending.clear()
 
     def write_head(self) -> None:
         """Move the head once per batch, at the end of the transaction."""

@@ -308,6 +308,9 @@ def checkpoint_unit(signer: CheckpointSigner, *, only_if_grown: bool = False) ->
     """
 
     def unit(tx: Tx) -> Checkpoint:
+        # appenders take the head only when they flush: hold it so that no other process's
+        # checkpoint (or records) land between reading the log's size and signing it
+        tx.chain.lock_head()
         return create_checkpoint(tx.conn, signer, now=tx.now, only_if_grown=only_if_grown)
 
     return unit

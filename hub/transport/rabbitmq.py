@@ -22,7 +22,8 @@ Threads: every pika call runs in the IO thread (``knooppunt-rabbitmq``).
 Other threads hand work over with ``IOLoop.add_callback_threadsafe``; consumed
 jobs go to the asyncio loop with ``call_soon_threadsafe`` and their acks come
 back the same way, tagged with the channel generation so that an ack never
-lands on a newer channel than the one the job came from.
+lands on a newer channel than the one the job came from. Both directions hand
+over a burst at a time (a list under a lock, one wake-up for all of it).
 
 Deadlines: connecting (``socket_timeout``, ``stack_timeout``), heartbeats and
 blocked connections all use ``broker.timeout_seconds`` / ``heartbeat_seconds``;
@@ -112,6 +113,11 @@ class RabbitMQTransport:
         self._handler: Handler | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
+        # jobs and acks cross between the threads in bursts: one wake-up per burst, not per job
+        self._arrived: list[tuple[Job, int, int]] = []  # IO thread -> loop
+        self._arrived_lock = threading.Lock()
+        self._settled: list[tuple[int, int, bool]] = []  # loop -> IO thread
+        self._settled_lock = threading.Lock()
         self.published = 0
         self.confirmed = 0
         self.reconnects = 0
@@ -185,13 +191,16 @@ class RabbitMQTransport:
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    def _spawn(self, job: Job, gen: int, tag: int) -> None:
+    def _spawn_arrived(self) -> None:
+        with self._arrived_lock:
+            arrived, self._arrived = self._arrived, []
         handler = self._handler
         if handler is None:
-            return  # not consuming any more: the broker requeues the unacked job
-        task = self._loop.create_task(self._run_job(handler, job, gen, tag))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            return  # not consuming any more: the broker requeues the unacked jobs
+        for job, gen, tag in arrived:
+            task = self._loop.create_task(self._run_job(handler, job, gen, tag))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _run_job(self, handler: Handler, job: Job, gen: int, tag: int) -> None:
         ok = True
@@ -202,7 +211,11 @@ class RabbitMQTransport:
         except Exception as exc:  # noqa: BLE001 - one bad job must not stop the consumer; the broker redelivers it
             ok = False
             log.error("job_crashed", message_id=job.message_id, receiver=job.receiver, error=repr(exc))
-        self._ioloop.add_callback_threadsafe(partial(self._settle, gen, tag, ok))
+        with self._settled_lock:
+            first = not self._settled
+            self._settled.append((gen, tag, ok))
+        if first:
+            self._ioloop.add_callback_threadsafe(self._settle_all)
 
     # -- the IO thread -----------------------------------------------------------------
 
@@ -410,7 +423,17 @@ class RabbitMQTransport:
             log.error("job_unreadable", queue=method.routing_key)
             ch.basic_nack(delivery_tag=method.delivery_tag, requeue=False)  # to the dead-letter queue
             return
-        self._loop.call_soon_threadsafe(self._spawn, job, gen, method.delivery_tag)
+        with self._arrived_lock:
+            first = not self._arrived
+            self._arrived.append((job, gen, method.delivery_tag))
+        if first:
+            self._loop.call_soon_threadsafe(self._spawn_arrived)
+
+    def _settle_all(self) -> None:
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        for gen, tag, ok in settled:
+            self._settle(gen, tag, ok)
 
     def _settle(self, gen: int, tag: int, ok: bool) -> None:
         ch = self._con

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-from hub.audit import verify
+from hub.audit import AuditEvent, verify
 from hub.settings import ROOT, Settings
 from hub.store import migrate
-from hub.store.database import make_engine
-from hub.store.tables import audit_events, metadata, partners
+from hub.store.database import Tx, Writer, make_engine
+from hub.store.tables import audit_events, audit_head, metadata, partners
 from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
 from tests.scale.services import pg_url
 from tests.test_store import (  # noqa: F401 - the SQLite suite, collected again here against PostgreSQL
@@ -101,5 +103,46 @@ def test_three_processes_migrate_and_append_to_one_audit_chain(settings: Setting
             assert conn.execute(select(func.count()).select_from(audit_events)).scalar() == 900
             result = verify(conn)
             assert result.ok, result
+    finally:
+        engine.dispose()
+
+
+def test_only_batches_with_audit_records_wait_for_the_chain_head(
+    settings: Settings,
+    writer: Writer,  # noqa: F811 - the fixture imported from tests.test_store
+) -> None:
+    def partner(tag: str, *, audited: bool) -> Any:
+        def run(tx: Tx) -> None:
+            tx.conn.execute(
+                insert(partners).values(
+                    id=tag,
+                    name=tag,
+                    role="gemeente",
+                    plateau=1,
+                    adapter_config={},
+                    codes=[],
+                    active=True,
+                    created_at=tx.now,
+                )
+            )
+            if audited:
+                tx.audit(AuditEvent("admin_changed", detail={"partner": tag}))
+
+        return run
+
+    writer.run_sync(partner("first", audited=True))  # the head row exists
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as other:
+            other.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())  # another process flushing
+            writer.run_sync(partner("plain", audited=False), timeout=5)  # not held up
+            waiting = writer.submit_future(partner("audited", audited=True))
+            time.sleep(0.5)
+            assert not waiting.done()  # chained only once the head is free
+            other.rollback()
+        waiting.result(timeout=10)
+        with engine.connect() as conn:
+            assert verify(conn).ok
+            assert conn.execute(select(func.count()).select_from(audit_events)).scalar() == 2
     finally:
         engine.dispose()
