@@ -46,6 +46,7 @@ bench: $(STAMP)  ## benchmarks with a baseline measured in the same run
 	$(BIN)/python -m bench.lookup
 	$(BIN)/python -m bench.directory
 	$(BIN)/python -m bench.audit
+	$(BIN)/python -m bench.convert
 
 openapi: $(STAMP)  ## regenerate the committed OpenAPI document and WSDL
 	$(BIN)/python -m hub.api.contracts write

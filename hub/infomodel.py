@@ -9,6 +9,13 @@ Layout::
 XML is validated with lxml's XSD validator (all errors at once, each with
 its XPath). The JSON form of a payload is derived from the same XSD through
 xmlschema, so JSON and XML obey one set of rules and convert losslessly.
+
+JSON <-> XML conversion runs through a converter compiled per type from the
+XSD (:mod:`hub.infomodel_convert`), and JSON is checked first by the type's
+JSON Schema compiled with fastjsonschema; the full jsonschema validator runs
+only to report what is wrong. The xmlschema/jsonschema implementation stays
+as the reference (``reference_*`` methods): the compiled path hands every
+value it is not sure of to it, and the tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import difflib
 import itertools
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,6 +33,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import jsonschema
+import structlog
 import xmlschema
 import yaml
 from lxml import etree
@@ -38,8 +47,11 @@ from hub.errors import (
     ValidationFailed,
 )
 from hub.identifiers import IdentifierError, parse_bsn, parse_insz, parse_kbo, parse_oin
+from hub.infomodel_convert import Converter, Fallback, Unsupported, compile_converter, compile_json_check
 from hub.jsonschema_gen import XSD_NS, message_json_schema
 from hub.xmlsafe import parser as safe_parser
+
+log = structlog.get_logger(__name__)
 
 _DOWNGRADE_POLICIES = frozenset({"drop", "refuse"})
 _SUBJECT_KINDS = {"insz": "INSZ", "bsn": "BSN"}
@@ -203,6 +215,10 @@ class InfoModel:
         self._releases: dict[tuple[str, str], _Release] = {}
         self._json_schemas: dict[tuple[str, str], dict[str, Any]] = {}
         self._json_validators: dict[tuple[str, str], Any] = {}
+        self._json_checks: dict[tuple[str, str], Callable[[Any], bool]] = {}
+        self._converters: dict[tuple[str, str], Converter | None] = {}
+        self._unsupported: dict[tuple[str, str], str] = {}
+        self._compile_lock = threading.Lock()
         self._by_type: dict[tuple[str, str], tuple[_Release, MessageType]] = {}
         for catalog in sorted(schemas_dir.glob("*/*/catalog.yaml")):
             self._load_release(catalog)
@@ -431,7 +447,11 @@ class InfoModel:
         return cached
 
     def json_errors(self, mtype: MessageType, data: Any, *, allow_test_numbers: bool = False) -> list[InvalidParam]:
-        """Every error of a JSON payload (JSON pointers), with the same rule codes as the XML route."""
+        """Every error of a JSON payload (JSON pointers), with the same rule codes as the XML route.
+
+        This is jsonschema's Draft202012Validator, which says where each error is; the
+        conversions ask the fast check first and come here only when it refuses.
+        """
         if not isinstance(data, dict):
             return [InvalidParam("/payload", "verwacht een JSON-object", "datatype")]
         key = (mtype.name, mtype.version)
@@ -458,9 +478,109 @@ class InfoModel:
         Raises:
             ValidationFailed: when the JSON does not fit the schema (JSON pointers).
         """
+        self._refuse_invalid_json(mtype, data, allow_test_numbers=False)
+        return self._convert_json(mtype, data, allow_test_numbers=False)
+
+    def validate_json(self, mtype: MessageType, data: Any, *, allow_test_numbers: bool = False) -> etree._Element:
+        """Validate a JSON payload completely and return its XML element.
+
+        Raises:
+            ValidationFailed: every error, with JSON pointers and rule codes.
+        """
+        self._refuse_invalid_json(mtype, data, allow_test_numbers=allow_test_numbers)
+        # structurally sound: convert, then identifiers and business rules as for XML
+        element = self._convert_json(mtype, data, allow_test_numbers=allow_test_numbers)
+        self.validate_payload(mtype, element, allow_test_numbers=allow_test_numbers, pointer="json")
+        return element
+
+    def xml_to_json(self, mtype: MessageType, payload: etree._Element) -> Any:
+        """The JSON form of a payload element (validity is not checked here)."""
+        converter = self.converter(mtype)
+        if converter is not None:
+            try:
+                return converter.to_json(payload)
+            except Fallback as exc:
+                log.debug("conversion_fell_back", type=mtype.name, version=mtype.version, to="json", reason=str(exc))
+        return self.reference_xml_to_json(mtype, payload)
+
+    def conversion_report(self) -> dict[tuple[str, str], str]:
+        """For every (type, version): ``compiled``, or why its conversion stays with xmlschema."""
+        out = {}
+        for mtype in self.types():
+            key = (mtype.name, mtype.version)
+            out[key] = "compiled" if self.converter(mtype) is not None else f"xmlschema: {self._unsupported[key]}"
+        return out
+
+    def _json_check(self, mtype: MessageType) -> Callable[[Any], bool]:
+        key = (mtype.name, mtype.version)
+        check = self._json_checks.get(key)
+        if check is None:
+            with self._compile_lock:
+                check = self._json_checks.get(key)
+                if check is None:
+                    check = compile_json_check(self.json_schema(mtype))
+                    self._json_checks[key] = check
+        return check
+
+    def converter(self, mtype: MessageType) -> Converter | None:
+        """The compiled converter of a type, or None when the type uses a construct it does not handle."""
+        key = (mtype.name, mtype.version)
+        if key in self._converters:
+            return self._converters[key]
+        with self._compile_lock:
+            if key not in self._converters:
+                root = self.release_of(mtype).conversion_schema().elements[mtype.element]
+                converter: Converter | None = None
+                try:
+                    converter = compile_converter(root, mtype.namespace)
+                except Unsupported as exc:
+                    self._unsupported[key] = str(exc)
+                    log.warning("converter_not_compiled", type=mtype.name, version=mtype.version, reason=str(exc))
+                self._converters[key] = converter
+        return self._converters[key]
+
+    def _refuse_invalid_json(self, mtype: MessageType, data: Any, *, allow_test_numbers: bool) -> None:
+        """Raise what the JSON Schema route finds; identifier errors alone are left to the XML checks."""
+        if isinstance(data, dict) and self._json_check(mtype)(data):
+            return
+        params = self.json_errors(mtype, data, allow_test_numbers=allow_test_numbers)
+        if any(p.code != "identifier" for p in params):
+            raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
+
+    def _convert_json(self, mtype: MessageType, data: Any, *, allow_test_numbers: bool) -> etree._Element:
+        """A checked JSON payload as XML: compiled, or through xmlschema for a value the converter leaves."""
+        converter = self.converter(mtype)
+        if converter is not None:
+            try:
+                return converter.to_xml(data)
+            except Fallback as exc:
+                log.debug("conversion_fell_back", type=mtype.name, version=mtype.version, to="xml", reason=str(exc))
+        # exactly the reference route, its full JSON Schema validation included
+        params = self.json_errors(mtype, data, allow_test_numbers=allow_test_numbers)
+        if any(p.code != "identifier" for p in params):
+            raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
+        return self._xmlschema_encode(mtype, data)
+
+    # -- the reference conversion: xmlschema and jsonschema -----------------------
+
+    def reference_json_to_xml(self, mtype: MessageType, data: Any) -> etree._Element:
+        """:meth:`json_to_xml` through jsonschema and xmlschema's encoder (slow; what the compiled path must equal).
+
+        Raises:
+            ValidationFailed: when the JSON does not fit the schema (JSON pointers).
+        """
         params = self.json_errors(mtype, data)
         if any(p.code != "identifier" for p in params):
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
+        return self._xmlschema_encode(mtype, data)
+
+    def reference_xml_to_json(self, mtype: MessageType, payload: etree._Element) -> Any:
+        """:meth:`xml_to_json` through xmlschema's decoder (slow; what the compiled path must equal)."""
+        schema = self.release_of(mtype).conversion_schema()
+        return schema.decode(etree.tostring(payload).decode(), strip_namespaces=True, validation="skip")
+
+    def _xmlschema_encode(self, mtype: MessageType, data: Any) -> etree._Element:
+        """xmlschema's encoding of a JSON payload that passed the JSON Schema."""
         schema = self.release_of(mtype).conversion_schema()
         json_schema = self.json_schema(mtype)
         data = _in_schema_order(data, json_schema, json_schema.get("$defs", {}))
@@ -493,25 +613,6 @@ class InfoModel:
             if node.tail is not None and not node.tail.strip():
                 node.tail = None
         return element
-
-    def validate_json(self, mtype: MessageType, data: Any, *, allow_test_numbers: bool = False) -> etree._Element:
-        """Validate a JSON payload completely and return its XML element.
-
-        Raises:
-            ValidationFailed: every error, with JSON pointers and rule codes.
-        """
-        params = self.json_errors(mtype, data, allow_test_numbers=allow_test_numbers)
-        if any(p.code != "identifier" for p in params):
-            raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
-        # structurally sound: convert, then identifiers and business rules as for XML
-        element = self.json_to_xml(mtype, data)
-        self.validate_payload(mtype, element, allow_test_numbers=allow_test_numbers, pointer="json")
-        return element
-
-    def xml_to_json(self, mtype: MessageType, payload: etree._Element) -> Any:
-        """The JSON form of a payload element (validity is not checked here)."""
-        schema = self.release_of(mtype).conversion_schema()
-        return schema.decode(etree.tostring(payload).decode(), strip_namespaces=True, validation="skip")
 
     # -- publishing -------------------------------------------------------------
 
