@@ -223,7 +223,7 @@ class Forwarding:
 # -- the directory ------------------------------------------------------------------
 
 
-_FOLLOWERS = (
+FOLLOWERS = (
     select(directory_subscriptions.c.partner_id, directory_subscriptions.c.capacity)
     .select_from(
         directory_identifiers.join(
@@ -328,7 +328,7 @@ class Directory:
         One indexed join: identifier hash (primary key) -> person -> subscriptions. The
         statement is built once (it runs on the ingest path of every person-bound message).
         """
-        rows = conn.execute(_FOLLOWERS, {"id_hash": id_hash, "at": at}).all()
+        rows = conn.execute(FOLLOWERS, {"id_hash": id_hash, "at": at}).all()
         return [(str(r.partner_id), str(r.capacity)) for r in rows]
 
     # -- registration -------------------------------------------------------------------
@@ -552,7 +552,7 @@ class Directory:
         """Who receives a person-bound message, who does not and why, and what it changes."""
         today = _today()
         id_hash = self.hasher(subject_type, subject_id)
-        follows = [(str(p), str(c)) for p, c in self.reads.rows(_FOLLOWERS, {"id_hash": id_hash, "at": today})]
+        follows = [(str(p), str(c)) for p, c in self.reads.rows(FOLLOWERS, {"id_hash": id_hash, "at": today})]
         receivers = [r for r in fixed if r != sender.id]
         skipped: Counter[str] = Counter()
         for partner_id, capacity in follows:

@@ -603,9 +603,19 @@ class InfoModel:
         if errors or encoded is None:
             params = [_xmlschema_error(e) for e in errors] or [InvalidParam("/payload", "leeg resultaat", "datatype")]
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
-        element = etree.fromstring(
-            ElementTree.tostring(encoded, default_namespace=mtype.namespace), parser=safe_parser()
-        )
+        try:
+            element = etree.fromstring(
+                ElementTree.tostring(encoded, default_namespace=mtype.namespace), parser=safe_parser()
+            )
+        except etree.XMLSyntaxError as exc:
+            # a JSON string may hold characters XML 1.0 cannot carry (control characters)
+            params = _xml_unsafe_strings(data, "/payload") or [
+                InvalidParam("/payload", "niet om te zetten naar XML", "datatype")
+            ]
+            raise ValidationFailed(
+                f"de payload bevat tekens die XML niet kan dragen ({mtype.name} {mtype.version})",
+                invalid_params=params,
+            ) from exc
         for node in element.iter():
             # xmlschema indents what it encodes; that whitespace is not data
             if len(node) and node.text is not None and not node.text.strip():
@@ -933,6 +943,21 @@ def _in_schema_order(data: Any, node: dict[str, Any], defs: dict[str, Any]) -> A
         ordered.update({k: v for k, v in data.items() if k not in props})
         return ordered
     return data
+
+
+_XML_UNSAFE = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_unsafe_strings(data: Any, pointer: str) -> list[InvalidParam]:
+    """JSON pointers of strings with characters XML 1.0 cannot carry (e.g. control characters)."""
+    if isinstance(data, str):
+        bad = _XML_UNSAFE.search(data)
+        return [InvalidParam(pointer, f"teken U+{ord(bad.group()):04X} kan niet in XML", "datatype")] if bad else []
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _xml_unsafe_strings(v, f"{pointer}/{k}")]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _xml_unsafe_strings(v, f"{pointer}/{i}")]
+    return []
 
 
 def _dedupe(params: list[InvalidParam]) -> list[InvalidParam]:

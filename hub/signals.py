@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING
 import orjson
 import structlog
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from hub import envelope as env
+from hub.directory import FOLLOWERS as _FOLLOWERS
 from hub.errors import HubError
 from hub.routing import field_value
 from hub.store.tables import deliveries
@@ -51,6 +52,7 @@ NOTICE_TYPE = "signaalmelding"
 NOTICE_PURPOSE = "nl-signaalmelding"
 NOTICE_CHANNEL = "notice"
 MUNICIPALITY_ROLE = "gemeente"
+_EARLIER_RECEIVERS = select(deliveries.c.receiver).where(deliveries.c.message_id == bindparam("message_id"))
 _NAMESPACE = uuid.UUID("6f1d5f0e-2b8c-4b7e-9a41-0c3e5d7a9b21")
 
 
@@ -76,17 +78,15 @@ class SignalNotices:
         if not envelope.subject_type or not envelope.subject_id:
             return {}
         told: dict[str, str] = {}
-        with self.hub.engine.connect() as conn:
-            today = datetime.now(UTC).date()
-            for partner_id, _capacity in self.hub.directory.followers(
-                conn, self.hub.hasher(envelope.subject_type, envelope.subject_id), today
-            ):
-                told.setdefault(partner_id, "VOLGT_PERSOON")
-            replaces = field_value(payload, "vervangtBericht") if envelope.type == "correctiesignaal" else None
-            if replaces:
-                earlier = conn.execute(select(deliveries.c.receiver).where(deliveries.c.message_id == replaces))
-                for row in earlier:
-                    told.setdefault(str(row.receiver), "EERDER_SIGNAAL")
+        # on the ingest path of every signal: the directory's cheap reads, no pool checkout
+        reads = self.hub.directory.reads
+        id_hash = self.hub.hasher(envelope.subject_type, envelope.subject_id)
+        for partner_id, _capacity in reads.rows(_FOLLOWERS, {"id_hash": id_hash, "at": datetime.now(UTC).date()}):
+            told.setdefault(str(partner_id), "VOLGT_PERSOON")
+        replaces = field_value(payload, "vervangtBericht") if envelope.type == "correctiesignaal" else None
+        if replaces:
+            for (receiver,) in reads.rows(_EARLIER_RECEIVERS, {"message_id": replaces}):
+                told.setdefault(str(receiver), "EERDER_SIGNAAL")
         out = {}
         for partner_id, reason in told.items():
             partner = self.hub.partners.get(partner_id)

@@ -257,6 +257,17 @@ def test_invalid_payload_lists_all_errors_as_json_pointers(live: LiveHub) -> Non
     assert {"/payload/leerroute", "/payload/vastgesteldOp"} <= names
 
 
+def test_a_control_character_xml_cannot_carry_is_named_not_a_server_error(live: LiveHub) -> None:
+    doc = demo.inburgeringsplicht(rng)
+    doc["payload"]["reden"] = "vastgesteld\bna verificatie"
+    with live.client("duo") as c:
+        r = c.post("/v1/berichten", json=doc)
+    problem = _problem(r, 400, "validation_failed")
+    assert [p["name"] for p in problem["invalidParams"]] == ["/payload/reden"]  # type: ignore[union-attr]
+    assert "U+0008" in problem["invalidParams"][0]["reason"]  # type: ignore[index]
+    assert count_messages(live.settings) == 0
+
+
 def test_invalid_insz_in_xml_names_the_xpath(live: LiveHub) -> None:
     doc = demo.aanmelding(rng)
     insz = doc["subject"]["id"]

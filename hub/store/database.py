@@ -119,6 +119,24 @@ _STORED_MESSAGES = select(
 _SQLITE_MAX_VARIABLES = 32766  # SQLite >= 3.32
 
 
+def _chunks(rows: int, width: int) -> list[int]:
+    """Row counts of the INSERTs for ``rows`` rows: powers of two (largest first, within SQLite's
+    variable limit), so a few statement texts stay prepared in the driver's cache instead of one
+    text, parsed anew, for every batch size."""
+    largest = 1
+    while largest * 2 * width <= _SQLITE_MAX_VARIABLES and largest < 256:
+        largest *= 2
+    sizes = [largest] * (rows // largest)
+    rest = rows % largest
+    bit = largest
+    while rest:
+        bit //= 2
+        if rest >= bit:
+            sizes.append(bit)
+            rest -= bit
+    return sizes
+
+
 @functools.lru_cache(maxsize=512)
 def _multi_values(sql: str, rows: int) -> str:
     """``INSERT ... VALUES (?, ?)`` for one row -> the same for ``rows`` rows in one statement."""
@@ -163,11 +181,12 @@ def insert_rows(conn: Connection, table: TableClause, rows: list[dict[str, Any]]
     raw: Any = conn.connection.driver_connection
     # one statement per chunk of rows: the driver lets go of the GIL for every step it takes,
     # and the event loop may then keep it for a whole switch interval
-    per = max(1, _SQLITE_MAX_VARIABLES // max(1, len(order)))
     try:
-        for start in range(0, len(values), per):
-            chunk = values[start : start + per]
-            raw.execute(_multi_values(sql, len(chunk)), [v for row in chunk for v in row])
+        start = 0
+        for size in _chunks(len(values), len(order)):
+            chunk = values[start : start + size]
+            start += size
+            raw.execute(_multi_values(sql, size), [v for row in chunk for v in row])
     except sqlite3.Error as exc:
         raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
