@@ -127,7 +127,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dpo_portal_router)  # before the portal's catch-all
     app.include_router(portal_router)
     # the send operation's hot path, matched first (the FastAPI route above documents it)
-    app.router.routes.insert(0, Route("/v1/berichten", messages.send_message_direct, methods=["POST"]))
+    app.router.routes[0:0] = [
+        Route("/v1/berichten", messages.send_message_direct, methods=["POST"]),
+        # synchronous lookups: latency the caller waits for
+        Route("/v1/personen/_zoek", lookups.zoek_persoon_direct, methods=["POST"]),
+        Route("/v1/inschrijvingen/_zoek", lookups.zoek_inschrijvingen_direct, methods=["POST"]),
+    ]
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:
