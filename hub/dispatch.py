@@ -444,12 +444,7 @@ class Dispatcher:
                             detail={"attempt": attempt, "reference": outcome.reference},
                             message_id=job.message_id,
                             receiver=job.receiver,
-                            trace_id=envelope.trace_id,
-                            message_type=envelope.type,
-                            sender=envelope.sender,
-                            protocol_id=envelope.purpose,
-                            subject_type=envelope.subject_type,
-                            subject_hash=subject_hash,
+                            **_message_fields(envelope, subject_hash),
                         )
                     )
                 elif key in settled:
@@ -515,15 +510,7 @@ class Dispatcher:
                 return "claim_lost"
             common: dict[str, Any] = {"message_id": job.message_id, "receiver": job.receiver}
             if context is not None:
-                envelope, subject_hash = context
-                common.update(
-                    trace_id=envelope.trace_id,
-                    message_type=envelope.type,
-                    sender=envelope.sender,
-                    protocol_id=envelope.purpose,
-                    subject_type=envelope.subject_type,
-                    subject_hash=subject_hash,
-                )
+                common.update(_message_fields(*context))
             if outcome.ok and outcome.in_inbox:
                 status = "in_inbox"
                 tx.conn.execute(
@@ -618,6 +605,18 @@ class Dispatcher:
             log.warning("delivery_failed", message_id=job.message_id, partner=job.receiver)
         else:
             log.info("delivery_retry_scheduled", message_id=job.message_id, partner=job.receiver)
+
+
+def _message_fields(envelope: env.Envelope, subject_hash: str | None) -> dict[str, Any]:
+    """The audit fields a delivery record takes from its message."""
+    return {
+        "trace_id": envelope.trace_id,
+        "message_type": envelope.type,
+        "sender": envelope.sender,
+        "protocol_id": envelope.purpose,
+        "subject_type": envelope.subject_type,
+        "subject_hash": subject_hash,
+    }
 
 
 def _delivery_key(job: Job) -> Any:
