@@ -69,7 +69,6 @@ class StoreSettings(BaseModel):
 
     batch_max: int = Field(default=256, ge=1)
     switch_interval_ms: float = Field(default=5.0, gt=0, le=10)
-    batch_wait_ms: float = Field(default=1.0, ge=0)
     statement_timeout_ms: int = Field(default=5000, ge=100)
 
 
