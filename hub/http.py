@@ -30,6 +30,7 @@ the environment (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``). HTTP/2 and ``Exp
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import ssl
 import time
 import urllib.request
@@ -47,8 +48,13 @@ def partner_client(timeout: float) -> httpx.AsyncClient:
     """The client the hub injects into its adapters: the lean transport unless a proxy is configured."""
     proxied = any(k.lower() in ("http", "https", "all") for k in urllib.request.getproxies())
     if proxied:
-        return httpx.AsyncClient(timeout=httpx.Timeout(timeout))
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=LeanTransport())
+        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout))
+    else:
+        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=LeanTransport())
+    # One client serves every partner, and a cookie's domain ignores the port: a cookie one partner
+    # set must never travel to another. Partner protocols here are stateless, so keep none at all.
+    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return client
 
 
 class _Connection(asyncio.Protocol):

@@ -219,3 +219,29 @@ def test_https_is_verified_against_the_trusted_authorities(tmp_path: Path) -> No
 
     # one kept-alive connection; the refused handshake never reaches the server's handler
     assert asyncio.run(_serve(_keep_alive, scenario, tls)) == 1
+
+
+def test_the_partner_client_keeps_no_cookie_from_one_partner_for_another() -> None:
+    """Two partners on the same host (ports differ, cookie domains do not): a Set-Cookie of the
+    first is neither kept nor sent to the second."""
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await _request(reader)
+            seen.append(head)
+            writer.write(_ok(b"ok", b"Set-Cookie: session=partner-a; Path=/"))
+            await writer.drain()
+
+    async def scenario(base: str) -> None:
+        client = partner_client(5)
+        try:
+            assert (await client.get(f"{base}/a")).status_code == 200
+            assert (await client.get(f"{base}/b")).status_code == 200
+            assert len(client.cookies.jar) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(_serve(handler, scenario))
+    assert len(seen) == 2
+    assert all(b"cookie:" not in head.lower() for head in seen)
