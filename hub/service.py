@@ -565,7 +565,7 @@ class Hub:
             result = await adapter.lookup(request)
         except PartnerError as exc:
             failed = AuditEvent("failed", status="failed", detail={"lookup": kind, "error": exc.detail[:500]}, **common)
-            await self.writer.submit(_audit_unit(failed))
+            await self.writer.submit(_AuditUnit(failed))
             raise
         data = minimize_json(result.data, protocol.fields)
         consulted = AuditEvent(
@@ -574,7 +574,7 @@ class Hub:
             detail={"lookup": kind, "fields": list[JSON](sorted(data)), "warnings": len(result.warnings)},
             **common,
         )
-        await self.writer.submit(_audit_unit(consulted))
+        await self.writer.submit(_AuditUnit(consulted))
         log.info("person_consulted", partner=partner.id, requester=requester.id, lookup=kind, found=result.found)
         return {"found": result.found, "data": data, "waarschuwingen": list(result.warnings), "bron": partner.id}
 
@@ -634,14 +634,11 @@ class Hub:
         if with_payload:
             if row["ciphertext"] is None:
                 raise NotFound(f"de inhoud van bericht {message_id} is vernietigd na de bewaartermijn")
-            cached = self.keys.cached_by_id(int(row["data_key_id"])) if conn is None else None
-            if cached is not None:
-                key = cached
-            elif conn is None:
-                with self.engine.connect() as own:  # a data key not unwrapped yet
-                    key = self.keys.by_id(own, int(row["data_key_id"]))
-            else:
-                key = self.keys.by_id(conn, int(row["data_key_id"]))
+            key_id = int(row["data_key_id"])
+            key = self.keys.cached_by_id(key_id)
+            if key is None:  # not unwrapped yet: read it, on the caller's connection if it has one
+                with contextlib.nullcontext(conn) if conn is not None else self.engine.connect() as c:
+                    key = self.keys.by_id(c, key_id)
             plain = decrypt(key, row["nonce"], row["ciphertext"], message_id.encode())
             payload = etree.fromstring(plain, parser=xmlsafe.parser())
         return StoredMessage(
@@ -778,10 +775,6 @@ class _AuditUnit:
 
     def __call__(self, tx: Tx) -> None:
         tx.audit(self.event)
-
-
-def _audit_unit(event: AuditEvent) -> _AuditUnit:
-    return _AuditUnit(event)
 
 
 def _with_traceparent(envelope: env.Envelope) -> env.Envelope:

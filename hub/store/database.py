@@ -98,7 +98,7 @@ class Batch:
         return self._stored
 
     def flush(self, conn: Connection) -> None:
-        """Insert the buffered rows, parents before children, one executemany per table."""
+        """Insert the buffered rows, parents before children, a few statements per table (see insert_rows)."""
         for table in _INSERT_ORDER:
             rows = self.rows.pop(table, None)
             if rows:
@@ -148,12 +148,13 @@ _RAW_INSERTS: dict[tuple[TableClause, tuple[str, ...]], tuple[str, tuple[str, ..
 
 
 def insert_rows(conn: Connection, table: TableClause, rows: list[dict[str, Any]]) -> None:
-    """One executemany of ``rows`` into ``table``, in ``conn``'s transaction.
+    """Insert ``rows`` into ``table``, in ``conn``'s transaction.
 
-    On SQLite the rows go straight to the driver: the statement text and each
-    column's bind processor (the same ones SQLAlchemy applies) are looked up
-    once, which keeps the writer thread's share of the GIL small on the ingest
-    path. Rows with differing keys, and other databases, take SQLAlchemy's path.
+    On SQLite the rows go straight to the driver as multi-row INSERTs (see
+    :func:`_chunks`): the statement text and each column's bind processor (the
+    same ones SQLAlchemy applies) are looked up once, which keeps the writer
+    thread's share of the GIL small on the ingest path. Rows with differing keys,
+    and other databases, take SQLAlchemy's ``executemany``.
     """
     keys = tuple(rows[0])
     if conn.dialect.name != "sqlite" or any(len(row) != len(keys) for row in rows):
