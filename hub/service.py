@@ -193,7 +193,11 @@ class Hub:
             MasterKeys(settings.payload_key_bytes, [base64.b64decode(k) for k in settings.payload_old_keys])
         )
         self.engine: Engine = make_engine(settings)
-        self.writer = Writer(make_engine(settings, writer=True), batch_max=settings.store.batch_max)
+        self.writer = Writer(
+            make_engine(settings, writer=True),
+            batch_max=settings.store.batch_max,
+            linger=settings.store.linger_ms / 1000,
+        )
         self.directory = Directory(
             engine=self.engine,
             writer=self.writer,

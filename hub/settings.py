@@ -68,6 +68,8 @@ class StoreSettings(BaseModel):
     """Group commit of the single writer."""
 
     batch_max: int = Field(default=256, ge=1)
+    #: under sustained load a unit waits this long for others to share its transaction (0: never)
+    linger_ms: float = Field(default=2.0, ge=0, le=50)
     switch_interval_ms: float = Field(default=5.0, gt=0, le=10)
     statement_timeout_ms: int = Field(default=5000, ge=100)
 

@@ -4,6 +4,7 @@ and the Alembic migrations create exactly the tables the code declares."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,45 @@ def test_many_concurrent_units_are_committed_in_few_batches(writer: Writer) -> N
     with writer.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(partners)).scalar() == 200
         assert verify(conn).ok
+
+
+def _lingering_writer(settings: Settings, linger: float) -> Writer:
+    engine = make_engine(settings, writer=True)
+    migrate.upgrade(engine)
+    w = Writer(engine, linger=linger)
+    w.start()
+    return w
+
+
+@pytest.mark.parametrize("linger", [0.0, 0.5])
+def test_a_busy_writer_lingers_so_units_on_their_way_share_one_batch(settings: Settings, linger: float) -> None:
+    """Two units arriving 100 ms apart right after a batch: with a 500 ms linger they are
+    written together; without one, each gets its own batch."""
+    w = _lingering_writer(settings, linger)
+    try:
+        w.run_sync(_partner_unit("eerste"))  # the writer was idle: written at once
+        before = w.batches
+        second = w.submit_future(_partner_unit("tweede"))  # the writer is busy (just wrote)
+        time.sleep(0.1)
+        third = w.submit_future(_partner_unit("derde"))
+        assert (second.result(timeout=5), third.result(timeout=5)) == ("tweede", "derde")
+        assert w.batches - before == (1 if linger else 2)
+    finally:
+        w.stop()
+        w.engine.dispose()
+
+
+def test_an_idle_writer_does_not_linger(settings: Settings) -> None:
+    w = _lingering_writer(settings, 2.0)
+    try:
+        w.run_sync(_partner_unit("warm"))
+        time.sleep(2.2)  # idle for longer than the linger
+        started = time.monotonic()
+        w.run_sync(_partner_unit("meteen"))
+        assert time.monotonic() - started < 1.0
+    finally:
+        w.stop()
+        w.engine.dispose()
 
 
 def test_a_failing_unit_leaves_no_trace_and_spares_its_batch(writer: Writer) -> None:
