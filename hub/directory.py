@@ -178,6 +178,9 @@ class Forwarding:
     handover: Handover | None = None
     effects: tuple[Effect, ...] = ()
     replayed: bool = False
+    #: (partner, capacity) of every follower the directory had when it was planned (None on a
+    #: replay): the signal notices are worked out from the same read, not a second one
+    follows: tuple[tuple[str, str], ...] | None = field(default=None, compare=False, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -577,7 +580,7 @@ class Directory:
                 if not follows
                 else f"geen enkele volger heeft een hoedanigheid die protocol {protocol.id} toestaat"
             )
-        return Forwarding(unique, dict(skipped), reason, handover, tuple(effects))
+        return Forwarding(unique, dict(skipped), reason, handover, tuple(effects), follows=tuple(follows))
 
     def _mutation(
         self,

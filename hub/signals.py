@@ -26,8 +26,9 @@ the two) yields the same notice, stored once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -80,8 +81,14 @@ class SignalNotices:
         told: dict[str, str] = {}
         # on the ingest path of every signal: the directory's cheap reads, no pool checkout
         reads = self.hub.directory.reads
-        id_hash = self.hub.hasher(envelope.subject_type, envelope.subject_id)
-        for partner_id, _capacity in reads.rows(_FOLLOWERS, {"id_hash": id_hash, "at": datetime.now(UTC).date()}):
+        planned = accepted.forwarding.follows if accepted.forwarding is not None else None
+        follows: Sequence[tuple[Any, ...]]
+        if planned is not None:
+            follows = planned
+        else:  # a replay, or a type routed without the directory: read it now
+            id_hash = self.hub.hasher(envelope.subject_type, envelope.subject_id)
+            follows = reads.rows(_FOLLOWERS, {"id_hash": id_hash, "at": datetime.now(UTC).date()})
+        for partner_id, _capacity in follows:
             told.setdefault(str(partner_id), "VOLGT_PERSOON")
         replaces = field_value(payload, "vervangtBericht") if envelope.type == "correctiesignaal" else None
         if replaces:
