@@ -86,7 +86,7 @@ class SubjectHasher:
         self._key = key
 
     def __call__(self, subject_type: str, subject_id: str) -> str:
-        return hmac.new(self._key, f"{subject_type}:{subject_id}".encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, f"{subject_type}:{subject_id}".encode(), "sha256").hex()
 
 
 def token_hash(token: str) -> str:

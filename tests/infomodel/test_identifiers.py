@@ -144,6 +144,24 @@ def test_bsn_failing_the_11_proef_is_refused(raw: str) -> None:
         parse_bsn(raw)
 
 
+def test_bsn_11_proef_agrees_with_python_stdnum_on_a_hundred_thousand_numbers() -> None:
+    """The hub writes the 11-proef out (it runs for every Dutch message); python-stdnum's
+    nl.bsn is the reference, over every ending of a spread of prefixes and all zeros."""
+    from stdnum.nl import bsn as reference
+
+    numbers = ["000000000", *(f"{p:06d}{end:03d}" for p in range(0, 1_000_000, 9973) for end in range(1000))]
+    disagree = []
+    for number in numbers:
+        try:
+            ours = parse_bsn(number).value == number
+        except IdentifierError:
+            ours = False
+        if ours != reference.is_valid(number):
+            disagree.append(number)
+    assert disagree == []
+    assert sum(1 for n in numbers if reference.is_valid(n)) > 1000  # the sample holds valid ones
+
+
 @pytest.mark.parametrize("raw", ["12345", "1234567890", "90830166x"])
 def test_bsn_of_wrong_shape_is_refused(raw: str) -> None:
     with pytest.raises(IdentifierError, match="9 cijfers"):
