@@ -103,3 +103,25 @@ def test_examples_lists_every_file(model: InfoModel) -> None:
     listed = {e.path for e in model.examples()}
     assert listed == set(VALID) | set(INVALID)
     assert sum(e.valid for e in model.examples()) == len(VALID)
+
+
+def test_the_combined_rule_check_agrees_with_the_rules_one_by_one(model: InfoModel) -> None:
+    """Valid payloads are checked by one XPath holding every rule of their type; on every
+    example, valid or not, it must say exactly what running the rules one by one says."""
+    checked = 0
+    for path in VALID + INVALID:
+        mtype = _type_of(model, path)
+        if not mtype.rules:
+            continue
+        assert mtype.rules_hold is not None, f"{mtype.name} {mtype.version}: the rules do not combine"
+        element = etree.parse(str(path)).getroot()
+        one_by_one = not any(rule.violations(element) for rule in mtype.rules)
+        assert (mtype.rules_hold(element) is True) == one_by_one, path
+        checked += 1
+    assert checked > 20
+    broken = [p for p in INVALID if any(e["rule"] in {r.id for r in _type_of(model, p).rules} for e in _expect(p))]
+    assert broken, "some examples break a business rule"
+
+
+def _expect(path: Path) -> list[dict]:
+    return yaml.safe_load(path.with_suffix(".expect.yaml").read_text(encoding="utf-8"))["errors"]
