@@ -8,6 +8,7 @@ never touches the network or loads a DTD, and the element depth is bounded.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -74,11 +75,12 @@ def parse(body: bytes, *, max_bytes: int, max_depth: int = 64) -> etree._Element
 
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:
-    depth = 0
-    for event, _ in etree.iterwalk(root, events=("start", "end")):
-        if event == "start":
-            depth += 1
-            if depth > max_depth:
-                raise MalformedInput(f"XML is dieper genest dan {max_depth} niveaus")
-        else:
-            depth -= 1
+    if _deeper_than(max_depth)(root):
+        raise MalformedInput(f"XML is dieper genest dan {max_depth} niveaus")
+
+
+@functools.cache
+def _deeper_than(max_depth: int) -> etree.XPath:
+    """True when some element lies deeper than ``max_depth`` (the root is level 1): one XPath,
+    evaluated in libxml2 level by level, instead of a Python walk over every element."""
+    return etree.XPath("boolean(/" + "/".join(["*"] * (max_depth + 1)) + ")")

@@ -36,6 +36,15 @@ def test_deep_nesting_is_refused() -> None:
         xmlsafe.parse(body, max_bytes=100_000, max_depth=64)
 
 
+@pytest.mark.parametrize("depth", [63, 64])
+def test_nesting_up_to_the_limit_parses_and_one_deeper_is_refused(depth: int) -> None:
+    siblings = b"<s/>" * 5  # siblings do not count as levels
+    body = b"<a>" * (depth - 1) + siblings + b"<b/>" + b"</a>" * (depth - 1)
+    assert xmlsafe.parse(body, max_bytes=100_000, max_depth=depth) is not None  # b sits at the limit
+    with pytest.raises(MalformedInput, match="dieper"):
+        xmlsafe.parse(body.replace(b"<b/>", b"<b><c/></b>"), max_bytes=100_000, max_depth=depth)
+
+
 def test_ordinary_xml_parses_without_comments() -> None:
     root = xmlsafe.parse(b"<a><!-- c --><b>1</b></a>", max_bytes=1000)
     assert [c.tag for c in root] == ["b"]
