@@ -22,7 +22,7 @@ import os
 import random
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,11 +78,36 @@ class Envelope:
     def trace_id(self) -> str:
         return self.traceparent.split("-")[1] if self.traceparent else ""
 
+    def evolve(
+        self,
+        *,
+        sender: str | None = None,
+        receivers: tuple[str, ...] | None = None,
+        traceparent: str | None = None,
+    ) -> Envelope:
+        """A copy with the sender, receivers or traceparent the hub settled on.
+
+        Written out rather than ``dataclasses.replace``, which inspects every field on
+        each call: the ingest path makes these copies for every message.
+        """
+        return Envelope(
+            self.message_id,
+            self.type,
+            self.version,
+            self.sender if sender is None else sender,
+            self.subject,
+            self.purpose,
+            self.receivers if receivers is None else receivers,
+            self.conversation_id,
+            self.traceparent if traceparent is None else traceparent,
+            self.created_at,
+        )
+
     def with_sender(self, sender: str) -> Envelope:
-        return replace(self, sender=sender)
+        return self.evolve(sender=sender)
 
     def with_receivers(self, receivers: tuple[str, ...]) -> Envelope:
-        return replace(self, receivers=receivers)
+        return self.evolve(receivers=receivers)
 
 
 @dataclass(frozen=True, slots=True)

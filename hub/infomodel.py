@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import itertools
 import re
 import threading
@@ -55,6 +56,13 @@ log = structlog.get_logger(__name__)
 
 _DOWNGRADE_POLICIES = frozenset({"drop", "refuse"})
 _SUBJECT_KINDS = {"insz": "INSZ", "bsn": "BSN"}
+
+
+@functools.cache
+def _subject_lookup(namespace: str, subject_field: str) -> tuple[str, dict[Any, str]]:
+    """The ElementPath of a type's subject field and its identifier tags -> kind (built once)."""
+    path = "/".join("{%s}%s" % (namespace, step) for step in subject_field.split("/"))
+    return path, {"{%s}%s" % (namespace, name): kind for name, kind in _SUBJECT_KINDS.items()}
 
 
 class VersionRefused(InputError):
@@ -438,13 +446,14 @@ class InfoModel:
         """
         if mtype.aggregated:
             return None
-        node = payload.find("/".join("{%s}%s" % (mtype.namespace, s) for s in mtype.subject_field.split("/")))
+        path, kinds = _subject_lookup(mtype.namespace, mtype.subject_field)
+        node = payload.find(path)
         if node is None:
             return None
-        candidates = [node, *node]
-        for child in candidates:
-            if isinstance(child.tag, str) and etree.QName(child).localname in _SUBJECT_KINDS:
-                return (_SUBJECT_KINDS[etree.QName(child).localname], (child.text or "").strip())
+        for child in (node, *node):
+            kind = kinds.get(child.tag)
+            if kind is not None:
+                return (kind, (child.text or "").strip())
         return None
 
     # -- JSON <-> XML -----------------------------------------------------------

@@ -393,10 +393,8 @@ class Hub:
                 f"afzender {envelope.sender} is niet de aangemelde partner {caller.id}",
                 invalid_params=[InvalidParam("sender", "moet de aangemelde partner zijn", "sender")],
             )
-        envelope = envelope.with_sender(caller.id)
+        envelope = envelope.evolve(sender=caller.id, traceparent=envelope.traceparent or env.new_traceparent())
         check_scope(caller, envelope.purpose)  # an OAuth2 token names the protocols it is good for
-        if not envelope.traceparent:
-            envelope = _with_traceparent(envelope)
         mtype = self.infomodel.get(envelope.type, envelope.version)
         self.infomodel.validate_payload(
             mtype, message.payload, allow_test_numbers=self.settings.insz_test_numbers, pointer=pointer
@@ -476,7 +474,7 @@ class Hub:
             # receivers the sender names itself are served only if the directory allows them too
             forwarding = forwarding.restricted_to(envelope.receivers)
             receivers = forwarding.receivers
-        envelope = envelope.with_receivers(tuple(receivers))
+        envelope = envelope.evolve(receivers=tuple(receivers))
         return mtype, protocol, envelope, etree.tostring(message.payload), forwarding
 
     async def _refused(self, caller: Partner, envelope: env.Envelope | None, exc: HubError, channel: str) -> None:
@@ -779,10 +777,6 @@ class _AuditUnit:
 
     def __call__(self, tx: Tx) -> None:
         tx.audit(self.event)
-
-
-def _with_traceparent(envelope: env.Envelope) -> env.Envelope:
-    return replace(envelope, traceparent=env.new_traceparent())
 
 
 def _digest(envelope: env.Envelope, payload: bytes) -> str:
