@@ -138,8 +138,21 @@ class AuthenticatedPartner(Partner):
     def of(
         cls, partner: Partner, method: str, scopes: frozenset[str] | None = None, certificate: str | None = None
     ) -> AuthenticatedPartner:
+        key = (id(partner), method, scopes, certificate)
+        cached = _AUTHENTICATED.get(key)
+        if cached is not None and cached[0] is partner:  # the same directory entry, proved the same way
+            return cached[1]
         values = {name: getattr(partner, name) for name in _PARTNER_FIELDS}
-        return cls(**values, method=method, scopes=scopes, certificate=certificate)
+        made = cls(**values, method=method, scopes=scopes, certificate=certificate)
+        if len(_AUTHENTICATED) >= 4096:  # directory reloads leave old entries behind: start over
+            _AUTHENTICATED.clear()
+        _AUTHENTICATED[key] = (partner, made)
+        return made
+
+
+#: (partner entry, method, scopes, certificate) -> the caller built for it; both are immutable, and
+#: every request authenticates, so the copy of the partner's fields is made once, not per request
+_AUTHENTICATED: dict[tuple[int, str, frozenset[str] | None, str | None], tuple[Partner, AuthenticatedPartner]] = {}
 
 
 _PARTNER_FIELDS = tuple(f.name for f in fields(Partner))  # once: every request authenticates

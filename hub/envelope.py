@@ -241,9 +241,10 @@ def from_xml(root: etree._Element, *, allow_test_numbers: bool = False) -> Messa
         raise MalformedInput("een envelop heeft een header en precies één payload-element")
     values: dict[str, Any] = {}
     for child in header:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if not isinstance(tag, str):
             continue
-        name = etree.QName(child).localname
+        name = tag[len(_E) :] if tag.startswith(_E) else tag.rpartition("}")[2]
         text = (child.text or "").strip()
         if name == "receiver":
             values.setdefault("receivers", []).append(text)
