@@ -9,6 +9,7 @@ audit chain, which never holds a payload, stays verifiable. Old master keys
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -65,14 +66,25 @@ class _Nonces:
 _NONCES = _Nonces()
 
 
+@functools.lru_cache(maxsize=256)
+def _aead(data_key: bytes) -> AESGCM:
+    """The cipher of a data key, set up once (a data key serves a protocol for a month)."""
+    return AESGCM(data_key)
+
+
+def forget_ciphers() -> None:
+    """Drop every cached cipher (a data key was destroyed: none of it may stay in memory)."""
+    _aead.cache_clear()
+
+
 def encrypt(data_key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
     """AES-GCM with a fresh random 96-bit nonce; the message id is bound as associated data."""
     nonce = _NONCES.take()
-    return nonce, AESGCM(data_key).encrypt(nonce, plaintext, aad)
+    return nonce, _aead(data_key).encrypt(nonce, plaintext, aad)
 
 
 def decrypt(data_key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
-    return AESGCM(data_key).decrypt(nonce, ciphertext, aad)
+    return _aead(data_key).decrypt(nonce, ciphertext, aad)
 
 
 def new_data_key() -> bytes:

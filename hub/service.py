@@ -34,7 +34,7 @@ from hub import envelope as env
 from hub import xmlsafe
 from hub.audit import AuditEvent
 from hub.auth import check_scope
-from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, new_data_key
+from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, forget_ciphers, new_data_key
 from hub.directory import Directory, Forwarding
 from hub.errors import (
     Conflict,
@@ -173,6 +173,7 @@ class KeyRing:
         return self._by_id.get(key_id)
 
     def forget(self, key_id: int) -> None:
+        forget_ciphers()
         self._by_id.pop(key_id, None)
         for scope, (kid, _) in list(self._by_scope.items()):
             if kid == key_id:

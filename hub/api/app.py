@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from hub import logs
 from hub.api import audit as audit_api
@@ -34,6 +35,7 @@ from hub.api import (
     soap,
     wus,
 )
+from hub.api.hotpath import Endpoint, HotRoutes
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
 from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
@@ -126,13 +128,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reporting.router)
     app.include_router(dpo_portal_router)  # before the portal's catch-all
     app.include_router(portal_router)
-    # the send operation's hot path, matched first (the FastAPI route above documents it)
-    app.router.routes[0:0] = [
-        Route("/v1/berichten", messages.send_message_direct, methods=["POST"]),
-        # synchronous lookups: latency the caller waits for
-        Route("/v1/personen/_zoek", lookups.zoek_persoon_direct, methods=["POST"]),
-        Route("/v1/inschrijvingen/_zoek", lookups.zoek_inschrijvingen_direct, methods=["POST"]),
-    ]
+    # the send operation's hot path and the synchronous lookups (latency the caller waits for):
+    # plain endpoints, matched first (the FastAPI routes above document them), and answered past
+    # the general middleware stack unless CORS is configured (see hub/api/hotpath.py)
+    hot: dict[tuple[str, str], Endpoint] = {
+        ("POST", "/v1/berichten"): messages.send_message_direct,
+        ("POST", "/v1/personen/_zoek"): lookups.zoek_persoon_direct,
+        ("POST", "/v1/inschrijvingen/_zoek"): lookups.zoek_inschrijvingen_direct,
+    }
+    app.router.routes[0:0] = [Route(path, endpoint, methods=[method]) for (method, path), endpoint in hot.items()]
+    if not settings.cors_origins:
+        build_stack = app.build_middleware_stack
+
+        def build_with_hot_routes() -> ASGIApp:
+            return HotRoutes(build_stack(), hot, app.exception_handlers)
+
+        app.build_middleware_stack = build_with_hot_routes  # type: ignore[method-assign]
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:

@@ -74,3 +74,12 @@ def test_cors_answers_only_the_published_origins(cors_hub: LiveHub) -> None:
 def test_a_cors_wildcard_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="wildcard"):
         make_settings(tmp_path, cors_origins=["*"])
+
+
+def test_with_cors_configured_the_send_route_answers_with_cors_headers(cors_hub: LiveHub) -> None:
+    """The hot send route skips the middleware stack only when no CORS is configured."""
+    with cors_hub.client("duo") as client:
+        response = client.post("/v1/berichten", content=b"x", headers={"Origin": "https://portaal.example"})
+    assert response.status_code == 415
+    assert response.headers["access-control-allow-origin"] == "https://portaal.example"
+    assert response.headers["api-version"]
