@@ -17,6 +17,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import StringConstraints
 
 from hub.api.citizen import PAGE_CSP, templates
 from hub.api.deps import get_hub
@@ -27,6 +28,7 @@ from hub.reporting import DIMENSIONS, Dimension, Report, Reporter, chart
 router = APIRouter(tags=["rapportage"])
 
 _MONTH = "^[0-9]{4}-[0-9]{2}$"
+_TYPE_NAME = "^[a-z][a-z0-9-]{1,62}$"  # a message type name, as in the envelope
 CACHE_SECONDS = 60.0
 
 
@@ -63,7 +65,10 @@ async def report(
     dimensie: Annotated[Dimension, Query(description="leeftijd, geslacht of regio")] = "leeftijd",
     van: Annotated[str | None, Query(pattern=_MONTH, description="Eerste maand JJJJ-MM")] = None,
     tot: Annotated[str | None, Query(pattern=_MONTH, description="Laatste maand JJJJ-MM")] = None,
-    berichttype: Annotated[list[str] | None, Query(description="Alleen deze berichttypes")] = None,
+    berichttype: Annotated[
+        list[Annotated[str, StringConstraints(pattern=_TYPE_NAME)]] | None,
+        Query(description="Alleen deze berichttypes", max_length=64),
+    ] = None,
     formaat: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
 ) -> Response:
     """Counts per month and message type by one dimension; a cell under 5 is null ("<5")."""

@@ -74,3 +74,18 @@ def test_the_report_page_shows_a_chart_and_suppressed_totals(p3: Plateau3) -> No
     assert "&lt;5" in page.text  # a total of 3 is not shown
     assert ">3<" not in page.text
     assert bad.status_code == 400
+
+
+def test_a_message_type_filter_must_name_a_message_type(p3: Plateau3) -> None:
+    """berichttype takes type names only: an empty or garbled value is a 400 naming it, not an
+    empty report that looks like an answer."""
+    _send_people(p3, {"V": 5})
+    with p3.client() as c:
+        good = c.get("/v1/rapportage", params={"berichttype": ["trajectmelding"]})
+        empty = c.get("/v1/rapportage", params={"berichttype": ["trajectmelding", ""]})
+        garbled = c.get("/v1/rapportage", params={"berichttype": ["Ï\x13"]})
+    assert good.status_code == 200
+    for bad in (empty, garbled):
+        assert bad.status_code == 400
+        assert bad.headers["content-type"].startswith("application/problem+json")
+        assert any("berichttype" in p["name"] for p in bad.json()["invalidParams"])
