@@ -279,3 +279,18 @@ def test_processes_refuse_a_port_in_use(settings: Settings) -> None:
         result = CliRunner().invoke(app, ["run", "--processes", "2", "--port", str(port)], env=env)
     assert result.exit_code == 1
     assert "al in gebruik" in result.output
+
+
+def test_the_leader_gives_its_api_processes_one_oauth_key_and_polls_often(tmp_path: Path) -> None:
+    from hub.cli.main import MULTI_PROCESS_POLL_SECONDS, _leader_settings
+
+    settings = Settings(env="development", database_url=f"sqlite:///{tmp_path / 'hub.db'}")
+    assert settings.oauth.signing_key is None  # each process would make its own
+    leader, env = _leader_settings(settings)
+    assert leader.oauth.signing_key is not None
+    assert env["KNOOPPUNT_OAUTH__SIGNING_KEY"] == leader.oauth.signing_key
+    assert env["KNOOPPUNT_RUN_WORKERS"] == "false"
+    assert leader.delivery.poll_seconds == MULTI_PROCESS_POLL_SECONDS
+    # a poll interval that was set is kept
+    chosen = make_settings(tmp_path)  # sets delivery (poll_seconds 0.05)
+    assert _leader_settings(chosen)[0].delivery.poll_seconds == 0.05

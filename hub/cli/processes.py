@@ -17,6 +17,12 @@ import structlog
 log = structlog.get_logger(__name__)
 
 
+def hub_module() -> list[str]:
+    """``python -m hub.cli.main`` of this interpreter, without the working directory on the path
+    (``-P``): a child imports the hub the parent runs, not a ``hub`` directory where it was started."""
+    return [sys.executable, "-P", "-m", "hub.cli.main"]
+
+
 class WorkerSupervisor:
     """Keeps N child processes alive (restart with a pause) until :meth:`stop`.
 
@@ -48,7 +54,7 @@ class WorkerSupervisor:
 
     @staticmethod
     def worker_command() -> list[str]:
-        return [sys.executable, "-m", "hub.cli.main", "worker"]
+        return [*hub_module(), "worker"]
 
     def command(self, index: int) -> list[str]:
         return self._command(index) if self._command is not None else self.worker_command()
@@ -135,9 +141,7 @@ class ApiProcesses:
             count,
             restart_pause=restart_pause,
             command=lambda i: [
-                sys.executable,
-                "-m",
-                "hub.cli.main",
+                *hub_module(),
                 "api-process",
                 "--host",
                 host,
