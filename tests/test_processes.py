@@ -114,11 +114,13 @@ def multi(tmp_path: Path) -> Iterator[MultiHub]:
         hub.stop()
 
 
-async def send(hub: MultiHub, docs: list[dict[str, Any]], *, concurrency: int = 8) -> dict[str, int]:
+async def send(
+    hub: MultiHub, docs: list[dict[str, Any]], *, concurrency: int = 8, statuses: dict[str, int] | None = None
+) -> dict[str, int]:
     """POST every message as DUO, each on a new connection (so the kernel spreads them over the
     processes); a connection that breaks is retried with the same message id. -> id: status."""
     token = hub.setup.tokens["duo"]
-    statuses: dict[str, int] = {}
+    statuses = {} if statuses is None else statuses
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=20) as client:
@@ -232,12 +234,14 @@ def test_two_processes_both_take_messages_and_each_is_delivered_once(multi: Mult
 
 def test_an_api_process_killed_mid_load_is_restarted_and_loses_nothing(multi: MultiHub) -> None:
     [old] = [pid for pid, p in multi.processes().items() if p["role"] == "api"]
-    docs = messages(400, 2)
+    docs = messages(600, 2)
 
     async def load_and_kill() -> dict[str, int]:
-        sending = asyncio.create_task(send(multi, docs))
-        await asyncio.sleep(0.5)  # in the middle of the load
-        assert not sending.done()
+        answered: dict[str, int] = {}
+        sending = asyncio.create_task(send(multi, docs, statuses=answered))
+        while len(answered) < 100:  # in the middle of the load
+            assert not sending.done()
+            await asyncio.sleep(0.01)
         os.kill(old, signal.SIGKILL)
         return await sending
 
