@@ -135,6 +135,8 @@ def run(
             api.start()
         except RuntimeError as exc:
             api.stop()
+            if ready_dir is not None:
+                shutil.rmtree(ready_dir, ignore_errors=True)
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
     base = f"{'https' if settings.tls.enabled else 'http'}://{host}:{port}"
