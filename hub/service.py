@@ -244,7 +244,8 @@ class Hub:
             except SQLAlchemyError as exc:
                 log.warning("partners_reload_failed", error=exc.__class__.__name__)
 
-    async def start(self, transport: Transport) -> None:
+    async def start(self, transport: Transport | None) -> None:
+        """None: an API-only process; what it accepts stays unpublished for another process's relay."""
         self.open_store()
         self.transport = transport
         self.http = partner_client(self.settings.delivery.timeout_seconds)

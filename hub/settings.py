@@ -212,6 +212,8 @@ class Settings(BaseSettings):
     insz_test_numbers: bool = False
     magda_url: str | None = None
     run_workers: bool = True
+    # `knooppunt run`: processes serving the API on one port (embedded default; see docs/architecture.md)
+    api_processes: int = Field(default=1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     opentelemetry: bool = Field(
         default=False,

@@ -51,9 +51,16 @@ from hub.transport import open_transport
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the hub's ASGI app; the store, transport and workers start in the lifespan."""
+def create_app(settings: Settings | None = None, *, api_only: bool = False) -> FastAPI:
+    """Build the hub's ASGI app; the store, transport and workers start in the lifespan.
+
+    ``api_only``: one of the extra API processes of `knooppunt run --processes N`. It serves
+    every route but runs no transport, dispatcher, relay or periodic job: what it accepts waits
+    in the outbox (published_at NULL) for the relay of the process that runs the dispatcher.
+    """
     settings = settings or Settings()
+    if api_only:
+        settings = settings.model_copy(update={"run_workers": False})
     logs.configure(json=True, level=settings.log_level)
     # The group-commit writer is a thread that can hold the GIL for a whole switch interval
     # while the event loop waits; KNOOPPUNT_STORE__SWITCH_INTERVAL_MS trades latency for
@@ -65,26 +72,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         # RabbitMQ: connected, declared and a publish confirmed before the first request is taken
-        await hub.start(await open_transport(settings, loop))
+        await hub.start(None if api_only else await open_transport(settings, loop))
         dispatcher = Dispatcher(hub)
         app.state.dispatcher = dispatcher
         if settings.run_workers:
             await dispatcher.start(recover_all=settings.is_sqlite)
-        signer = CheckpointSigner.from_settings(settings)
-        checkpoints = asyncio.create_task(
-            checkpoint_periodically(hub.writer, signer, settings.audit_checkpoint_seconds)
-        )
+        periodic: list[asyncio.Task[None]] = []
+        if not api_only:  # one process signs checkpoints
+            signer = CheckpointSigner.from_settings(settings)
+            periodic.append(
+                asyncio.create_task(checkpoint_periodically(hub.writer, signer, settings.audit_checkpoint_seconds))
+            )
         # Everything built so far (schemas and their compiled forms, protocols, routes, the app)
         # lives as long as the process: move it out of the collector's sight, so the collections
         # that request garbage triggers do not walk hundreds of thousands of permanent objects.
         gc.collect()
         gc.freeze()
-        log.info("hub_started", database=hub.engine.dialect.name, transport=settings.transport)
+        log.info(
+            "hub_started",
+            database=hub.engine.dialect.name,
+            transport=None if api_only else settings.transport,
+            api_only=api_only,
+        )
         try:
             yield
         finally:
-            checkpoints.cancel()
-            await asyncio.gather(checkpoints, return_exceptions=True)
+            for task in periodic:
+                task.cancel()
+            await asyncio.gather(*periodic, return_exceptions=True)
             await dispatcher.stop()
             await hub.stop()
             log.info("hub_stopped")
@@ -102,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.hub = hub
+    app.state.api_only = api_only
     app.state.authenticator = Authenticator(settings, hub.partners, hub.reload_partners)
     app.state.limiter = RateLimiter()
     if settings.cors_origins:  # CORS only for the origins that are published, none by default

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from hub.api.deps import get_hub
+from hub.api.health import transport_check
 from hub.metrics import scrape_gauges
 
 router = APIRouter(tags=["beheer"])
@@ -33,11 +34,7 @@ async def ready(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure instead of raising
         checks["database"] = {"ok": False, "error": exc.__class__.__name__}
     checks["writer"] = {"ok": hub.writer.is_running()}
-    transport = hub.transport
-    checks["transport"] = {
-        "ok": transport is not None and transport.ready(),
-        "name": transport.name if transport else None,
-    }
+    checks["transport"] = transport_check(request)
     ok = all(c["ok"] for c in checks.values())
     body = {"status": "ready" if ok else "not_ready", "checks": checks}
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")

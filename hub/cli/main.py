@@ -8,7 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
+import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -79,11 +84,20 @@ def run(
             help="Aparte afleverprocessen (schaalmodus, vraagt KNOOPPUNT_TRANSPORT=rabbitmq); 0 = in dit proces",
         ),
     ] = 0,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="API-processen op dezelfde poort (ingebouwde standaard; standaard KNOOPPUNT_API_PROCESSES of 1)",
+        ),
+    ] = None,
 ) -> None:
     """Start de hub (API, SOAP, portaal, afleveringen) op de ingebouwde standaard: SQLite en in-process transport."""
     from hub.cli.runner import seed_demo, serve
 
     settings = _settings()
+    count = processes if processes is not None else settings.api_processes
     supervisor = None
     if workers:
         from hub.cli.processes import WorkerSupervisor
@@ -95,7 +109,36 @@ def run(
         supervisor = WorkerSupervisor(workers)
     if settings.public_url == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    api = None
+    sockets = None
+    ready_dir = None
+    if count > 1:
+        if settings.transport != "memory":
+            err.print(
+                "[red]--processes is voor de ingebouwde standaard[/red] (KNOOPPUNT_TRANSPORT=memory); "
+                "in schaalmodus: meer `knooppunt api`-processen achter een load balancer"
+            )
+            raise typer.Exit(2)
+        from hub.cli.processes import ApiProcesses, port_is_free, reuseport_socket
+
+        if not port_is_free(host, port):
+            err.print(f"[red]poort {port} op {host} is al in gebruik[/red]")
+            raise typer.Exit(1)
+        settings, env = _leader_settings(settings)
+        _migrate(settings)  # before any API process opens the database
+        sockets = [reuseport_socket(host, port)]
+        ready_dir = Path(tempfile.mkdtemp(prefix="knooppunt-api-"))
+        api = ApiProcesses(count - 1, host, port, env, ready_dir)
     setup = seed_demo(settings) if demo else None
+    if api is not None:
+        try:
+            api.start()
+        except RuntimeError as exc:
+            api.stop()
+            if ready_dir is not None:
+                shutil.rmtree(ready_dir, ignore_errors=True)
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
     base = f"{'https' if settings.tls.enabled else 'http'}://{host}:{port}"
     console.rule("[bold]Knooppunt[/bold]")
     table = Table(show_header=False, box=None)
@@ -106,6 +149,9 @@ def run(
     table.add_row("Gezondheid", f"{base}/health")
     table.add_row("Portaal (plateau 1)", f"{base}/portaal  (gebruikers: knooppunt users add)")
     table.add_row("Database", settings.database_url)
+    if api is not None:
+        pids = ", ".join(str(p.pid) for p in api.procs if p is not None)
+        table.add_row("Processen", f"{count} op poort {port}: deze hub (pid {os.getpid()}) en API-processen {pids}")
     console.print(table)
     if setup is not None:
         sims = Table(title="Gesimuleerde partners en hun tokens", show_lines=False)
@@ -143,12 +189,78 @@ def run(
     if supervisor is not None:
         supervisor.start()
         console.print(f"{workers} afleverproces(sen) gestart")
+    # uvicorn passes a SIGTERM on once it has shut down: end like Ctrl-C, so the finally below stops
+    # the child processes instead of leaving them behind
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings, host, port, setup))
+            asyncio.run(serve(settings, host, port, setup, sockets=sockets))
     finally:
+        if api is not None:
+            api.stop()
+        if ready_dir is not None:
+            shutil.rmtree(ready_dir, ignore_errors=True)
         if supervisor is not None:
             supervisor.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+#: how often the leader's relay looks for messages the API processes accepted, unless
+#: KNOOPPUNT_DELIVERY__POLL_SECONDS says otherwise (one small write transaction per poll)
+MULTI_PROCESS_POLL_SECONDS = 0.1
+
+
+def _leader_settings(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """The leader's settings and the environment of its API processes, so that all agree.
+
+    - A development hub without an OAuth signing key makes one per process; a token issued by
+      one process must verify in the others, so the leader makes one key for all.
+    - The API processes run no delivery workers and serve the leader's public URL.
+    - The leader's relay polls every 0.1 s unless the poll interval was set: what an API process
+      accepts reaches delivery only through that relay.
+    """
+    env = {**os.environ, "KNOOPPUNT_RUN_WORKERS": "false", "KNOOPPUNT_PUBLIC_URL": settings.public_url}
+    if settings.oauth.signing_key is None and settings.env == "development":
+        from hub.auth import new_signing_key
+
+        key = new_signing_key()
+        settings = settings.model_copy(update={"oauth": settings.oauth.model_copy(update={"signing_key": key})})
+        env["KNOOPPUNT_OAUTH__SIGNING_KEY"] = key
+    if "poll_seconds" not in settings.delivery.model_fields_set:
+        delivery = settings.delivery.model_copy(update={"poll_seconds": MULTI_PROCESS_POLL_SECONDS})
+        settings = settings.model_copy(update={"delivery": delivery})
+    return settings, env
+
+
+def _migrate(settings: Settings) -> None:
+    from hub.store.database import make_engine
+    from hub.store.migrate import upgrade
+
+    engine = make_engine(settings)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@app.command("api-process", hidden=True)
+def api_process(
+    host: Annotated[str, typer.Option()],
+    port: Annotated[int, typer.Option()],
+    index: Annotated[int, typer.Option()],
+    leader: Annotated[int, typer.Option(help="pid van het leidende `knooppunt run`-proces")],
+    ready_file: Annotated[Path, typer.Option()],
+) -> None:
+    """Een extra API-proces van `knooppunt run --processes N` (start `knooppunt run` dat zelf)."""
+    from hub.cli.runner import serve_api_process
+
+    del index  # in the command line only, to tell the processes apart in `ps`
+    settings = _settings()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_api_process(settings, host, port, leader=leader, ready_file=ready_file))
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -148,22 +149,31 @@ def seed_demo(
     return DemoSetup(tokens=tokens, simulators=sims, partners=partners)
 
 
-def hub_server(settings: Settings, host: str, port: int) -> uvicorn.Server:
+def hub_server(settings: Settings, host: str, port: int, *, api_only: bool = False) -> uvicorn.Server:
     from hub.api.app import create_app
     from hub.api.tls import uvicorn_options
 
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="warning", access_log=False, **uvicorn_options(settings)
+        create_app(settings, api_only=api_only),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **uvicorn_options(settings),
     )
     return uvicorn.Server(config)
 
 
-async def serve(settings: Settings, host: str, port: int, demo: DemoSetup | None) -> None:
-    """Run the hub (and the demo's simulators) until interrupted."""
+async def serve(
+    settings: Settings, host: str, port: int, demo: DemoSetup | None, *, sockets: list[socket.socket] | None = None
+) -> None:
+    """Run the hub (and the demo's simulators) until interrupted; ``sockets``: the hub listens on
+    these (bound by `knooppunt run --processes`) instead of binding host:port itself."""
     servers = [hub_server(settings, host, port)]
     if demo is not None:
         servers += simulator_servers(settings, demo, f"http://{host}:{port}")
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks = [asyncio.create_task(servers[0].serve(sockets=sockets))]
+    tasks += [asyncio.create_task(s.serve()) for s in servers[1:]]
     if demo is not None:
         await _show_lookups(servers, demo, host, port)
     await asyncio.gather(*tasks)
@@ -198,3 +208,25 @@ async def _show_lookups(servers: list[uvicorn.Server], demo: DemoSetup, host: st
                 print(line, flush=True)
         except httpx.HTTPError as exc:
             print(f"opvragingen niet getoond: {exc.__class__.__name__}", flush=True)
+
+
+async def serve_api_process(settings: Settings, host: str, port: int, *, leader: int, ready_file: Path) -> None:
+    """One extra API process of `knooppunt run --processes N`: the API on host:port beside the
+    leader (SO_REUSEPORT), without dispatcher or periodic jobs; it writes its pid to ``ready_file``
+    once it serves, and stops when the leader is gone (no orphans)."""
+    from hub.cli.processes import reuseport_socket
+
+    sock = reuseport_socket(host, port)
+    server = hub_server(settings, host, port, api_only=True)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+            raise SystemExit(1)  # the app did not start (its lifespan logged why)
+        await asyncio.sleep(0.05)
+    ready_file.write_text(str(os.getpid()))
+    while not task.done():
+        if os.getppid() != leader:
+            server.should_exit = True  # the leader died without stopping us
+        await asyncio.wait({task}, timeout=1.0)
+    await task
