@@ -104,6 +104,8 @@ class RabbitMQTransport:
         self._declaring: set[str] = set()
         self._wanted: set[str] = set()
         self._consuming: set[str] = set()
+        self._unacked: set[int] = set()  # delivery tags in hand on the consumer channel (generation _con_gen)
+        self.acks = 0  # ack frames sent (one may settle many jobs)
         self._topology = False
         self._closing = False
         self._depths: dict[str, int] = {}
@@ -373,6 +375,7 @@ class RabbitMQTransport:
                 return
             ch.add_on_close_callback(self._on_channel_closed)
             self._con_gen += 1
+            self._unacked = set()  # the tags of a closed channel were requeued by the broker
 
             def qos_done(_f: Any) -> None:
                 self._con = ch
@@ -423,6 +426,8 @@ class RabbitMQTransport:
             log.error("job_unreadable", queue=method.routing_key)
             ch.basic_nack(delivery_tag=method.delivery_tag, requeue=False)  # to the dead-letter queue
             return
+        if gen == self._con_gen:
+            self._unacked.add(method.delivery_tag)
         with self._arrived_lock:
             first = not self._arrived
             self._arrived.append((job, gen, method.delivery_tag))
@@ -430,19 +435,35 @@ class RabbitMQTransport:
             self._loop.call_soon_threadsafe(self._spawn_arrived)
 
     def _settle_all(self) -> None:
+        """Ack or nack the jobs settled since the last call: failures one by one (requeued) first,
+        then every success below the oldest job still in hand with one ``multiple`` ack, and the
+        rest (above a job still running) one by one."""
         with self._settled_lock:
             settled, self._settled = self._settled, []
-        for gen, tag, ok in settled:
-            self._settle(gen, tag, ok)
-
-    def _settle(self, gen: int, tag: int, ok: bool) -> None:
         ch = self._con
-        if gen != self._con_gen or ch is None or not ch.is_open:
-            return  # the channel it came from is gone; the broker has requeued the job already
-        if ok:
-            ch.basic_ack(delivery_tag=tag)
-        else:
-            ch.basic_nack(delivery_tag=tag, requeue=True)
+        gen = self._con_gen
+        if ch is None or not ch.is_open:
+            return  # the channel they came from is gone; the broker has requeued the jobs already
+        acked: list[int] = []
+        for job_gen, tag, ok in settled:
+            if job_gen != gen or tag not in self._unacked:
+                continue  # from an older channel: requeued by the broker when it closed
+            self._unacked.discard(tag)
+            if ok:
+                acked.append(tag)
+            else:
+                ch.basic_nack(delivery_tag=tag, requeue=True)
+        if not acked:
+            return
+        oldest = min(self._unacked, default=None)
+        below = [t for t in acked if oldest is None or t < oldest]
+        if below:
+            ch.basic_ack(delivery_tag=max(below), multiple=True)
+            self.acks += 1
+        for tag in acked:
+            if oldest is not None and tag > oldest:
+                ch.basic_ack(delivery_tag=tag)
+                self.acks += 1
 
     def _want(self, receivers: set[str]) -> None:
         self._wanted |= receivers
