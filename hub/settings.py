@@ -38,6 +38,9 @@ class DeliverySettings(BaseModel):
     # A published job not finished within the lease is published again by the relay; a
     # worker's claim on a delivery lasts half the lease, so it must exceed the partner timeout.
     lease_seconds: float = Field(default=60.0, gt=0)
+    # Scale mode: how long a worker may hold a small batch of claims or records open for more jobs
+    # (so load split over several workers still gives large batches); 0 = never wait.
+    batch_linger_ms: float = Field(default=5.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _claim_outlasts_the_partner_call(self) -> DeliverySettings:
