@@ -60,6 +60,10 @@ class BrokerSettings(BaseModel):
     # jobs in hand per partner queue and worker: enough to batch claims and records, few enough
     # that the HTTP pool stays small (httpcore scans every pooled connection on every request)
     prefetch: int = Field(default=16, ge=1, le=1000)
+    # Workers consume with consumer priorities (a random one each): the broker fills one worker's
+    # prefetch window before the next gets a job, so a load one worker can carry is not split into
+    # small batches over all of them; off = round robin over the workers.
+    fill_first: bool = True
     confirm_window: int = Field(default=1000, ge=1)
     timeout_seconds: float = Field(default=10.0, gt=0)
     heartbeat_seconds: int = Field(default=10, ge=1)

@@ -8,7 +8,12 @@ Topology (``<ns>`` is ``broker.namespace``)::
     exchange <ns>.dead (fanout, durable) --> queue <ns>.dead (quorum)
 
 One queue per receiving partner, each with its own consumer and prefetch, so
-a slow partner fills its own queue and nobody else's. Messages are
+a slow partner fills its own queue and nobody else's. Workers consume with
+consumer priorities (``fill_first``, a random priority per process): a queue's
+jobs go to one worker until its prefetch window is full, and only the overflow
+to the next, so a load one worker can carry is not split into small batches
+(each with its fixed cost) over all of them; a worker that dies hands its jobs
+to the next. Finished jobs are acked together (``multiple``) where they can be. Messages are
 persistent; publishing uses publisher confirms with a window (many messages
 in flight, acknowledged in bulk by the broker), and a job the broker did not
 confirm is published again after a reconnect. A consumed job is acked only
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 import time
 from collections import deque
@@ -104,6 +110,10 @@ class RabbitMQTransport:
         self._declaring: set[str] = set()
         self._wanted: set[str] = set()
         self._consuming: set[str] = set()
+        # this process's consumer priority (fill_first): the broker hands a queue's jobs to the
+        # consumer of highest priority that has room in its prefetch window, the next one only
+        # when that window is full (or the consumer gone)
+        self._priority = random.randrange(1, 1_000_000)  # noqa: S311 - an order, not a secret
         self._unacked: set[int] = set()  # delivery tags in hand on the consumer channel (generation _con_gen)
         self.acks = 0  # ack frames sent (one may settle many jobs)
         self._topology = False
@@ -411,11 +421,13 @@ class RabbitMQTransport:
         if self._handler is None or ch is None or not ch.is_open:
             return
         gen = self._con_gen
+        arguments = {"x-priority": self._priority} if self.settings.fill_first else None
         for receiver in sorted(self._declared - self._consuming):
             ch.basic_consume(
                 queue=self.queue_name(receiver),
                 on_message_callback=partial(self._on_message, gen),
                 auto_ack=False,
+                arguments=arguments,
             )
             self._consuming.add(receiver)
 
