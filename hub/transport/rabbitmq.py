@@ -13,10 +13,10 @@ consumer priorities (``fill_first``, a random priority per process): a queue's
 jobs go to one worker until its prefetch window is full, and only the overflow
 to the next, so a load one worker can carry is not split into small batches
 (each with its fixed cost) over all of them; a worker that dies hands its jobs
-to the next. Finished jobs are acked together (``multiple``) where they can be. Messages are
-persistent; publishing uses publisher confirms with a window (many messages
-in flight, acknowledged in bulk by the broker), and a job the broker did not
-confirm is published again after a reconnect. A consumed job is acked only
+to the next. Finished jobs are acked together (``multiple``) where they can
+be. Messages are persistent; publishing uses publisher confirms with a window
+(many messages in flight, acknowledged in bulk by the broker), and a job the
+broker did not confirm is published again after a reconnect. A consumed job is acked only
 after the handler returned, that is after the delivery was recorded in the
 database; a job whose handler crashed is nacked and requeued, and after
 ``delivery_limit`` redeliveries it goes to the dead-letter queue. The
