@@ -7,7 +7,11 @@ same number of realistic messages over HTTP to the API process(es) with 32
 concurrent senders, and clocks from the first request to the moment the last
 delivery is recorded; the simulated partners are one separate process.
 
-    python bench/scale.py [--messages 3000] [--apis 1] [--workers 1,2,4]
+    python bench/scale.py [--messages 3000] [--apis 1] [--workers 1,2,4] [--rounds 1] [--no-embedded]
+
+With ``--rounds N`` the worker counts are measured N times, interleaved (1, 2, 4, 1, 2, 4, ...),
+so that a change in the machine's load hits every count alike; a summary gives the median per
+count.
 
 Prints a table, the CPU time each kind of process spent per message (user +
 system, from /proc: load-independent, unlike msg/s on a shared machine), and
@@ -22,6 +26,7 @@ import asyncio
 import itertools
 import os
 import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -138,15 +143,44 @@ def measure(label: str, messages: int, *, apis: int, workers: int, embedded: boo
             cluster.stop()
 
 
+def summary(rows: list[Row]) -> list[Row]:
+    """Per worker count, the median of its rows (msg/s and each CPU figure on its own), by count."""
+    out = []
+    for n in sorted({r.workers for r in rows}):
+        mine = [r for r in rows if r.workers == n]
+        cpu = {k: statistics.median(r.cpu_ms.get(k, 0.0) for r in mine) for k in mine[0].cpu_ms}
+        out.append(
+            Row(
+                mine[0].mode,
+                mine[0].apis,
+                n,
+                mine[0].messages,
+                statistics.median(r.ingest_per_s for r in mine),
+                statistics.median(r.end_to_end_per_s for r in mine),
+                statistics.median(r.drain_s for r in mine),
+                statistics.median(r.load for r in mine),
+                cpu,
+            )
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--apis", type=int, default=1, help="API processes in scale mode")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts to measure")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the worker counts this often, interleaved")
+    parser.add_argument("--no-embedded", action="store_true", help="skip the embedded default")
     args = parser.parse_args()
-    rows = [measure("embedded (SQLite, in-process)", args.messages, apis=1, workers=0, embedded=True)]
-    for n in (int(x) for x in args.workers.split(",")):
-        rows.append(measure("scale (PostgreSQL, RabbitMQ)", args.messages, apis=args.apis, workers=n, embedded=False))
+    rows = []
+    if not args.no_embedded:
+        rows.append(measure("embedded (SQLite, in-process)", args.messages, apis=1, workers=0, embedded=True))
+    for _ in range(args.rounds):
+        for n in (int(x) for x in args.workers.split(",")):
+            rows.append(
+                measure("scale (PostgreSQL, RabbitMQ)", args.messages, apis=args.apis, workers=n, embedded=False)
+            )
     load = os.getloadavg()
     print(
         f"\n{args.messages} messages per run, 32 concurrent senders, {os.cpu_count()} cores, "
@@ -175,16 +209,33 @@ def main() -> None:
         hub_total = r.cpu_ms.get("api", 0.0) + r.cpu_ms.get("workers", 0.0)
         print(f"{r.mode:32} {workers:>8} {cells} {hub_total:>10.2f}")
     scale = [r for r in rows if r.workers > 0]
-    best = max((r.end_to_end_per_s for r in scale), default=0.0)
+    by_workers = summary(scale)
+    if args.rounds > 1:
+        print(f"\nMedian of {args.rounds} interleaved rounds per worker count\n")
+        header = (
+            f"{'workers':>8} {'end-to-end msg/s':>17} {'load':>5} {'CPU ms/msg: workers':>20} "
+            f"{'api':>6} {'postgres':>9} {'hub total':>10}"
+        )
+        print(header)
+        print("-" * len(header))
+        for r in by_workers:
+            hub_total = r.cpu_ms.get("api", 0.0) + r.cpu_ms.get("workers", 0.0)
+            print(
+                f"{r.workers:>8} {r.end_to_end_per_s:>17.0f} {r.load:>5.1f} {r.cpu_ms['workers']:>20.2f} "
+                f"{r.cpu_ms['api']:>6.2f} "
+                f"{r.cpu_ms.get('postgres (this db)', 0.0):>9.2f} {hub_total:>10.2f}"
+            )
+    best = max((r.end_to_end_per_s for r in by_workers), default=0.0)
     verdict = "met" if best >= TARGET_PER_S else "NOT met"
     print(f"\ntarget >= {TARGET_PER_S} msg/s end to end: {verdict} (best {best:.0f})")
-    by_workers = sorted(scale, key=lambda r: r.workers)
     slower = [
         f"{b.workers} ({b.end_to_end_per_s:.0f}) < {a.workers} ({a.end_to_end_per_s:.0f})"
         for a, b in itertools.pairwise(by_workers)
         if b.end_to_end_per_s < a.end_to_end_per_s
     ]
     print(f"more workers never slower: {'met' if not slower else 'NOT met: ' + ', '.join(slower)}")
+    cpu = ", ".join(f"{r.workers}: {r.cpu_ms['workers']:.2f}" for r in by_workers)
+    print(f"worker CPU ms per message by worker count (load-independent): {cpu}")
 
 
 if __name__ == "__main__":

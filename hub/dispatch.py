@@ -44,13 +44,14 @@ import os
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from lxml import etree
-from sqlalchemy import and_, delete, or_, select, text, tuple_, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
@@ -68,6 +69,9 @@ log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=60)  # the default of delivery.lease_seconds
 PARTNER_REFRESH_SECONDS = 5.0
+# scale mode: the batch sizes up to which a batch lingers for more jobs (delivery.batch_linger_ms)
+CLAIM_BATCH = 32
+RECORD_BATCH = 64
 
 
 def _transient(adapter: object, attempt: int, received_at: datetime, error: str) -> Outcome:
@@ -119,10 +123,15 @@ class Dispatcher:
         self._partners_loaded = 0.0
         self.notifier = InboxNotifier(hub.settings.portal, hub.engine, hub.settings.public_url)
         # scale mode: jobs that arrive together are claimed (and their messages loaded) in one
-        # transaction, and successful deliveries recorded in one writer unit (see _Batcher)
-        self._claims = _Batcher(self._claim_batch)
+        # transaction, and successful deliveries recorded in one writer unit (see _Batcher); a small
+        # batch waits up to delivery.batch_linger_ms for more (records: while deliveries are running)
+        linger = settings.delivery.batch_linger_ms / 1000
+        self._claims = _Batcher(self._claim_batch, linger=linger, target=CLAIM_BATCH)
         self._claim_conn: Any = None  # touched only by the claim batch in flight (one at a time)
-        self._records = _Batcher(self._record_batch)
+        self._delivering = 0  # jobs claimed here whose outcome is not yet handed to a recorder
+        self._records = _Batcher(
+            self._record_batch, linger=linger, target=RECORD_BATCH, more=lambda: self._delivering > 0
+        )
 
     async def start(self, *, recover_all: bool) -> None:
         transport = self.hub.transport
@@ -144,6 +153,13 @@ class Dispatcher:
         self._tasks = []
         await self._claims.close()
         await self._records.close()
+        log.info(
+            "dispatcher_batches",
+            claims=self._claims.items,
+            claim_batches=self._claims.batches,
+            records=self._records.items,
+            record_batches=self._records.batches,
+        )
         if self._claim_conn is not None:
             with contextlib.suppress(SQLAlchemyError):
                 self._claim_conn.invalidate()  # never back to the pool with synchronous_commit off
@@ -217,20 +233,39 @@ class Dispatcher:
 
     async def _handle(self, job: Job) -> None:
         hub = self.hub
-        loaded: StoredMessage | NotFound | None = None
         if self.claims:
             claimed = await self._claims.submit(job)
             if claimed is None:
                 return
-            attempt = claimed[0] + 1
-            loaded = claimed[1]
-        else:
-            with hub.engine.connect() as conn:
-                row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
-            if row is None or row.status in SETTLED:
-                await hub.writer.submit(_drop_outbox(job))
-                return
-            attempt = int(row.attempts) + 1
+            self._delivering += 1
+            counted = True
+
+            def handed_over() -> None:
+                nonlocal counted
+                if counted:  # once per job: the recorder need not wait for this one any more
+                    counted = False
+                    self._delivering -= 1
+                    self._records.poke()
+
+            try:
+                await self._after_claim(job, claimed[0] + 1, claimed[1], handed_over)
+            finally:
+                handed_over()
+            return
+        with hub.engine.connect() as conn:
+            row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
+        if row is None or row.status in SETTLED:
+            await hub.writer.submit(_drop_outbox(job))
+            return
+        attempt = int(row.attempts) + 1
+        await self._after_claim(job, attempt, None, lambda: None)
+
+    async def _after_claim(
+        self, job: Job, attempt: int, loaded: StoredMessage | NotFound | None, handed_over: Callable[[], None]
+    ) -> None:
+        """Deliver a claimed job (``loaded``: its message, when the claim read it) and record the outcome;
+        ``handed_over`` is called once the outcome is known, before it is recorded."""
+        hub = self.hub
         receiver = hub.partners.get(job.receiver)
         if receiver is None:
             hub.reload_partners()
@@ -240,6 +275,7 @@ class Dispatcher:
                 raise loaded
             stored = loaded if loaded is not None else hub.load_message(job.message_id)
         except NotFound as exc:
+            handed_over()
             unit = self._record(job, attempt, Outcome(False, permanent=True, error=str(exc)), None)
             await self._submit_record(job, unit)
             return
@@ -254,6 +290,7 @@ class Dispatcher:
         subject_hash = None
         if stored.payload is not None:
             subject_hash = hub.subject_hash(hub.with_subject_from_payload(mtype, envelope, stored.payload))
+        handed_over()
         if self.claims and outcome.ok and not outcome.in_inbox:
             status = await self._records.submit((job, attempt, outcome, (envelope, subject_hash)))
         else:
@@ -340,48 +377,29 @@ class Dispatcher:
             raise
 
     def _claim_on(self, conn: Any, jobs: list[Job]) -> tuple[dict[Job, int], dict[str, Any]]:
+        # one constant statement (prepared by the driver after a few uses, no SQL built per batch)
         now = datetime.now(UTC)
-        until = now + self.lease / 2
-        claimable = or_(
-            deliveries.c.status == "pending",
-            and_(
-                deliveries.c.status == "retrying",
-                or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
-            ),
-            and_(deliveries.c.status == "in_flight", deliveries.c.claimed_until < now),
-        )
         keys = sorted({(j.message_id, j.receiver) for j in jobs})
-        claim = (
-            update(deliveries)
-            .where(and_(_delivery_keys(keys), claimable))
-            .values(status="in_flight", claimed_by=self.worker_id, claimed_until=until, updated_at=now)
-            .returning(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.attempts)
-            .cte("claimed")
-        )
-        query = select(
-            claim.c.message_id.label("claimed_message_id"),
-            claim.c.receiver.label("claimed_receiver"),
-            claim.c.attempts.label("claimed_attempts"),
-            messages,
-        ).select_from(claim.outerjoin(messages, messages.c.id == claim.c.message_id))
+        params = {
+            "m": [k[0] for k in keys],
+            "r": [k[1] for k in keys],
+            "worker": self.worker_id,
+            "now": now,
+            "until": now + self.lease / 2,
+        }
         claimed: dict[Job, int] = {}
         rows: dict[str, Any] = {}
-        for r in conn.execute(query).mappings():
+        for r in conn.exec_driver_sql(_CLAIM_SQL, params).mappings():
             claimed[Job(r["claimed_message_id"], r["claimed_receiver"])] = int(r["claimed_attempts"])
             if r["id"] is not None:
                 rows[str(r["id"])] = r
         self.hub.warm_keys(conn, rows.values())
         rest = [k for k in keys if Job(*k) not in claimed]
         if rest:
-            found = conn.execute(
-                select(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.status).where(_delivery_keys(rest))
-            )
-            statuses = {(r.message_id, r.receiver): r.status for r in found}
-            settled = [k for k in rest if statuses.get(k) is None or statuses.get(k) in SETTLED]
-            if settled:
-                conn.execute(delete(outbox).where(_outbox_keys(settled)))
-            for k in rest:
-                log.debug("delivery_not_claimed", message_id=k[0], partner=k[1], status=statuses.get(k))
+            # rare (a second copy of a job): drop the outbox rows of deliveries with nothing left to do
+            found = conn.exec_driver_sql(_UNCLAIMED_SQL, {"m": [k[0] for k in rest], "r": [k[1] for k in rest]})
+            for r in found:
+                log.debug("delivery_not_claimed", message_id=r.message_id, partner=r.receiver, status=r.status)
         return claimed, rows
 
     async def _record_batch(self, items: list[tuple[Job, int, Outcome, tuple[env.Envelope, str | None]]]) -> list[str]:
@@ -397,43 +415,16 @@ class Dispatcher:
 
         def unit(tx: Tx) -> dict[Job, str]:
             keys = sorted({(job.message_id, job.receiver) for job, *_ in items})
-            ours = {
-                (r.message_id, r.receiver)
-                for r in tx.conn.execute(
-                    update(deliveries)
-                    .where(
-                        and_(
-                            _delivery_keys(keys),
-                            deliveries.c.status == "in_flight",
-                            deliveries.c.claimed_by == worker_id,
-                        )
-                    )
-                    .values(
-                        status="delivered",
-                        attempts=deliveries.c.attempts + 1,  # the claim left attempts as they were
-                        delivered_at=tx.now,
-                        updated_at=tx.now,
-                        last_error=None,
-                        claimed_by=None,
-                        claimed_until=None,
-                    )
-                    .returning(deliveries.c.message_id, deliveries.c.receiver)
-                )
-            }
-            statuses: dict[Job, str] = {}
-            rest = [k for k in keys if k not in ours]
+            params = {"m": [k[0] for k in keys], "r": [k[1] for k in keys], "worker": worker_id, "now": tx.now}
+            ours: set[tuple[str, str]] = set()
             current: dict[tuple[str, str], str] = {}
-            if rest:
-                found = tx.conn.execute(
-                    select(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.status).where(
-                        _delivery_keys(rest)
-                    )
-                )
-                current = {(r.message_id, r.receiver): str(r.status) for r in found}
-            settled = [k for k in rest if current.get(k) in SETTLED]
-            gone = sorted(ours) + settled
-            if gone:
-                tx.conn.execute(delete(outbox).where(_outbox_keys(gone)))
+            for r in tx.conn.exec_driver_sql(_RECORD_SQL, params):
+                if r.ours:
+                    ours.add((r.message_id, r.receiver))
+                elif r.status is not None:
+                    current[(r.message_id, r.receiver)] = str(r.status)
+            settled = {k for k, status in current.items() if status in SETTLED}
+            statuses: dict[Job, str] = {}
             for job, attempt, outcome, (envelope, subject_hash) in items:
                 key = (job.message_id, job.receiver)
                 if key in ours:
@@ -627,12 +618,68 @@ def _outbox_key(job: Job) -> Any:
     return and_(outbox.c.message_id == job.message_id, outbox.c.receiver == job.receiver)
 
 
-def _delivery_keys(keys: list[tuple[str, str]]) -> Any:
-    return tuple_(deliveries.c.message_id, deliveries.c.receiver).in_(keys)
+# Scale mode (PostgreSQL): the claim and the record of a batch are one constant statement each, with
+# the batch's keys as two arrays; the driver prepares them after a few uses, so a batch costs one
+# round trip and no SQL built in Python, however few jobs it holds. ('delivered', 'dead', 'in_inbox')
+# below is SETTLED.
 
+#: claim the claimable deliveries of the keys for this worker, and return them with their messages
+_CLAIM_SQL = """
+WITH keys AS (SELECT * FROM unnest(%(m)s::text[], %(r)s::text[]) AS k(message_id, receiver)),
+claimed AS (
+    UPDATE deliveries d
+       SET status = 'in_flight', claimed_by = %(worker)s, claimed_until = %(until)s, updated_at = %(now)s
+      FROM keys k
+     WHERE d.message_id = k.message_id AND d.receiver = k.receiver
+       AND (d.status = 'pending'
+            OR (d.status = 'retrying' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s))
+            OR (d.status = 'in_flight' AND d.claimed_until < %(now)s))
+    RETURNING d.message_id, d.receiver, d.attempts
+)
+SELECT c.message_id AS claimed_message_id, c.receiver AS claimed_receiver, c.attempts AS claimed_attempts, m.*
+  FROM claimed c LEFT JOIN messages m ON m.id = c.message_id
+"""
 
-def _outbox_keys(keys: list[tuple[str, str]]) -> Any:
-    return tuple_(outbox.c.message_id, outbox.c.receiver).in_(keys)
+#: keys that could not be claimed: drop the outbox rows of those settled (or gone); their statuses
+_UNCLAIMED_SQL = """
+WITH keys AS (SELECT * FROM unnest(%(m)s::text[], %(r)s::text[]) AS k(message_id, receiver)),
+gone AS (
+    DELETE FROM outbox o USING keys k
+     WHERE o.message_id = k.message_id AND o.receiver = k.receiver
+       AND NOT EXISTS (SELECT 1 FROM deliveries d
+                        WHERE d.message_id = k.message_id AND d.receiver = k.receiver
+                          AND d.status NOT IN ('delivered', 'dead', 'in_inbox'))
+)
+SELECT k.message_id, k.receiver, d.status
+  FROM keys k LEFT JOIN deliveries d ON d.message_id = k.message_id AND d.receiver = k.receiver
+"""
+
+#: record the keys delivered where this worker still holds the claim, drop their outbox rows (and
+#: those of deliveries settled meanwhile); per key: whether it was ours, and the status it had
+_RECORD_SQL = """
+WITH keys AS (SELECT * FROM unnest(%(m)s::text[], %(r)s::text[]) AS k(message_id, receiver)),
+ours AS (
+    UPDATE deliveries d
+       SET status = 'delivered', attempts = d.attempts + 1, delivered_at = %(now)s, updated_at = %(now)s,
+           last_error = NULL, claimed_by = NULL, claimed_until = NULL
+      FROM keys k
+     WHERE d.message_id = k.message_id AND d.receiver = k.receiver
+       AND d.status = 'in_flight' AND d.claimed_by = %(worker)s
+    RETURNING d.message_id, d.receiver
+),
+gone AS (
+    DELETE FROM outbox o USING keys k
+     WHERE o.message_id = k.message_id AND o.receiver = k.receiver
+       AND (EXISTS (SELECT 1 FROM ours WHERE ours.message_id = k.message_id AND ours.receiver = k.receiver)
+            OR EXISTS (SELECT 1 FROM deliveries d
+                        WHERE d.message_id = k.message_id AND d.receiver = k.receiver
+                          AND d.status IN ('delivered', 'dead', 'in_inbox')))
+)
+SELECT k.message_id, k.receiver, ours.message_id IS NOT NULL AS ours, d.status
+  FROM keys k
+  LEFT JOIN ours ON ours.message_id = k.message_id AND ours.receiver = k.receiver
+  LEFT JOIN deliveries d ON d.message_id = k.message_id AND d.receiver = k.receiver
+"""
 
 
 #: one relay at a time across the worker processes of one database (a transaction-level lock)
@@ -643,31 +690,70 @@ class _Batcher:
     """Coalesces calls made in the same moment into one call of ``run(items)`` (in order).
 
     One batch runs at a time; what arrives meanwhile waits for the next, so batches grow
-    with the load and stay at one item when it is quiet. An exception of ``run`` is raised
-    to every caller of that batch.
+    with the load. With ``linger`` (seconds) a batch of fewer than ``target`` items waits up
+    to that long for more, while ``more()`` says more are on their way: when the load is
+    split over several workers, each one's batches then stay large instead of paying the
+    fixed cost of a batch (a transaction, round trips) for one or two items. An exception of
+    ``run`` is raised to every caller of that batch.
     """
 
-    def __init__(self, run: Any) -> None:
+    def __init__(
+        self, run: Any, *, linger: float = 0.0, target: int = 64, more: Callable[[], bool] | None = None
+    ) -> None:
         self._run = run
+        self._linger = linger
+        self._target = target
+        self._more = more or (lambda: True)
         self._waiting: list[tuple[Any, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self.batches = 0
+        self.items = 0
 
     async def submit(self, item: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
+        else:
+            self.poke()
         return await future
+
+    def poke(self) -> None:
+        """End a linger if the batch is full or nothing more is coming."""
+        if self._wakeup is not None and self._full():
+            self.wake()
+
+    def wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _full(self) -> bool:
+        return len(self._waiting) >= self._target or not self._more()
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def _fill(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._wakeup = loop.create_future()
+        timer = loop.call_later(self._linger, self.wake)
+        try:
+            await self._wakeup
+        finally:
+            timer.cancel()
+            self._wakeup = None
+
     async def _drain(self) -> None:
         while self._waiting:
             await asyncio.sleep(0)  # let the jobs handed over in this loop turn join the batch
+            if self._linger > 0 and not self._full():
+                await self._fill()
             batch, self._waiting = self._waiting, []
+            self.batches += 1
+            self.items += len(batch)
             try:
                 results = await self._run([item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - handed to each caller, whose job is then retried

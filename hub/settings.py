@@ -38,6 +38,9 @@ class DeliverySettings(BaseModel):
     # A published job not finished within the lease is published again by the relay; a
     # worker's claim on a delivery lasts half the lease, so it must exceed the partner timeout.
     lease_seconds: float = Field(default=60.0, gt=0)
+    # Scale mode: how long a worker may hold a small batch of claims or records open for more jobs
+    # (so load split over several workers still gives large batches); 0 = never wait.
+    batch_linger_ms: float = Field(default=5.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _claim_outlasts_the_partner_call(self) -> DeliverySettings:
@@ -57,6 +60,10 @@ class BrokerSettings(BaseModel):
     # jobs in hand per partner queue and worker: enough to batch claims and records, few enough
     # that the HTTP pool stays small (httpcore scans every pooled connection on every request)
     prefetch: int = Field(default=16, ge=1, le=1000)
+    # Workers consume with consumer priorities (a random one each): the broker fills one worker's
+    # prefetch window before the next gets a job, so a load one worker can carry is not split into
+    # small batches over all of them; off = round robin over the workers.
+    fill_first: bool = True
     confirm_window: int = Field(default=1000, ge=1)
     timeout_seconds: float = Field(default=10.0, gt=0)
     heartbeat_seconds: int = Field(default=10, ge=1)

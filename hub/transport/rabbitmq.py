@@ -8,10 +8,15 @@ Topology (``<ns>`` is ``broker.namespace``)::
     exchange <ns>.dead (fanout, durable) --> queue <ns>.dead (quorum)
 
 One queue per receiving partner, each with its own consumer and prefetch, so
-a slow partner fills its own queue and nobody else's. Messages are
-persistent; publishing uses publisher confirms with a window (many messages
-in flight, acknowledged in bulk by the broker), and a job the broker did not
-confirm is published again after a reconnect. A consumed job is acked only
+a slow partner fills its own queue and nobody else's. Workers consume with
+consumer priorities (``fill_first``, a random priority per process): a queue's
+jobs go to one worker until its prefetch window is full, and only the overflow
+to the next, so a load one worker can carry is not split into small batches
+(each with its fixed cost) over all of them; a worker that dies hands its jobs
+to the next. Finished jobs are acked together (``multiple``) where they can
+be. Messages are persistent; publishing uses publisher confirms with a window
+(many messages in flight, acknowledged in bulk by the broker), and a job the
+broker did not confirm is published again after a reconnect. A consumed job is acked only
 after the handler returned, that is after the delivery was recorded in the
 database; a job whose handler crashed is nacked and requeued, and after
 ``delivery_limit`` redeliveries it goes to the dead-letter queue. The
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 import time
 from collections import deque
@@ -104,6 +110,12 @@ class RabbitMQTransport:
         self._declaring: set[str] = set()
         self._wanted: set[str] = set()
         self._consuming: set[str] = set()
+        # this process's consumer priority (fill_first): the broker hands a queue's jobs to the
+        # consumer of highest priority that has room in its prefetch window, the next one only
+        # when that window is full (or the consumer gone)
+        self._priority = random.randrange(1, 1_000_000)  # noqa: S311 - an order, not a secret
+        self._unacked: set[int] = set()  # delivery tags in hand on the consumer channel (generation _con_gen)
+        self.acks = 0  # ack frames sent (one may settle many jobs)
         self._topology = False
         self._closing = False
         self._depths: dict[str, int] = {}
@@ -373,6 +385,7 @@ class RabbitMQTransport:
                 return
             ch.add_on_close_callback(self._on_channel_closed)
             self._con_gen += 1
+            self._unacked = set()  # the tags of a closed channel were requeued by the broker
 
             def qos_done(_f: Any) -> None:
                 self._con = ch
@@ -408,11 +421,13 @@ class RabbitMQTransport:
         if self._handler is None or ch is None or not ch.is_open:
             return
         gen = self._con_gen
+        arguments = {"x-priority": self._priority} if self.settings.fill_first else None
         for receiver in sorted(self._declared - self._consuming):
             ch.basic_consume(
                 queue=self.queue_name(receiver),
                 on_message_callback=partial(self._on_message, gen),
                 auto_ack=False,
+                arguments=arguments,
             )
             self._consuming.add(receiver)
 
@@ -423,6 +438,8 @@ class RabbitMQTransport:
             log.error("job_unreadable", queue=method.routing_key)
             ch.basic_nack(delivery_tag=method.delivery_tag, requeue=False)  # to the dead-letter queue
             return
+        if gen == self._con_gen:
+            self._unacked.add(method.delivery_tag)
         with self._arrived_lock:
             first = not self._arrived
             self._arrived.append((job, gen, method.delivery_tag))
@@ -430,19 +447,35 @@ class RabbitMQTransport:
             self._loop.call_soon_threadsafe(self._spawn_arrived)
 
     def _settle_all(self) -> None:
+        """Ack or nack the jobs settled since the last call: failures one by one (requeued) first,
+        then every success below the oldest job still in hand with one ``multiple`` ack, and the
+        rest (above a job still running) one by one."""
         with self._settled_lock:
             settled, self._settled = self._settled, []
-        for gen, tag, ok in settled:
-            self._settle(gen, tag, ok)
-
-    def _settle(self, gen: int, tag: int, ok: bool) -> None:
         ch = self._con
-        if gen != self._con_gen or ch is None or not ch.is_open:
-            return  # the channel it came from is gone; the broker has requeued the job already
-        if ok:
-            ch.basic_ack(delivery_tag=tag)
-        else:
-            ch.basic_nack(delivery_tag=tag, requeue=True)
+        gen = self._con_gen
+        if ch is None or not ch.is_open:
+            return  # the channel they came from is gone; the broker has requeued the jobs already
+        acked: list[int] = []
+        for job_gen, tag, ok in settled:
+            if job_gen != gen or tag not in self._unacked:
+                continue  # from an older channel: requeued by the broker when it closed
+            self._unacked.discard(tag)
+            if ok:
+                acked.append(tag)
+            else:
+                ch.basic_nack(delivery_tag=tag, requeue=True)
+        if not acked:
+            return
+        oldest = min(self._unacked, default=None)
+        below = [t for t in acked if oldest is None or t < oldest]
+        if below:
+            ch.basic_ack(delivery_tag=max(below), multiple=True)
+            self.acks += 1
+        for tag in acked:
+            if oldest is not None and tag > oldest:
+                ch.basic_ack(delivery_tag=tag)
+                self.acks += 1
 
     def _want(self, receivers: set[str]) -> None:
         self._wanted |= receivers
