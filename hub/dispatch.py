@@ -168,15 +168,17 @@ class Dispatcher:
     # -- relay ----------------------------------------------------------------------
 
     async def _relay_loop(self) -> None:
+        idle_polls = 0
         while not self._stopping.is_set():
+            wait = relay_wait(self.hub.settings.delivery.poll_seconds, idle_polls, backs_off=self.claims)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.hub.settings.delivery.poll_seconds)
+                await asyncio.wait_for(self._stopping.wait(), timeout=wait)
             if self._stopping.is_set():
                 return
             try:
                 self.hub.refresh_partners()  # a partner moved to another plateau: follow its configuration
                 self._ensure_queues()
-                await self.relay_once()
+                idle_polls = 0 if await self.relay_once() else idle_polls + 1
             except (HubError, SQLAlchemyError) as exc:
                 log.error("relay_failed", error=str(exc))
 
@@ -680,6 +682,27 @@ SELECT k.message_id, k.receiver, ours.message_id IS NOT NULL AS ours, d.status
   LEFT JOIN ours ON ours.message_id = k.message_id AND ours.receiver = k.receiver
   LEFT JOIN deliveries d ON d.message_id = k.message_id AND d.receiver = k.receiver
 """
+
+
+#: the longest an idle relay waits between polls in scale mode (far below a lease's half)
+RELAY_IDLE_MAX_SECONDS = 4.0
+
+
+def relay_wait(poll_seconds: float, idle_polls: int, *, backs_off: bool) -> float:
+    """Seconds until the relay's next poll.
+
+    In scale mode every worker runs a relay, yet one at a time does the work and the API
+    publishes new messages itself: the relay only re-publishes retries that fell due and jobs
+    whose lease ran out. A relay that found nothing waits twice as long each time (up to
+    ``RELAY_IDLE_MAX_SECONDS``) and is back at ``poll_seconds`` once it publishes again, so idle
+    workers stop costing a transaction each every half second. On SQLite the relay also carries
+    what other processes accepted (the CLI, extra API processes): it keeps polling at
+    ``poll_seconds``.
+    """
+    if not backs_off:
+        return poll_seconds
+    backed_off: float = poll_seconds * 2.0 ** min(idle_polls, 16)
+    return min(backed_off, max(poll_seconds, RELAY_IDLE_MAX_SECONDS))
 
 
 #: one relay at a time across the worker processes of one database (a transaction-level lock)

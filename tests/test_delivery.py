@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from hub import demo
 from hub.cli.main import app
-from hub.dispatch import backoff
+from hub.dispatch import RELAY_IDLE_MAX_SECONDS, backoff, relay_wait
 from hub.settings import Settings
 from tests.conftest import LiveHub, start_live_hub
 from tests.helpers import audit_rows
@@ -25,6 +25,17 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
         expected = min(30.0, 2 ** (attempt - 1))
         assert expected / 2 <= delay <= expected
     assert backoff(50, 1.0, 30.0) <= 30.0
+
+
+def test_an_idle_relay_backs_off_in_scale_mode_only() -> None:
+    """Scale mode: nothing to publish doubles the wait up to the cap, publishing resets it.
+    SQLite: the relay carries what other processes accepted, so it never slows down."""
+    waits = [relay_wait(0.5, idle, backs_off=True) for idle in range(6)]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert relay_wait(0.5, 1000, backs_off=True) == RELAY_IDLE_MAX_SECONDS
+    assert relay_wait(0.5, 0, backs_off=True) == 0.5  # after a poll that published something
+    assert relay_wait(10.0, 3, backs_off=True) == 10.0  # a configured poll above the cap is kept
+    assert {relay_wait(0.5, idle, backs_off=False) for idle in range(10)} == {0.5}
 
 
 @pytest.fixture
