@@ -40,7 +40,7 @@ def test_sqlite_runs_wal_with_synchronous_full(settings: Settings) -> None:
     engine.dispose()
 
 
-def _partner_unit(pid: str, fail: bool = False):  # type: ignore[no-untyped-def]
+def _partner_unit(pid: str, fail: bool = False, *, audited: bool = True):  # type: ignore[no-untyped-def]
     def unit(tx: Tx) -> str:
         tx.conn.execute(
             insert(partners).values(
@@ -54,7 +54,8 @@ def _partner_unit(pid: str, fail: bool = False):  # type: ignore[no-untyped-def]
                 created_at=tx.now,
             )
         )
-        tx.audit(AuditEvent("admin_changed", detail={"partner": pid}))
+        if audited:
+            tx.audit(AuditEvent("admin_changed", detail={"partner": pid}))
         if fail:
             raise Conflict("deze eenheid faalt met opzet")
         return pid

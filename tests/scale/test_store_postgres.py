@@ -6,21 +6,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from hub.audit import AuditEvent, verify
+from hub.audit import verify
 from hub.settings import ROOT, Settings
 from hub.store import migrate
-from hub.store.database import Tx, Writer, make_engine
+from hub.store.database import Writer, make_engine
 from hub.store.tables import audit_events, audit_head, metadata, partners
 from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
 from tests.scale.services import pg_url
 from tests.test_store import (  # noqa: F401 - the SQLite suite, collected again here against PostgreSQL
+    _partner_unit,
     test_a_failing_unit_leaves_no_trace_and_spares_its_batch,
     test_many_concurrent_units_are_committed_in_few_batches,
     writer,
@@ -111,32 +111,13 @@ def test_only_batches_with_audit_records_wait_for_the_chain_head(
     settings: Settings,
     writer: Writer,  # noqa: F811 - the fixture imported from tests.test_store
 ) -> None:
-    def partner(tag: str, *, audited: bool) -> Any:
-        def run(tx: Tx) -> None:
-            tx.conn.execute(
-                insert(partners).values(
-                    id=tag,
-                    name=tag,
-                    role="gemeente",
-                    plateau=1,
-                    adapter_config={},
-                    codes=[],
-                    active=True,
-                    created_at=tx.now,
-                )
-            )
-            if audited:
-                tx.audit(AuditEvent("admin_changed", detail={"partner": tag}))
-
-        return run
-
-    writer.run_sync(partner("first", audited=True))  # the head row exists
+    writer.run_sync(_partner_unit("first"))  # the head row exists
     engine = make_engine(settings)
     try:
         with engine.connect() as other:
             other.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())  # another process flushing
-            writer.run_sync(partner("plain", audited=False), timeout=5)  # not held up
-            waiting = writer.submit_future(partner("audited", audited=True))
+            writer.run_sync(_partner_unit("plain", audited=False), timeout=5)  # not held up
+            waiting = writer.submit_future(_partner_unit("audited"))
             time.sleep(0.5)
             assert not waiting.done()  # chained only once the head is free
             other.rollback()
