@@ -573,6 +573,10 @@ class InfoModel:
         """Raise what the JSON Schema route finds; identifier errors alone are left to the XML checks."""
         if isinstance(data, dict) and self._json_check(mtype)(data):
             return
+        self._raise_json_schema_errors(mtype, data, allow_test_numbers=allow_test_numbers)
+
+    def _raise_json_schema_errors(self, mtype: MessageType, data: Any, *, allow_test_numbers: bool) -> None:
+        """The JSON Schema route's errors, raised unless they are identifier errors only."""
         params = self.json_errors(mtype, data, allow_test_numbers=allow_test_numbers)
         if any(p.code != "identifier" for p in params):
             raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
@@ -586,9 +590,7 @@ class InfoModel:
             except Fallback as exc:
                 log.debug("conversion_fell_back", type=mtype.name, version=mtype.version, to="xml", reason=str(exc))
         # exactly the reference route, its full JSON Schema validation included
-        params = self.json_errors(mtype, data, allow_test_numbers=allow_test_numbers)
-        if any(p.code != "identifier" for p in params):
-            raise ValidationFailed(f"de payload voldoet niet aan {mtype.name} {mtype.version}", invalid_params=params)
+        self._raise_json_schema_errors(mtype, data, allow_test_numbers=allow_test_numbers)
         return self._xmlschema_encode(mtype, data)
 
     # -- the reference conversion: xmlschema and jsonschema -----------------------
