@@ -103,12 +103,6 @@ class Envelope:
             self.created_at,
         )
 
-    def with_sender(self, sender: str) -> Envelope:
-        return self.evolve(sender=sender)
-
-    def with_receivers(self, receivers: tuple[str, ...]) -> Envelope:
-        return self.evolve(receivers=receivers)
-
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -41,5 +41,5 @@ def test_evolve_changes_only_what_it_is_given() -> None:
         )
         == changed
     )
-    assert original.with_sender("coa") == dataclasses.replace(original, sender="coa")
-    assert original.with_receivers(()) == dataclasses.replace(original, receivers=())
+    assert original.evolve(sender="coa") == dataclasses.replace(original, sender="coa")
+    assert original.evolve(receivers=()) == dataclasses.replace(original, receivers=())

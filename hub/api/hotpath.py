@@ -54,13 +54,15 @@ class HotRoutes:
         self.hot = HeadersMiddleware(self._answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["method"], _route_path(scope)) in self.routes:
-            await self.hot(scope, receive, send)
-        else:
+        endpoint = self.routes.get((scope["method"], _route_path(scope))) if scope["type"] == "http" else None
+        if endpoint is None:
             await self.stack(scope, receive, send)
+            return
+        scope["endpoint"] = endpoint  # as Starlette's router does
+        await self.hot(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self.routes[(scope["method"], _route_path(scope))]
+        endpoint: Endpoint = scope["endpoint"]
         request = Request(scope, receive, send)
         try:
             response = await endpoint(request)
