@@ -298,3 +298,28 @@ def test_the_leader_gives_its_api_processes_one_oauth_key_and_polls_often(tmp_pa
     # a poll interval that was set is kept
     chosen = make_settings(tmp_path)  # sets delivery (poll_seconds 0.05)
     assert _leader_settings(chosen)[0].delivery.poll_seconds == 0.05
+
+
+def test_connections_on_the_shared_port_send_without_nagle_delay() -> None:
+    """asyncio turns Nagle's algorithm off only on sockets that say they are TCP; without it a
+    response written as head and body waited 40 ms for the client's delayed ACK."""
+    from hub.cli.processes import reuseport_socket
+
+    sock = reuseport_socket("127.0.0.1", 0)
+
+    async def accepted_nodelay() -> int:
+        got: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            conn = writer.get_extra_info("socket")
+            got.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+            value = await asyncio.wait_for(got, 5)
+            writer.close()
+            return value
+
+    assert asyncio.run(accepted_nodelay()) != 0
