@@ -20,7 +20,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,7 +36,7 @@ from hub import xmlsafe
 from hub.audit import AuditEvent
 from hub.auth import check_scope
 from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, forget_ciphers, new_data_key
-from hub.directory import Directory, Forwarding
+from hub.directory import EFFECT_TYPES, Directory, Forwarding, Handover
 from hub.errors import (
     Conflict,
     ErrorCollector,
@@ -61,6 +62,7 @@ from hub.settings import Settings
 from hub.signals import SIGNAL_TYPES, SignalNotices
 from hub.store import migrate
 from hub.store.database import Tx, Writer, make_engine
+from hub.store.shared import SharedWriter, Wire, WriterServer
 from hub.store.tables import data_keys, deliveries, messages, outbox
 from hub.transport import Job, Transport
 
@@ -183,7 +185,9 @@ class KeyRing:
 class Hub:
     """Everything the hub does, built from settings and started once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, shared_writer: Path | None = None) -> None:
+        """``shared_writer``: an extra API process of `knooppunt run --processes N`; its units go to
+        the leader's writer over this socket (see hub.store.shared)."""
         self.settings = settings
         self.infomodel = InfoModel(settings.schemas_dir)
         self.protocols = ProtocolBook.load(settings.protocols_dir)
@@ -194,10 +198,12 @@ class Hub:
             MasterKeys(settings.payload_key_bytes, [base64.b64decode(k) for k in settings.payload_old_keys])
         )
         self.engine: Engine = make_engine(settings)
-        self.writer = Writer(
-            make_engine(settings, writer=True),
-            batch_max=settings.store.batch_max,
-            linger=settings.store.linger_ms / 1000,
+        store = settings.store
+        group_commit: dict[str, Any] = {"batch_max": store.batch_max, "linger": store.linger_ms / 1000}
+        self.writer = (
+            SharedWriter(make_engine(settings, writer=True), shared_writer, WIRE, **group_commit)
+            if shared_writer is not None
+            else Writer(make_engine(settings, writer=True), **group_commit)
         )
         self.directory = Directory(
             engine=self.engine,
@@ -209,6 +215,7 @@ class Hub:
             allow_test_numbers=settings.insz_test_numbers,
         )
         self.transport: Transport | None = None
+        self.writer_server: WriterServer | None = None  # the leader of `knooppunt run --processes N`
         self.http: httpx.AsyncClient | None = None
         self._adapters: dict[str, Adapter] = {}
         # the configuration each adapter was built from: a changed one is rebuilt (plateau moves)
@@ -271,6 +278,13 @@ class Hub:
         self.writer.engine.dispose()
         self.engine.dispose()
         self.started = False
+
+    def serve_writer(self, path: Path) -> WriterServer:
+        """The leader of `knooppunt run --processes N`: write the API processes' units too."""
+        server = WriterServer(self.writer, path, lambda values: _IngestUnit.from_wire(values, self.transport), WIRE)
+        server.start()
+        self.writer_server = server
+        return server
 
     def close_store(self) -> None:
         self.writer.stop()
@@ -355,8 +369,7 @@ class Hub:
             )
         unit = _IngestUnit(
             envelope=envelope,
-            protocol=protocol,
-            mtype=mtype,
+            protocol_id=protocol.id,
             digest=digest,
             subject_hash=subject_hash,
             key_id=key_ref[0],
@@ -803,8 +816,7 @@ class _IngestUnit:
     """The one transaction of an accepted message: message, deliveries, outbox, audit."""
 
     envelope: env.Envelope
-    protocol: Protocol
-    mtype: MessageType
+    protocol_id: str
     digest: str
     subject_hash: str | None
     key_id: int
@@ -826,6 +838,45 @@ class _IngestUnit:
         """Only reads and buffers, so no SAVEPOINT is needed (see hub.store.database.Tx); the
         reference-directory effects of a person-bound event write directly, so those need one."""
         return self.directory_effects is None
+
+    def wire(self) -> tuple[Any, ...] | None:
+        """What the leader's writer needs to run this unit (see hub.store.shared), or None: a unit
+        that changes the reference directory is written where it was planned (its effects are a
+        closure over that process's directory key)."""
+        if self.directory_effects is not None:
+            return None
+        return (
+            self.envelope,
+            self.protocol_id,
+            self.digest,
+            self.subject_hash,
+            self.key_id,
+            self.nonce,
+            self.ciphertext,
+            self.size,
+            self.channel,
+            self.forwarding,
+        )
+
+    @classmethod
+    def from_wire(cls, values: tuple[Any, ...], transport: Transport | None) -> _IngestUnit:
+        """The unit an API process sent, to be run (and published) by this process."""
+        envelope, protocol_id, digest, subject_hash, key_id, nonce, ciphertext, size, channel, forwarding = values
+        if not isinstance(envelope, env.Envelope) or not isinstance(ciphertext, bytes):
+            raise TypeError("geen berichteenheid")
+        return cls(
+            envelope=envelope,
+            protocol_id=protocol_id,
+            digest=digest,
+            subject_hash=subject_hash,
+            key_id=key_id,
+            nonce=nonce,
+            ciphertext=ciphertext,
+            size=size,
+            channel=channel,
+            transport=transport,
+            forwarding=forwarding,
+        )
 
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
@@ -851,7 +902,7 @@ class _IngestUnit:
                 "receivers": list(e.receivers),
                 "subject_type": e.subject_type,
                 "subject_hash": self.subject_hash,
-                "protocol_id": self.protocol.id,
+                "protocol_id": self.protocol_id,
                 "conversation_id": str(e.conversation_id) if e.conversation_id else None,
                 "traceparent": e.traceparent,
                 "created_at": e.created_at,
@@ -896,7 +947,7 @@ class _IngestUnit:
             "message_id": message_id,
             "message_type": e.type,
             "sender": e.sender,
-            "protocol_id": self.protocol.id,
+            "protocol_id": self.protocol_id,
             "subject_type": e.subject_type,
             "subject_hash": self.subject_hash,
         }
@@ -913,3 +964,22 @@ class _IngestUnit:
         if transport is not None:
             tx.after_commit(lambda: transport.publish(jobs))
         return Accepted(message_id, e.receivers, tx.now, forwarding=self.forwarding)
+
+
+#: what the API processes and the leader exchange (hub.store.shared): the ingest unit's values and its answer
+WIRE = Wire(
+    [
+        env.Envelope,
+        INSZ,
+        BSN,
+        uuid.UUID,
+        datetime,
+        date,
+        timedelta,
+        timezone,
+        Forwarding,
+        Handover,
+        *EFFECT_TYPES,
+        Accepted,
+    ]
+)

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from hub.api.deps import get_hub
 from hub.crypto import key_id
 from hub.errors import HubError
+from hub.store.shared import SharedWriter
 
 router = APIRouter(tags=["beheer"])
 
@@ -41,6 +42,11 @@ async def health(request: Request) -> Response:
         "partners": len(hub.partners.all()),
     }
     checks["writer"] = {"ok": hub.writer.is_running(), "batches": hub.writer.batches, "units": hub.writer.units}
+    # `knooppunt run --processes N`: an API process's units written by the leader, and the leader's count of them
+    if isinstance(hub.writer, SharedWriter):
+        checks["writer"]["sentToLeader"] = hub.writer.sent
+    if hub.writer_server is not None:
+        checks["writer"]["fromApiProcesses"] = hub.writer_server.units
     checks["transport"] = transport_check(request, depth=True)
     ok = all(c["ok"] for c in checks.values())
     body = {

@@ -124,10 +124,10 @@ def run(
         if not port_is_free(host, port):
             err.print(f"[red]poort {port} op {host} is al in gebruik[/red]")
             raise typer.Exit(1)
-        settings, env = _leader_settings(settings)
+        ready_dir = Path(tempfile.mkdtemp(prefix="knooppunt-api-"))  # private: mode 0700
+        settings, env = _leader_settings(settings, ready_dir / "writer.sock")
         _migrate(settings)  # before any API process opens the database
         sockets = [reuseport_socket(host, port)]
-        ready_dir = Path(tempfile.mkdtemp(prefix="knooppunt-api-"))
         api = ApiProcesses(count - 1, host, port, env, ready_dir)
     setup = seed_demo(settings) if demo else None
     if api is not None:
@@ -213,8 +213,10 @@ def _interrupt(signum: int, frame: object) -> None:
 MULTI_PROCESS_POLL_SECONDS = 0.1
 
 
-def _leader_settings(settings: Settings) -> tuple[Settings, dict[str, str]]:
+def _leader_settings(settings: Settings, writer_socket: Path) -> tuple[Settings, dict[str, str]]:
     """The leader's settings and the environment of its API processes, so that all agree.
+
+    - The leader's writer writes for every process, through ``writer_socket`` (hub.store.shared).
 
     - A development hub without an OAuth signing key makes one per process; a token issued by
       one process must verify in the others, so the leader makes one key for all.
@@ -222,7 +224,14 @@ def _leader_settings(settings: Settings) -> tuple[Settings, dict[str, str]]:
     - The leader's relay polls every 0.1 s unless the poll interval was set: what an API process
       accepts reaches delivery only through that relay.
     """
-    env = {**os.environ, "KNOOPPUNT_RUN_WORKERS": "false", "KNOOPPUNT_PUBLIC_URL": settings.public_url}
+    env = {
+        **os.environ,
+        "KNOOPPUNT_RUN_WORKERS": "false",
+        "KNOOPPUNT_PUBLIC_URL": settings.public_url,
+        "KNOOPPUNT_STORE__WRITER_SOCKET": str(writer_socket),
+    }
+    store = settings.store.model_copy(update={"writer_socket": writer_socket})
+    settings = settings.model_copy(update={"store": store})
     if settings.oauth.signing_key is None and settings.env == "development":
         from hub.auth import new_signing_key
 

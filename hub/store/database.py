@@ -292,6 +292,9 @@ class _Job(Generic[T]):
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[T] | None = None
     callbacks: list[Callable[[], None]] = field(default_factory=list)
+    #: answered, with the other jobs of the same sink in the batch, by one call (see ``submit_to``)
+    sink: Callable[[list[tuple[_Job[Any], bool, Any]]], None] | None = None
+    tag: Any = None
 
 
 class Writer:
@@ -336,6 +339,16 @@ class Writer:
         future: Future[T] = Future()
         self._queue.put(_Job(unit, future=future))
         return future
+
+    def submit_to(
+        self, unit: Callable[[Tx], T], sink: Callable[[list[tuple[_Job[Any], bool, Any]]], None], tag: Any
+    ) -> None:
+        """Run ``unit`` in the next batch; once the batch is committed, ``sink`` gets a list of
+        (job, ok, result or exception) with every job of that batch it was given (``job.tag``
+        tells them apart), in the writer thread, after the jobs' after-commit hooks."""
+        if self._thread is None:
+            raise StoreError("the writer is not running")
+        self._queue.put(_Job(unit, sink=sink, tag=tag))
 
     async def submit(self, unit: Callable[[Tx], T]) -> T:
         """Run ``unit`` in the next batch; returns once that batch is committed.
@@ -468,9 +481,15 @@ def _answer(results: list[tuple[_Job[Any], bool, Any]]) -> None:
     """Answer every caller of a committed (or failed) batch: thread futures directly,
     event-loop callers with one callback per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job[Any], bool, Any]]] = {}
+    by_sink: dict[Callable[[list[tuple[_Job[Any], bool, Any]]], None], list[tuple[_Job[Any], bool, Any]]] = {}
     for job, ok, value in results:
         if job.loop is not None:
             by_loop.setdefault(job.loop, []).append((job, ok, value))
+            continue
+        if job.sink is not None:
+            by_sink.setdefault(job.sink, []).append((job, ok, value))
+            if ok:
+                _run_hooks(job.callbacks)
             continue
         if job.future is not None and not job.future.done():
             if ok:
@@ -479,6 +498,11 @@ def _answer(results: list[tuple[_Job[Any], bool, Any]]) -> None:
                 job.future.set_exception(value)
         if ok:
             _run_hooks(job.callbacks)
+    for sink, items in by_sink.items():
+        try:
+            sink(items)
+        except Exception as exc:  # noqa: BLE001 - a sink must never stop the writer
+            log.error("answer_sink_failed", error=repr(exc), units=len(items))
     for loop, items in by_loop.items():
         try:
             loop.call_soon_threadsafe(_resolve_in_loop, items)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Iterable
 
 import structlog
@@ -22,6 +23,8 @@ class MemoryTransport:
         self._loop = loop
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self._closed = False
+        self._lock = threading.Lock()
+        self._incoming: list[Job] = []
 
     def publish(self, jobs: list[Job]) -> None:
         if self._closed or not jobs:
@@ -33,10 +36,17 @@ class MemoryTransport:
         if running is self._loop:
             for job in jobs:
                 self._queue.put_nowait(job)
-        else:
-            self._loop.call_soon_threadsafe(self._put_all, jobs)
+            return
+        # from the writer thread: one wake-up of the loop takes everything published until it runs
+        with self._lock:
+            wake = not self._incoming
+            self._incoming.extend(jobs)
+        if wake:
+            self._loop.call_soon_threadsafe(self._take_incoming)
 
-    def _put_all(self, jobs: list[Job]) -> None:
+    def _take_incoming(self) -> None:
+        with self._lock:
+            jobs, self._incoming = self._incoming, []
         for job in jobs:
             self._queue.put_nowait(job)
 
