@@ -13,6 +13,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 
 from hub import envelope as env
 from hub.audit import AuditEvent, verify
+from hub.directory import Forwarding
 from hub.errors import Conflict, StoreError
 from hub.identifiers import parse_subject
 from hub.service import WIRE, Accepted, Hub, _AuditUnit, _IngestUnit
@@ -252,3 +254,38 @@ def test_an_unknown_error_class_comes_back_as_a_store_error() -> None:
     back = _error_from_wire(_error_wire(Conflict("bezet")))
     assert type(back) is Conflict
     assert back.detail == "bezet"
+
+
+def test_a_unit_crosses_the_socket_unchanged(settings: Settings) -> None:
+    hub = Hub(settings)
+    hub.open_store()
+    try:
+        unit = ingest_unit(hub)
+        unit.forwarding = Forwarding(("gemeente-ede",), {"partner_inactive": 1}, follows=(("gemeente-ede", "x"),))
+        unit.envelope = replace(
+            unit.envelope, conversation_id=uuid.uuid4(), traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+        )
+        assert _IngestUnit.from_wire(WIRE.loads(WIRE.dumps(unit.wire())), None) == unit
+    finally:
+        hub.close_store()
+
+
+def test_a_person_bound_answer_keeps_its_forwarding(settings: Settings, leader: Hub, tmp_path: Path) -> None:
+    api = api_process(settings, tmp_path / "writer.sock")
+    try:
+        first = ingest_unit(api)
+        first.forwarding = Forwarding(("gemeente-ede",), {"capacity_not_allowed": 2})
+        again = ingest_unit(api, first.envelope.message_id)
+        again.forwarding = first.forwarding
+
+        async def send() -> tuple[Accepted, Accepted]:
+            return await api.writer.submit(first), await api.writer.submit(again)
+
+        a, b = asyncio.run(send())
+        assert a.forwarding == first.forwarding
+        assert a.forwarding is not None
+        assert a.forwarding.not_forwarded == {"capacity_not_allowed": 2}
+        assert b.duplicate
+        assert b.forwarding == Forwarding(("gemeente-ede",), replayed=True)
+    finally:
+        api.close_store()

@@ -10,6 +10,8 @@ one fsync then cover the units of every process.
 
 - **What travels**: a unit that has a wire form (``unit.wire()`` returns a value; the
   ingest unit) goes to the leader, which rebuilds it with ``rebuild`` (given by the hub);
+  a unit may also say how its answer travels (``answer_wire`` on the leader's copy,
+  ``answer_from_wire`` on the API process's);
   every other unit (refusals, keys, the reference directory's changes, the CLI) is written
   by the API process's own writer, as before. Both are the same transaction code.
 - **The socket** lives in the leader's private directory (mode 0700) and the leader
@@ -213,7 +215,11 @@ class _Peer:
         self._lock = threading.Lock()
 
     def answer(self, items: list[tuple[Any, bool, Any]]) -> None:
-        self.send([(job.tag, ok, value) for job, ok, value in items])
+        answers = []
+        for job, ok, value in items:
+            encode = getattr(job.unit, "answer_wire", None) if ok else None
+            answers.append((job.tag, ok, encode(value) if encode is not None else value))
+        self.send(answers)
 
     def send(self, answers: list[tuple[int, bool, Any]]) -> None:
         frames = []
@@ -298,7 +304,8 @@ class SharedWriter(Writer):
                 except Exception as exc:  # noqa: BLE001 - an unreadable answer fails its unit only
                     ok, value = False, ("StoreError", f"onleesbaar antwoord van de schrijver: {exc!r}", [])
                 if ok:
-                    entry[1].set_result(value)
+                    decode = getattr(entry[0], "answer_from_wire", None)
+                    entry[1].set_result(decode(value) if decode is not None else value)
                 else:
                     entry[1].set_exception(_error_from_wire(value))
         except (OSError, asyncio.IncompleteReadError) as exc:
