@@ -104,6 +104,20 @@ async def test_publish_from_another_thread_is_safe(transport: Transport) -> None
     assert {j.message_id for j in collector.seen} == {j.message_id for j in sent}
 
 
+async def test_publish_from_many_threads_at_once_loses_nothing(transport: Transport) -> None:
+    """The writer thread publishes after every batch; several batches may land before the loop
+    takes the first (the in-process transport wakes its loop once for all of them)."""
+    batches = [jobs(25, start=i * 100) for i in range(8)]
+    threads = [threading.Thread(target=transport.publish, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    collector = Collector()
+    await consume_until(transport, collector, 200)
+    assert sorted(j.message_id for j in collector.seen) == sorted(j.message_id for b in batches for j in b)
+
+
 async def test_a_crashing_handler_does_not_stop_the_others(transport: Transport) -> None:
     sent = jobs(20)
     transport.publish(sent)
