@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -36,8 +37,9 @@ class Partner:
     kbo: str | None = None
     active: bool = True
 
-    @property
+    @cached_property
     def ref(self) -> PartnerRef:
+        """How protocols see this partner (made once: the entry is immutable, every message asks)."""
         return PartnerRef(id=self.id, role=self.role, plateau=self.plateau)
 
 

@@ -159,13 +159,22 @@ class ProtocolBook:
                 f"protocol {protocol.id} staat {sender.id} niet toe als afzender",
                 invalid_params=[InvalidParam("sender", "geen afzender onder dit protocol", "protocol")],
             )
+        self.authorize_receivers(protocol, receivers)
+        return protocol
+
+    @staticmethod
+    def authorize_receivers(protocol: Protocol, receivers: Iterable[PartnerRef]) -> None:
+        """The last step of :meth:`authorize`, for a protocol it returned before the receivers were known.
+
+        Raises:
+            NotAllowed: naming every receiver the protocol does not allow.
+        """
         refused = [r.id for r in receivers if not protocol.allows_receiver(r)]
         if refused:
             raise NotAllowed(
                 f"protocol {protocol.id} staat {', '.join(refused)} niet toe als ontvanger",
                 invalid_params=[InvalidParam("receivers", f"{r} niet toegestaan", "protocol") for r in refused],
             )
-        return protocol
 
     def authorize_lookup(self, *, purpose: str, requester: PartnerRef, kind: str) -> Protocol:
         """The protocol that allows a synchronous question, or NotAllowed."""

@@ -51,8 +51,9 @@ def field_value(payload: etree._Element, path: str) -> str | None:
     for step in path.split("/"):
         if node is None:
             return None
+        # the local name is what follows the namespace in the tag (what QName(c).localname gives)
         node = next(
-            (c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == step),
+            (c for c in node if isinstance(c.tag, str) and c.tag.rpartition("}")[2] == step),
             None,
         )
     return (node.text or "").strip() if node is not None else None
@@ -109,12 +110,24 @@ class Router:
         code_owner: Callable[[str], str | None],
     ) -> tuple[str, ...]:
         """The receivers for this message, in rule order, without duplicates."""
+        return self.resolve(message_type, sender, payload, code_owner)[0]
+
+    def resolve(
+        self,
+        message_type: str,
+        sender: str,
+        payload: etree._Element,
+        code_owner: Callable[[str], str | None],
+    ) -> tuple[tuple[str, ...], bool]:
+        """:meth:`route` and :meth:`to_followers` from one pass over the rules (ingest needs both)."""
         out: list[str] = []
+        followers = False
         for rule in self._matching(message_type, sender, payload):
+            followers = followers or rule.to_followers
             out.extend(rule.to)
             if rule.to_by_field:
                 value = field_value(payload, rule.to_by_field)
                 owner = code_owner(value) if value else None
                 if owner:
                     out.append(owner)
-        return tuple(dict.fromkeys(r for r in out if r != sender))
+        return tuple(dict.fromkeys(r for r in out if r != sender)), followers
