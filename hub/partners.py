@@ -97,14 +97,21 @@ class PartnerDirectory:
         Raises:
             AuthenticationFailed: unknown, or the partner is deactivated.
         """
-        partner_id = self._by_token.get(token_hash(token))
+        return self.authenticate_hash(token_hash(token))
+
+    def authenticate_hash(self, hashed: str) -> Partner:
+        """:meth:`authenticate` for a token already hashed (with :func:`hub.crypto.token_hash`)."""
+        partner_id = self._by_token.get(hashed)
         partner = self._by_id.get(partner_id) if partner_id else None
         if partner is None or not partner.active:
             raise AuthenticationFailed("onbekend of ingetrokken toegangstoken")
         return partner
 
     def knows_token(self, token: str) -> bool:
-        return token_hash(token) in self._by_token
+        return self.knows_hash(token_hash(token))
+
+    def knows_hash(self, hashed: str) -> bool:
+        return hashed in self._by_token
 
 
 def new_token() -> str:
