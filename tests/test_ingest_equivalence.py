@@ -15,7 +15,7 @@ from hub.crypto import SubjectHasher
 from hub.errors import MalformedInput, NotAllowed, ValidationFailed
 from hub.identifiers import _compact
 from hub.infomodel import _find_steps
-from hub.protocols import PartnerRef, Protocol, ProtocolBook
+from hub.protocols import PartnerRef, Protocol, ProtocolBook, _matches, _Selectors
 from hub.routing import Router, Rule
 
 E = env.ENV_NS
@@ -137,3 +137,13 @@ def test_authorize_receivers_is_the_tail_of_authorize() -> None:
         book.authorize_receivers(book.authorize(purpose="p", sender=duo, message_type="a", receivers=()), receivers)
     assert str(tail.value) == str(whole.value)
     assert tail.value.invalid_params == whole.value.invalid_params
+
+
+def test_protocol_selector_sets_match_as_the_selectors_do() -> None:
+    lists = [(), ("*",), ("duo",), ("role:gemeente",), ("duo", "role:gemeente"), ("role:duo", "coa"), ("role:",)]
+    partners = [PartnerRef("duo", "uitvoerder"), PartnerRef("ede", "gemeente"), PartnerRef("role:duo", "x")]
+    partners += [PartnerRef("coa", "duo"), PartnerRef("x", "")]
+    for selectors in lists:
+        for partner in partners:
+            expected = any(_matches(s, partner) for s in selectors)
+            assert _Selectors.of(selectors).match(partner) is expected, (selectors, partner)
