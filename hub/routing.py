@@ -51,11 +51,13 @@ def field_value(payload: etree._Element, path: str) -> str | None:
     for step in path.split("/"):
         if node is None:
             return None
-        # the local name is what follows the namespace in the tag (what QName(c).localname gives)
-        node = next(
-            (c for c in node if isinstance(c.tag, str) and c.tag.rpartition("}")[2] == step),
-            None,
-        )
+        parent, node = node, None
+        for child in parent:
+            tag = child.tag
+            # the local name is what follows the namespace in the tag (what QName(c).localname gives)
+            if isinstance(tag, str) and tag.rpartition("}")[2] == step:
+                node = child
+                break
     return (node.text or "").strip() if node is not None else None
 
 
@@ -63,8 +65,13 @@ class Router:
     """Applies the rules; ``code_owner`` maps a code (e.g. gemeentecode) to a partner id."""
 
     def __init__(self, rules: Iterable[Rule], lookups: dict[str, str] | None = None) -> None:
-        self.rules = list(rules)
+        self.rules = tuple(rules)
         self.lookups = dict(lookups or {})
+        # the rules of each message type, in file order: a message looks at its own type's only
+        by_type: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            by_type.setdefault(rule.type, []).append(rule)
+        self._by_type = {name: tuple(rules) for name, rules in by_type.items()}
 
     @classmethod
     def load(cls, path: Path) -> Router:
@@ -91,8 +98,8 @@ class Router:
         return cls(rules, lookups)
 
     def _matching(self, message_type: str, sender: str, payload: etree._Element) -> Iterable[Rule]:
-        for rule in self.rules:
-            if rule.type != message_type or (rule.sender and rule.sender != sender):
+        for rule in self._by_type.get(message_type, ()):
+            if rule.sender and rule.sender != sender:
                 continue
             if rule.when_field and field_value(payload, rule.when_field) not in rule.when_in:
                 continue

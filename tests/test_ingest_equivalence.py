@@ -16,7 +16,7 @@ from hub.errors import MalformedInput, NotAllowed, ValidationFailed
 from hub.identifiers import _compact
 from hub.infomodel import _find_steps
 from hub.protocols import PartnerRef, Protocol, ProtocolBook, _matches, _Selectors
-from hub.routing import Router, Rule
+from hub.routing import Router, Rule, field_value
 
 E = env.ENV_NS
 
@@ -147,3 +147,24 @@ def test_protocol_selector_sets_match_as_the_selectors_do() -> None:
         for partner in partners:
             expected = any(_matches(s, partner) for s in selectors)
             assert _Selectors.of(selectors).match(partner) is expected, (selectors, partner)
+
+
+def _field_value_by_qname(payload: etree._Element, path: str) -> str | None:
+    """hub.routing.field_value as it was written first (QName per child)."""
+    node: etree._Element | None = payload
+    for step in path.split("/"):
+        if node is None:
+            return None
+        node = next((c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == step), None)
+    return (node.text or "").strip() if node is not None else None
+
+
+@pytest.mark.parametrize(
+    "path", ["code", "a/b", "a/c", "x", "a", "a/b/c", "ns", "ns/deep", "code/x", "other:code", "}code"]
+)
+def test_field_value_reads_local_names_as_qname_did(path: str) -> None:
+    payload = _tree(
+        '<P xmlns="urn:p" xmlns:o="urn:o"><!-- c --><o:code> 1 </o:code><code>2</code>'
+        "<a><b/><b>3</b><c>4</c></a><ns><deep>5</deep></ns><?pi x?></P>"
+    )
+    assert field_value(payload, path) == _field_value_by_qname(payload, path)
