@@ -552,10 +552,15 @@ class Directory:
         payload: etree._Element,
         fixed: Iterable[str],
         code_owner: Callable[[str], str | None],
+        id_hash: str | None = None,
     ) -> Forwarding:
-        """Who receives a person-bound message, who does not and why, and what it changes."""
+        """Who receives a person-bound message, who does not and why, and what it changes.
+
+        ``id_hash`` is the subject's keyed hash when the caller has it already (ingest does).
+        """
         today = _today()
-        id_hash = self.hasher(subject_type, subject_id)
+        if id_hash is None:
+            id_hash = self.hasher(subject_type, subject_id)
         follows = [(str(p), str(c)) for p, c in self.reads.rows(FOLLOWERS, {"id_hash": id_hash, "at": today})]
         receivers = [r for r in fixed if r != sender.id]
         skipped: Counter[str] = Counter()
@@ -632,11 +637,17 @@ class Directory:
         return None
 
     def effects_unit(
-        self, forwarding: Forwarding, subject_type: str, subject_id: str, key_ref: tuple[int, bytes]
+        self,
+        forwarding: Forwarding,
+        subject_type: str,
+        subject_id: str,
+        key_ref: tuple[int, bytes],
+        id_hash: str | None = None,
     ) -> Callable[[Tx, Mapping[str, Any]], None]:
-        """The directory changes of a message, run inside its ingest transaction."""
+        """The directory changes of a message, run inside its ingest transaction (``id_hash``: as in plan)."""
         key_id, key = key_ref
-        id_hash = self.hasher(subject_type, subject_id)
+        if id_hash is None:
+            id_hash = self.hasher(subject_type, subject_id)
 
         def apply(tx: Tx, common: Mapping[str, Any]) -> None:
             person_id, _ = self._ensure_person(tx, subject_type, subject_id, id_hash, key_id, key)

@@ -166,7 +166,10 @@ def _build(values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, st
         errors.add(pointer["receivers"], "verwacht een lijst van hoogstens 64 partner-ids", "type")
         receivers = []
     checked = tuple(
-        _check(_PARTNER, r, f"{pointer['receivers']}/{i}", errors, "partner-id") for i, r in enumerate(receivers)
+        r
+        if isinstance(r, str) and _PARTNER.match(r)  # as _check, naming the field only when it is wrong
+        else _check(_PARTNER, r, f"{pointer['receivers']}/{i}", errors, "partner-id")
+        for i, r in enumerate(receivers)
     )
     has_subject = values.get("subjectType") is not None or values.get("subjectId") is not None
     subject = (
@@ -185,17 +188,18 @@ def _build(values: dict[str, Any], errors: ErrorCollector, pointer: dict[str, st
     errors.raise_if_any("de envelop van het bericht is ongeldig")
     if message_id is None:  # unreachable after raise_if_any; keeps mypy exact
         raise MalformedInput("envelop onvolledig")
+    # positional, in field order: keyword arguments cost more, and every message passes here
     return Envelope(
-        message_id=message_id,
-        type=mtype,
-        version=version,
-        sender=sender or "",
-        subject=subject,
-        purpose=purpose,
-        receivers=checked,
-        conversation_id=conversation_id,
-        traceparent=traceparent or None,
-        created_at=created_at,
+        message_id,
+        mtype,
+        version,
+        sender or "",
+        subject,
+        purpose,
+        checked,
+        conversation_id,
+        traceparent or None,
+        created_at,
     )
 
 
@@ -225,12 +229,38 @@ _JSON_POINTERS = {
 }
 
 
+_ENVELOPE, _HEADER, _PAYLOAD = _E + "Envelope", _E + "header", _E + "payload"
+#: header element tag -> field name, for the tags the envelope schema knows
+_HEADER_FIELDS = {
+    _E + name: name
+    for name in (
+        "messageId",
+        "type",
+        "version",
+        "sender",
+        "receiver",
+        "subject",
+        "purpose",
+        "conversationId",
+        "traceparent",
+        "createdAt",
+    )
+}
+
+
 def from_xml(root: etree._Element, *, allow_test_numbers: bool = False) -> Message:
     """Read a parsed (and envelope-schema-valid) ``Envelope`` element."""
-    if root.tag != _E + "Envelope":
+    if root.tag != _ENVELOPE:
         raise MalformedInput(f'verwacht <Envelope xmlns="{ENV_NS}">, kreeg {root.tag}')
-    header = root.find(_E + "header")
-    payload_holder = root.find(_E + "payload")
+    # the first header and the first payload child, as root.find() gives them, in one pass
+    header = payload_holder = None
+    for child in root:
+        tag = child.tag
+        if tag == _HEADER:
+            if header is None:
+                header = child
+        elif tag == _PAYLOAD and payload_holder is None:
+            payload_holder = child
     if header is None or payload_holder is None or len(payload_holder) != 1:
         raise MalformedInput("een envelop heeft een header en precies één payload-element")
     values: dict[str, Any] = {}
@@ -238,7 +268,9 @@ def from_xml(root: etree._Element, *, allow_test_numbers: bool = False) -> Messa
         tag = child.tag
         if not isinstance(tag, str):
             continue
-        name = tag[len(_E) :] if tag.startswith(_E) else tag.rpartition("}")[2]
+        name = _HEADER_FIELDS.get(tag)
+        if name is None:
+            name = tag[len(_E) :] if tag.startswith(_E) else tag.rpartition("}")[2]
         text = (child.text or "").strip()
         if name == "receiver":
             values.setdefault("receivers", []).append(text)

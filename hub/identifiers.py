@@ -29,6 +29,8 @@ class IdentifierError(ValueError):
 
 
 def _compact(value: str) -> str:
+    if value.isascii() and value.isdigit():
+        return value  # already compact (nearly every number): no strip, no separators to remove
     return _SEPARATORS.sub("", value.strip())
 
 

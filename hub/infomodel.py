@@ -59,10 +59,22 @@ _SUBJECT_KINDS = {"insz": "INSZ", "bsn": "BSN"}
 
 
 @functools.cache
-def _subject_lookup(namespace: str, subject_field: str) -> tuple[str, dict[Any, str]]:
-    """The ElementPath of a type's subject field and its identifier tags -> kind (built once)."""
-    path = "/".join("{%s}%s" % (namespace, step) for step in subject_field.split("/"))
-    return path, {"{%s}%s" % (namespace, name): kind for name, kind in _SUBJECT_KINDS.items()}
+def _subject_lookup(namespace: str, subject_field: str) -> tuple[tuple[str, ...], dict[Any, str]]:
+    """The tags along a type's subject field and its identifier tags -> kind (built once)."""
+    steps = tuple("{%s}%s" % (namespace, step) for step in subject_field.split("/"))
+    return steps, {"{%s}%s" % (namespace, name): kind for name, kind in _SUBJECT_KINDS.items()}
+
+
+def _find_steps(node: etree._Element, steps: tuple[str, ...]) -> etree._Element | None:
+    """``node.find("a/b/c")`` for a path of child tags, without ElementPath's cost per call: the
+    first match in document order, looking under every ``a`` (and ``b``) in turn, as find does."""
+    if not steps:
+        return node
+    for child in node.iterchildren(steps[0]):
+        found = _find_steps(child, steps[1:])
+        if found is not None:
+            return found
+    return None
 
 
 class VersionRefused(InputError):
@@ -102,8 +114,8 @@ class Rule:
         context = str(spec.get("context", "."))
         try:
             compiled = (
-                etree.XPath(context, namespaces={"k": namespace}),
-                etree.XPath(f"boolean({spec['test']})", namespaces={"k": namespace}),
+                etree.XPath(context, namespaces={"k": namespace}, regexp=False),
+                etree.XPath(f"boolean({spec['test']})", namespaces={"k": namespace}, regexp=False),
             )
         except etree.XPathSyntaxError as exc:
             raise ConfigurationError(f"{where}: rule {spec['id']}: {exc}") from exc
@@ -140,7 +152,9 @@ def all_rules_hold(rules: tuple[Rule, ...], namespace: str) -> etree.XPath | Non
         return None
     clauses = [f"not(({rule.context})[not({rule.test})])" for rule in rules]
     try:
-        return etree.XPath(" and ".join(clauses), namespaces={"k": namespace})
+        # regexp=False: no EXSLT functions registered per call; a rule could not reach them anyway,
+        # since only the prefix k is bound
+        return etree.XPath(" and ".join(clauses), namespaces={"k": namespace}, regexp=False)
     except etree.XPathSyntaxError:
         return None
 
@@ -446,8 +460,8 @@ class InfoModel:
         """
         if mtype.aggregated:
             return None
-        path, kinds = _subject_lookup(mtype.namespace, mtype.subject_field)
-        node = payload.find(path)
+        steps, kinds = _subject_lookup(mtype.namespace, mtype.subject_field)
+        node = _find_steps(payload, steps)
         if node is None:
             return None
         for child in (node, *node):
@@ -909,10 +923,17 @@ def _holds(check: etree.XPath | None, payload: etree._Element) -> bool:
         return False
 
 
+@functools.cache
+def _identifier_tags(namespace: str) -> dict[str, str]:
+    """Tag -> identifier kind (its local name) of the identifier elements of a namespace (built once)."""
+    return {"{%s}%s" % (namespace, k): k for k in _IDENTIFIERS}
+
+
 def _identifier_errors(payload: etree._Element, namespace: str, allow_test_numbers: bool) -> list[InvalidParam]:
     params = []
-    for element in payload.iter(*("{%s}%s" % (namespace, k) for k in _IDENTIFIERS)):
-        reason = _check_identifier(etree.QName(element).localname, (element.text or "").strip(), allow_test_numbers)
+    kinds = _identifier_tags(namespace)
+    for element in payload.iter(*kinds):
+        reason = _check_identifier(kinds[element.tag], (element.text or "").strip(), allow_test_numbers)
         if reason is not None:
             params.append(InvalidParam(_element_path(element), reason, "identifier"))
     return params

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -36,8 +37,9 @@ class Partner:
     kbo: str | None = None
     active: bool = True
 
-    @property
+    @cached_property
     def ref(self) -> PartnerRef:
+        """How protocols see this partner (made once: the entry is immutable, every message asks)."""
         return PartnerRef(id=self.id, role=self.role, plateau=self.plateau)
 
 
@@ -95,14 +97,21 @@ class PartnerDirectory:
         Raises:
             AuthenticationFailed: unknown, or the partner is deactivated.
         """
-        partner_id = self._by_token.get(token_hash(token))
+        return self.authenticate_hash(token_hash(token))
+
+    def authenticate_hash(self, hashed: str) -> Partner:
+        """:meth:`authenticate` for a token already hashed (with :func:`hub.crypto.token_hash`)."""
+        partner_id = self._by_token.get(hashed)
         partner = self._by_id.get(partner_id) if partner_id else None
         if partner is None or not partner.active:
             raise AuthenticationFailed("onbekend of ingetrokken toegangstoken")
         return partner
 
     def knows_token(self, token: str) -> bool:
-        return token_hash(token) in self._by_token
+        return self.knows_hash(token_hash(token))
+
+    def knows_hash(self, hashed: str) -> bool:
+        return hashed in self._by_token
 
 
 def new_token() -> str:

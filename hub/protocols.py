@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,27 @@ def _matches(selector: str, partner: PartnerRef) -> bool:
     if selector.startswith("role:"):
         return partner.role == selector[5:]
     return partner.id == selector
+
+
+@dataclass(frozen=True, slots=True)
+class _Selectors:
+    """A list of selectors as sets: matches a partner exactly when one of them does (see _matches)."""
+
+    anyone: bool
+    ids: frozenset[str]
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, selectors: Iterable[str]) -> _Selectors:
+        selectors = tuple(selectors)
+        return cls(
+            "*" in selectors,
+            frozenset(s for s in selectors if s != "*" and not s.startswith("role:")),
+            frozenset(s[5:] for s in selectors if s.startswith("role:")),
+        )
+
+    def match(self, partner: PartnerRef) -> bool:
+        return self.anyone or partner.id in self.ids or partner.role in self.roles
 
 
 def retention_days(duration: str) -> int:
@@ -85,11 +106,20 @@ class Protocol:
     def retention_days(self) -> int:
         return retention_days(self.retention)
 
+    # senders and receivers as sets, made once: every message asks about its sender and receivers
+    @cached_property
+    def _senders(self) -> _Selectors:
+        return _Selectors.of(self.senders)
+
+    @cached_property
+    def _receivers(self) -> _Selectors:
+        return _Selectors.of(self.receivers)
+
     def allows_sender(self, partner: PartnerRef) -> bool:
-        return any(_matches(s, partner) for s in self.senders)
+        return self._senders.match(partner)
 
     def allows_receiver(self, partner: PartnerRef) -> bool:
-        return any(_matches(s, partner) for s in self.receivers)
+        return self._receivers.match(partner)
 
     def allows_capacity(self, capacity: str, partner: PartnerRef) -> bool:
         """May ``partner`` follow a person in ``capacity`` under this protocol (reference directory)?"""
@@ -159,13 +189,22 @@ class ProtocolBook:
                 f"protocol {protocol.id} staat {sender.id} niet toe als afzender",
                 invalid_params=[InvalidParam("sender", "geen afzender onder dit protocol", "protocol")],
             )
+        self.authorize_receivers(protocol, receivers)
+        return protocol
+
+    @staticmethod
+    def authorize_receivers(protocol: Protocol, receivers: Iterable[PartnerRef]) -> None:
+        """The last step of :meth:`authorize`, for a protocol it returned before the receivers were known.
+
+        Raises:
+            NotAllowed: naming every receiver the protocol does not allow.
+        """
         refused = [r.id for r in receivers if not protocol.allows_receiver(r)]
         if refused:
             raise NotAllowed(
                 f"protocol {protocol.id} staat {', '.join(refused)} niet toe als ontvanger",
                 invalid_params=[InvalidParam("receivers", f"{r} niet toegestaan", "protocol") for r in refused],
             )
-        return protocol
 
     def authorize_lookup(self, *, purpose: str, requester: PartnerRef, kind: str) -> Protocol:
         """The protocol that allows a synchronous question, or NotAllowed."""

@@ -51,10 +51,13 @@ def field_value(payload: etree._Element, path: str) -> str | None:
     for step in path.split("/"):
         if node is None:
             return None
-        node = next(
-            (c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == step),
-            None,
-        )
+        parent, node = node, None
+        for child in parent:
+            tag = child.tag
+            # the local name is what follows the namespace in the tag (what QName(c).localname gives)
+            if isinstance(tag, str) and tag.rpartition("}")[2] == step:
+                node = child
+                break
     return (node.text or "").strip() if node is not None else None
 
 
@@ -62,8 +65,13 @@ class Router:
     """Applies the rules; ``code_owner`` maps a code (e.g. gemeentecode) to a partner id."""
 
     def __init__(self, rules: Iterable[Rule], lookups: dict[str, str] | None = None) -> None:
-        self.rules = list(rules)
+        self.rules = tuple(rules)
         self.lookups = dict(lookups or {})
+        # the rules of each message type, in file order: a message looks at its own type's only
+        by_type: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            by_type.setdefault(rule.type, []).append(rule)
+        self._by_type = {name: tuple(rules) for name, rules in by_type.items()}
 
     @classmethod
     def load(cls, path: Path) -> Router:
@@ -90,8 +98,8 @@ class Router:
         return cls(rules, lookups)
 
     def _matching(self, message_type: str, sender: str, payload: etree._Element) -> Iterable[Rule]:
-        for rule in self.rules:
-            if rule.type != message_type or (rule.sender and rule.sender != sender):
+        for rule in self._by_type.get(message_type, ()):
+            if rule.sender and rule.sender != sender:
                 continue
             if rule.when_field and field_value(payload, rule.when_field) not in rule.when_in:
                 continue
@@ -109,12 +117,24 @@ class Router:
         code_owner: Callable[[str], str | None],
     ) -> tuple[str, ...]:
         """The receivers for this message, in rule order, without duplicates."""
+        return self.resolve(message_type, sender, payload, code_owner)[0]
+
+    def resolve(
+        self,
+        message_type: str,
+        sender: str,
+        payload: etree._Element,
+        code_owner: Callable[[str], str | None],
+    ) -> tuple[tuple[str, ...], bool]:
+        """:meth:`route` and :meth:`to_followers` from one pass over the rules (ingest needs both)."""
         out: list[str] = []
+        followers = False
         for rule in self._matching(message_type, sender, payload):
+            followers = followers or rule.to_followers
             out.extend(rule.to)
             if rule.to_by_field:
                 value = field_value(payload, rule.to_by_field)
                 owner = code_owner(value) if value else None
                 if owner:
                     out.append(owner)
-        return tuple(dict.fromkeys(r for r in out if r != sender))
+        return tuple(dict.fromkeys(r for r in out if r != sender)), followers

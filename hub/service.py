@@ -350,9 +350,10 @@ class Hub:
         except HubError as exc:
             await self._refused(caller, message.envelope, exc, channel)
             raise
-        mtype, protocol, envelope, payload_bytes, forwarding = prepared
+        mtype, protocol, envelope, payload_bytes, forwarding, subject_hash = prepared
         # payloads are keyed by the month they arrived in: retention counts from receipt
-        period = datetime.now(UTC).strftime("%Y-%m")
+        now = datetime.now(UTC)
+        period = f"{now.year:04d}-{now.month:02d}"  # strftime("%Y-%m"), without its cost per message
         key_ref = self.keys.cached(protocol.id, period)
         if key_ref is None:
             key_id, key = await self.writer.submit(self.keys.ensure_unit(protocol.id, period))
@@ -361,11 +362,10 @@ class Hub:
         message_id = str(envelope.message_id)
         nonce, ciphertext = encrypt(key_ref[1], payload_bytes, message_id.encode())
         digest = _digest(envelope, payload_bytes)
-        subject_hash = self.subject_hash(envelope)
         directory_effects = None
         if forwarding is not None and forwarding.effects and envelope.subject_type and envelope.subject_id:
             directory_effects = self.directory.effects_unit(
-                forwarding, envelope.subject_type, envelope.subject_id, await self.directory.key()
+                forwarding, envelope.subject_type, envelope.subject_id, await self.directory.key(), subject_hash
             )
         unit = _IngestUnit(
             envelope=envelope,
@@ -401,18 +401,20 @@ class Hub:
 
     def _prepare(
         self, caller: Partner, message: env.Message, pointer: str
-    ) -> tuple[MessageType, Protocol, env.Envelope, bytes, Forwarding | None]:
+    ) -> tuple[MessageType, Protocol, env.Envelope, bytes, Forwarding | None, str | None]:
+        """Every check of an incoming message; -> type, protocol, settled envelope, payload bytes,
+        forwarding (person-bound) and the subject's keyed hash (computed once, for all who need it)."""
         envelope = message.envelope
+        payload = message.payload
         if envelope.sender and envelope.sender != caller.id:
             raise NotAllowed(
                 f"afzender {envelope.sender} is niet de aangemelde partner {caller.id}",
                 invalid_params=[InvalidParam("sender", "moet de aangemelde partner zijn", "sender")],
             )
-        envelope = envelope.evolve(sender=caller.id, traceparent=envelope.traceparent or env.new_traceparent())
         check_scope(caller, envelope.purpose)  # an OAuth2 token names the protocols it is good for
         mtype = self.infomodel.get(envelope.type, envelope.version)
         self.infomodel.validate_payload(
-            mtype, message.payload, allow_test_numbers=self.settings.insz_test_numbers, pointer=pointer
+            mtype, payload, allow_test_numbers=self.settings.insz_test_numbers, pointer=pointer
         )
         if mtype.aggregated and envelope.subject is not None:
             raise ValidationFailed(
@@ -424,34 +426,33 @@ class Hub:
                 "de betrokkene (subject) ontbreekt",
                 invalid_params=[InvalidParam("subject", "INSZ of BSN van de persoon is verplicht", "required")],
             )
-        found = self.infomodel.subject_of(mtype, message.payload)
-        if found is not None and (found[0], found[1]) != (envelope.subject_type, envelope.subject_id):
+        subject_type, subject_id = envelope.subject_type, envelope.subject_id
+        found = self.infomodel.subject_of(mtype, payload)
+        if found is not None and (found[0], found[1]) != (subject_type, subject_id):
             raise ValidationFailed(
                 "de betrokkene in de envelop verschilt van de persoon in de payload",
                 invalid_params=[InvalidParam("subject", "moet gelijk zijn aan " + mtype.subject_field, "subject")],
             )
         # who may send what under which protocol is known before routing; say that first
-        base = self.protocols.authorize(
+        protocol = self.protocols.authorize(
             purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=()
         )
-        routed = self.router.route(mtype.name, caller.id, message.payload, self.partners.code_owner)
+        routed, to_followers = self.router.resolve(mtype.name, caller.id, payload, self.partners.code_owner)
         receivers = envelope.receivers or routed
+        subject_hash = self.subject_hash(envelope)
         forwarding = None
-        if (
-            envelope.subject_type
-            and envelope.subject_id
-            and self.router.to_followers(mtype.name, caller.id, message.payload)
-        ):
+        if subject_type and subject_id and to_followers:
             # person-bound: the reference directory decides, and "nobody" is an answer, not an error
             forwarding = self.directory.plan(
-                protocol=base,
+                protocol=protocol,
                 sender=caller,
                 message_type=mtype.name,
-                subject_type=envelope.subject_type,
-                subject_id=envelope.subject_id,
-                payload=message.payload,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                payload=payload,
                 fixed=routed,
                 code_owner=self.partners.code_owner,
+                id_hash=subject_hash,
             )
             if not envelope.receivers:
                 receivers = forwarding.receivers
@@ -474,10 +475,9 @@ class Hub:
                 refs.append(partner.ref)
         if unknown.params:
             raise UnknownPartner("onbekende ontvanger", invalid_params=unknown.params)
-        protocol = self.protocols.authorize(
-            purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=refs
-        )
-        extra = fields_outside(message.payload, protocol.fields)
+        # the rest of protocols.authorize: purpose, type and sender passed above, for the same protocol
+        self.protocols.authorize_receivers(protocol, refs)
+        extra = fields_outside(payload, protocol.fields)
         if extra:
             raise NotAllowed(
                 f"protocol {protocol.id} staat deze velden niet toe (dataminimalisatie)",
@@ -489,8 +489,13 @@ class Hub:
             # receivers the sender names itself are served only if the directory allows them too
             forwarding = forwarding.restricted_to(envelope.receivers)
             receivers = forwarding.receivers
-        envelope = envelope.evolve(receivers=tuple(receivers))
-        return mtype, protocol, envelope, etree.tostring(message.payload), forwarding
+        # one copy with everything the hub settled on: the sender, the receivers, the trace
+        envelope = envelope.evolve(
+            sender=caller.id,
+            receivers=tuple(receivers),
+            traceparent=envelope.traceparent or env.new_traceparent(),
+        )
+        return mtype, protocol, envelope, etree.tostring(payload), forwarding, subject_hash
 
     async def _refused(self, caller: Partner, envelope: env.Envelope | None, exc: HubError, channel: str) -> None:
         await self.writer.submit(self.refused_unit(caller.id, envelope, exc, channel))

@@ -9,6 +9,7 @@ never touches the network or loads a DTD, and the element depth is bounded.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from typing import Any
 
@@ -75,6 +76,10 @@ def parse(body: bytes, *, max_bytes: int, max_depth: int = 64) -> etree._Element
 
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:
+    # A tree of at most max_depth nodes cannot be deeper than that: counting them holds the GIL,
+    # where the XPath hands the event loop to whichever thread wants it (lxml releases the GIL).
+    if next(itertools.islice(root.iter(), max_depth, None), None) is None:
+        return
     if _deeper_than(max_depth)(root):
         raise MalformedInput(f"XML is dieper genest dan {max_depth} niveaus")
 

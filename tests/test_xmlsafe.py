@@ -48,3 +48,17 @@ def test_nesting_up_to_the_limit_parses_and_one_deeper_is_refused(depth: int) ->
 def test_ordinary_xml_parses_without_comments() -> None:
     root = xmlsafe.parse(b"<a><!-- c --><b>1</b></a>", max_bytes=1000)
     assert [c.tag for c in root] == ["b"]
+
+
+@pytest.mark.parametrize("max_depth", [8, 64])
+def test_a_chain_of_exactly_max_depth_nodes_passes_and_one_more_is_refused(max_depth: int) -> None:
+    # the boundary of the shortcut: a tree of at most max_depth nodes is not counted level by level
+    body = b"<a>" * max_depth + b"</a>" * max_depth
+    assert xmlsafe.parse(body, max_bytes=100_000, max_depth=max_depth) is not None
+    with pytest.raises(MalformedInput, match="dieper"):
+        xmlsafe.parse(b"<a>" + body + b"</a>", max_bytes=100_000, max_depth=max_depth)
+
+
+def test_a_wide_shallow_tree_with_more_nodes_than_levels_parses() -> None:
+    body = b"<a>" + b"<b><c/></b>" * 100 + b"</a>"
+    assert xmlsafe.parse(body, max_bytes=100_000, max_depth=8) is not None

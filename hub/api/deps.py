@@ -64,16 +64,17 @@ async def authenticate_request(request: Request) -> AuthenticatedPartner:
         AuthenticationFailed: no or bad credentials (audited as refused).
         RateLimited: the partner, or the failing client address, sent too much.
     """
-    hub = get_hub(request)
+    state = request.app.state  # hub, authenticator and limiter: one lookup of the app's state per request
+    authenticator: Authenticator = state.authenticator
     try:
-        partner = get_authenticator(request).authenticate(
-            request.headers.get("authorization"), client_certificate(request.scope)
-        )
+        partner = authenticator.authenticate(request.headers.get("authorization"), client_certificate(request.scope))
     except AuthenticationFailed as exc:
         await refuse_authentication(request, exc)
         raise
+    hub: Hub = state.hub
+    limiter: RateLimiter = state.limiter
     rate, burst = partner_limits(hub.settings, partner.id)
-    get_limiter(request).check(f"partner:{partner.id}", rate, burst, partner.id)
+    limiter.check(f"partner:{partner.id}", rate, burst, partner.id)
     request.state.partner_id = partner.id
     return partner
 
