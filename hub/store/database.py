@@ -303,8 +303,11 @@ class HotReads:
 
     On SQLite each thread keeps one raw connection in autocommit mode (every
     SELECT sees the latest commit, no read transaction stays open) and runs the
-    statement compiled once; elsewhere (PostgreSQL) a pooled connection per call,
-    as everywhere else. Parameters may be ``str``, ``int``, ``None`` or ``date``
+    statement compiled once. On PostgreSQL (psycopg) likewise: each thread keeps
+    one connection of its own (taken from the pool once, detached from it) in
+    autocommit mode, instead of a checkout per call, each with its pre-ping round
+    trip; one that broke is dropped and the read tried once more on a fresh one.
+    Elsewhere a pooled connection per call. Parameters may be ``str``, ``int``, ``None`` or ``date``
     (stored by SQLAlchemy on SQLite as ``YYYY-MM-DD``); ``datetime`` is refused
     since SQLAlchemy's SQLite text form of it differs from ``isoformat``.
     """
@@ -313,13 +316,19 @@ class HotReads:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
+        self.postgresql = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
         self._compiled: dict[int, tuple[Any, str, tuple[str, ...]]] = {}
+        self._pg_compiled: dict[int, tuple[Any, str, tuple[tuple[str, str, Any], ...]] | None] = {}
         self._opened: list[Any] = []
         self._lock = threading.Lock()
 
     def rows(self, statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of ``statement`` (a SQLAlchemy select built once) for ``params``."""
         if not self.sqlite:
+            if self.postgresql:
+                plan = self._pg_plan(statement)
+                if plan is not None:
+                    return self._pg_rows(plan, params)
             with self.engine.connect() as conn:
                 return [tuple(row) for row in conn.execute(statement, params)]
         compiled = self._compiled.get(id(statement))
@@ -336,6 +345,69 @@ class HotReads:
             self._local.conn = raw
         rows: list[tuple[Any, ...]] = raw.driver_connection.execute(compiled[1], values).fetchall()
         return rows
+
+    def _pg_plan(self, statement: Any) -> tuple[Any, str, tuple[tuple[str, str, Any], ...]] | None:
+        """(statement, SQL text, (bind name, parameter key, bind processor) per bind), compiled once;
+        None for what the plain text cannot carry (expanding or escaped parameters)."""
+        key = id(statement)
+        if key in self._pg_compiled:
+            plan = self._pg_compiled[key]
+            if plan is None or plan[0] is statement:
+                return plan
+        dialect = self.engine.dialect
+        done = statement.compile(dialect=dialect)
+        binds = done.binds
+        if done.escaped_bind_names or any(b.expanding for b in binds.values()):
+            self._pg_compiled[key] = None
+            return None
+        plan = (
+            statement,
+            str(done),
+            tuple((name, b.key, b.type.dialect_impl(dialect).bind_processor(dialect)) for name, b in binds.items()),
+        )
+        self._pg_compiled[key] = plan
+        return plan
+
+    def _pg_rows(
+        self, plan: tuple[Any, str, tuple[tuple[str, str, Any], ...]], params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        _, sql, binds = plan
+        values = {name: params[key] if fn is None else fn(params[key]) for name, key, fn in binds}
+        dbapi = self.engine.dialect.loaded_dbapi
+        for attempt in (1, 2):
+            raw = self._pg_connection()
+            try:
+                rows: list[tuple[Any, ...]] = raw.execute(sql, values).fetchall()
+            except dbapi.Error as exc:
+                broken = bool(raw.broken or raw.closed)
+                if broken:
+                    self._pg_forget(raw)
+                    if attempt == 1:
+                        continue  # a connection lost since the last read: once more on a fresh one
+                raise DBAPIError.instance(sql, values, exc, dbapi.Error, connection_invalidated=broken) from exc
+            return rows
+        raise StoreError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _pg_connection(self) -> Any:
+        """This thread's psycopg connection: the engine's connect arguments, pre-pinged, then
+        detached from the pool (closed by :meth:`close`, never handed to anyone else)."""
+        raw: Any = getattr(self._local, "pg", None)
+        if raw is None:
+            fairy = self.engine.raw_connection()
+            raw = fairy.driver_connection
+            fairy.detach()
+            raw.autocommit = True
+            with self._lock:
+                self._opened.append(raw)
+            self._local.pg = raw
+        return raw
+
+    def _pg_forget(self, raw: Any) -> None:
+        self._local.pg = None
+        with self._lock, contextlib.suppress(ValueError):
+            self._opened.remove(raw)
+        with contextlib.suppress(Exception):
+            raw.close()
 
     def close(self) -> None:
         with self._lock:

@@ -1,5 +1,5 @@
 """The store's PostgreSQL fast paths, on the real database: the writer's COPY stores exactly
-what SQLAlchemy's executemany stores."""
+what SQLAlchemy's executemany stores; HotReads answer what a pooled connection answers."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Connection, Engine, TableClause, Text, cast, func, insert, select
+from sqlalchemy import JSON, Connection, Engine, TableClause, Text, bindparam, cast, func, insert, select, text
 
+from hub.directory import FOLLOWERS
 from hub.settings import Settings
 from hub.store import database, migrate
-from hub.store.database import insert_rows, make_engine
-from hub.store.tables import audit_events, data_keys, deliveries, messages, outbox
+from hub.store.database import HotReads, insert_rows, make_engine
+from hub.store.tables import audit_events, data_keys, deliveries, messages, outbox, partners
 from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
 from tests.scale.services import pg_url
 
@@ -179,3 +180,72 @@ def test_a_copy_on_a_lost_connection_invalidates_it(engine: Engine) -> None:
             insert_rows(conn, messages, [_message(1)])
         assert caught.value.connection_invalidated
         assert conn.invalidated
+
+
+# -- HotReads on PostgreSQL: one autocommit connection per thread instead of a checkout per read ----------
+
+_BY_ROLE = select(partners.c.id, partners.c.name, partners.c.plateau).where(partners.c.role == bindparam("role"))
+
+
+def _add_partner(engine: Engine, pid: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(partners).values(
+                id=pid, name=f"naam {pid}", role="gemeente", plateau=1, adapter_config={}, codes=[], created_at=WHEN
+            )
+        )
+
+
+def test_hot_reads_answer_what_a_pooled_connection_answers(engine: Engine) -> None:
+    for pid in ("a", "b"):
+        _add_partner(engine, pid)
+    reads = HotReads(engine)
+    try:
+        with engine.connect() as conn:
+            for statement, params in [
+                (_BY_ROLE, {"role": "gemeente"}),
+                (_BY_ROLE, {"role": "niemand"}),
+                (FOLLOWERS, {"id_hash": "x" * 64, "at": WHEN.date()}),
+            ]:
+                expected = [tuple(row) for row in conn.execute(statement, params)]
+                assert sorted(reads.rows(statement, params)) == sorted(expected)
+        assert sorted(reads.rows(_BY_ROLE, {"role": "gemeente"})) == [("a", "naam a", 1), ("b", "naam b", 1)]
+    finally:
+        reads.close()
+
+
+def test_hot_reads_see_every_commit_and_hold_no_transaction_open(engine: Engine) -> None:
+    reads = HotReads(engine)
+    try:
+        assert reads.rows(_BY_ROLE, {"role": "gemeente"}) == []
+        _add_partner(engine, "later")
+        assert [r[0] for r in reads.rows(_BY_ROLE, {"role": "gemeente"})] == ["later"]
+        (pid,) = reads.rows(select(func.pg_backend_pid()), {})[0]
+        with engine.connect() as conn:
+            state = conn.execute(
+                select(text("state")).select_from(text("pg_stat_activity")).where(text("pid = :pid")), {"pid": pid}
+            ).scalar()
+        assert state == "idle"  # not "idle in transaction"
+    finally:
+        reads.close()
+
+
+def test_hot_reads_survive_a_lost_connection_and_return_none_to_the_pool(engine: Engine) -> None:
+    reads = HotReads(engine)
+    checked_out = engine.pool.checkedout()  # type: ignore[attr-defined]
+    try:
+        (pid,) = reads.rows(select(func.pg_backend_pid()), {})[0]
+        with engine.connect() as conn:
+            conn.execute(select(func.pg_terminate_backend(pid)))
+        _add_partner(engine, "na")
+        assert [r[0] for r in reads.rows(_BY_ROLE, {"role": "gemeente"})] == ["na"]
+        (other,) = reads.rows(select(func.pg_backend_pid()), {})[0]
+        assert other != pid
+        assert engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]
+    finally:
+        reads.close()
+    with engine.connect() as conn:
+        alive = conn.execute(
+            select(func.count()).select_from(text("pg_stat_activity")).where(text("pid = :pid")), {"pid": other}
+        ).scalar()
+    assert alive == 0  # close() closed it, it did not go back to the pool
