@@ -261,6 +261,8 @@ class ChainWriter:
                 self._insert_rows(self.conn, _AUDIT_TEXT, rows)
             else:
                 self.conn.execute(_INSERT_AUDIT_TEXT, rows)
+        elif self._insert_rows is not None:
+            self._insert_rows(self.conn, audit_events, self._pending)
         else:
             self.conn.execute(_INSERT_AUDIT, self._pending)
         self._pending.clear()

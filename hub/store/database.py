@@ -154,10 +154,14 @@ def insert_rows(conn: Connection, table: TableClause, rows: list[dict[str, Any]]
     On SQLite the rows go straight to the driver as multi-row INSERTs (see
     :func:`_chunks`): the statement text and each column's bind processor (the
     same ones SQLAlchemy applies) are looked up once, which keeps the writer
-    thread's share of the GIL small on the ingest path. Rows with differing keys,
-    and other databases, take SQLAlchemy's ``executemany``.
+    thread's share of the GIL small on the ingest path. On PostgreSQL (psycopg)
+    they go in one COPY per table (see :func:`_insert_postgresql`). Rows with
+    differing keys, and other databases, take SQLAlchemy's ``executemany``.
     """
     keys = tuple(rows[0])
+    if conn.dialect.name == "postgresql":
+        _insert_postgresql(conn, table, rows, keys)
+        return
     if conn.dialect.name != "sqlite" or any(len(row) != len(keys) for row in rows):
         _insert_with_sqlalchemy(conn, table, rows)
         return
@@ -191,6 +195,71 @@ def insert_rows(conn: Connection, table: TableClause, rows: list[dict[str, Any]]
             raw.execute(_multi_values(sql, size), [v for row in chunk for v in row])
     except sqlite3.Error as exc:
         raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+
+
+_PG_COPIES: dict[tuple[TableClause, tuple[str, ...]], tuple[str, list[Any]] | None] = {}
+
+
+def _pg_copy_plan(conn: Connection, table: TableClause, keys: tuple[str, ...]) -> tuple[str, list[Any]] | None:
+    """(``COPY table (keys) FROM STDIN``, each key's bind processor) for rows with ``keys``; None
+    when SQLAlchemy's INSERT for them binds more than the keys (a column default it fills in)."""
+    dialect = conn.dialect
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    if set(compiled.binds) != set(keys) or len(compiled.binds) != len(keys):
+        return None
+    quote = dialect.identifier_preparer
+    columns = ", ".join(quote.quote(key) for key in keys)
+    processors = [compiled.binds[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+    return f"COPY {quote.format_table(table)} ({columns}) FROM STDIN", processors
+
+
+def _insert_postgresql(conn: Connection, table: TableClause, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+    """Rows in one ``COPY ... FROM STDIN``, in ``conn``'s transaction.
+
+    psycopg's ``executemany`` (which SQLAlchemy's takes) sends every row as a statement
+    of its own, one write each, and the backend wakes up for each; the ingest path has
+    nine rows a message over four tables. COPY sends the rows of a table together:
+    about half the client's and the backend's CPU per row. The values are those
+    SQLAlchemy binds (each column's own bind processor, applied to every value as
+    SQLAlchemy does); the constraints, defaults and errors are those of an INSERT. A
+    failure is raised as SQLAlchemy would raise it, and a lost connection invalidated.
+    Rows with differing keys, or leaving a column to a Python-side default, take
+    SQLAlchemy's path.
+    """
+    if conn.dialect.driver != "psycopg" or any(len(row) != len(keys) for row in rows):
+        _insert_with_sqlalchemy(conn, table, rows)
+        return
+    cache_key = (table, keys)
+    if cache_key in _PG_COPIES:
+        plan = _PG_COPIES[cache_key]
+    else:
+        plan = _PG_COPIES[cache_key] = _pg_copy_plan(conn, table, keys)
+    if plan is None:
+        _insert_with_sqlalchemy(conn, table, rows)
+        return
+    sql, processors = plan
+    try:
+        values = [
+            [
+                value if fn is None else fn(value)
+                for fn, value in zip(processors, map(row.__getitem__, keys), strict=True)
+            ]
+            for row in rows
+        ]
+    except KeyError:  # same length, other keys
+        _insert_with_sqlalchemy(conn, table, rows)
+        return
+    raw: Any = conn.connection.driver_connection
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in values:
+                copy.write_row(row)
+    except dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, raw, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error, connection_invalidated=lost) from exc
 
 
 @dataclass
@@ -234,8 +303,11 @@ class HotReads:
 
     On SQLite each thread keeps one raw connection in autocommit mode (every
     SELECT sees the latest commit, no read transaction stays open) and runs the
-    statement compiled once; elsewhere (PostgreSQL) a pooled connection per call,
-    as everywhere else. Parameters may be ``str``, ``int``, ``None`` or ``date``
+    statement compiled once. On PostgreSQL (psycopg) likewise: each thread keeps
+    one connection of its own (taken from the pool once, detached from it) in
+    autocommit mode, instead of a checkout per call, each with its pre-ping round
+    trip; one that broke is dropped and the read tried once more on a fresh one.
+    Elsewhere a pooled connection per call. Parameters may be ``str``, ``int``, ``None`` or ``date``
     (stored by SQLAlchemy on SQLite as ``YYYY-MM-DD``); ``datetime`` is refused
     since SQLAlchemy's SQLite text form of it differs from ``isoformat``.
     """
@@ -244,13 +316,19 @@ class HotReads:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
+        self.postgresql = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
         self._compiled: dict[int, tuple[Any, str, tuple[str, ...]]] = {}
+        self._pg_compiled: dict[int, tuple[Any, str, tuple[tuple[str, str, Any], ...]] | None] = {}
         self._opened: list[Any] = []
         self._lock = threading.Lock()
 
     def rows(self, statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of ``statement`` (a SQLAlchemy select built once) for ``params``."""
         if not self.sqlite:
+            if self.postgresql:
+                plan = self._pg_plan(statement)
+                if plan is not None:
+                    return self._pg_rows(plan, params)
             with self.engine.connect() as conn:
                 return [tuple(row) for row in conn.execute(statement, params)]
         compiled = self._compiled.get(id(statement))
@@ -267,6 +345,69 @@ class HotReads:
             self._local.conn = raw
         rows: list[tuple[Any, ...]] = raw.driver_connection.execute(compiled[1], values).fetchall()
         return rows
+
+    def _pg_plan(self, statement: Any) -> tuple[Any, str, tuple[tuple[str, str, Any], ...]] | None:
+        """(statement, SQL text, (bind name, parameter key, bind processor) per bind), compiled once;
+        None for what the plain text cannot carry (expanding or escaped parameters)."""
+        key = id(statement)
+        if key in self._pg_compiled:
+            plan = self._pg_compiled[key]
+            if plan is None or plan[0] is statement:
+                return plan
+        dialect = self.engine.dialect
+        done = statement.compile(dialect=dialect)
+        binds = done.binds
+        if done.escaped_bind_names or any(b.expanding for b in binds.values()):
+            self._pg_compiled[key] = None
+            return None
+        plan = (
+            statement,
+            str(done),
+            tuple((name, b.key, b.type.dialect_impl(dialect).bind_processor(dialect)) for name, b in binds.items()),
+        )
+        self._pg_compiled[key] = plan
+        return plan
+
+    def _pg_rows(
+        self, plan: tuple[Any, str, tuple[tuple[str, str, Any], ...]], params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        _, sql, binds = plan
+        values = {name: params[key] if fn is None else fn(params[key]) for name, key, fn in binds}
+        dbapi = self.engine.dialect.loaded_dbapi
+        for attempt in (1, 2):
+            raw = self._pg_connection()
+            try:
+                rows: list[tuple[Any, ...]] = raw.execute(sql, values).fetchall()
+            except dbapi.Error as exc:
+                broken = bool(raw.broken or raw.closed)
+                if broken:
+                    self._pg_forget(raw)
+                    if attempt == 1:
+                        continue  # a connection lost since the last read: once more on a fresh one
+                raise DBAPIError.instance(sql, values, exc, dbapi.Error, connection_invalidated=broken) from exc
+            return rows
+        raise StoreError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _pg_connection(self) -> Any:
+        """This thread's psycopg connection: the engine's connect arguments, pre-pinged, then
+        detached from the pool (closed by :meth:`close`, never handed to anyone else)."""
+        raw: Any = getattr(self._local, "pg", None)
+        if raw is None:
+            fairy = self.engine.raw_connection()
+            raw = fairy.driver_connection
+            fairy.detach()
+            raw.autocommit = True
+            with self._lock:
+                self._opened.append(raw)
+            self._local.pg = raw
+        return raw
+
+    def _pg_forget(self, raw: Any) -> None:
+        self._local.pg = None
+        with self._lock, contextlib.suppress(ValueError):
+            self._opened.remove(raw)
+        with contextlib.suppress(Exception):
+            raw.close()
 
     def close(self) -> None:
         with self._lock:
