@@ -199,7 +199,7 @@ class Hub:
         )
         self.engine: Engine = make_engine(settings)
         store = settings.store
-        group_commit: dict[str, Any] = {"batch_max": store.batch_max, "linger": store.linger_ms / 1000}
+        group_commit: dict[str, Any] = {"batch_max": store.batch_max, "linger": settings.writer_linger_seconds}
         self.writer = (
             SharedWriter(make_engine(settings, writer=True), shared_writer, WIRE, **group_commit)
             if shared_writer is not None

@@ -75,8 +75,9 @@ class StoreSettings(BaseModel):
     """Group commit of the single writer."""
 
     batch_max: int = Field(default=256, ge=1)
-    #: under sustained load a unit waits this long for others to share its transaction (0: never)
-    linger_ms: float = Field(default=2.0, ge=0, le=50)
+    #: under sustained load a unit waits this long for others to share its transaction (0: never);
+    #: unset: 2 ms on SQLite, 8 ms on PostgreSQL (see ``Settings.writer_linger_seconds``)
+    linger_ms: float | None = Field(default=None, ge=0, le=50)
     switch_interval_ms: float = Field(default=5.0, gt=0, le=10)
     statement_timeout_ms: int = Field(default=5000, ge=100)
     #: set by `knooppunt run --processes N`: the leader writes for every API process through this socket
@@ -325,3 +326,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def writer_linger_seconds(self) -> float:
+        """How long a unit that finds the writer busy waits for company (``store.linger_ms``).
+
+        Unset, it depends on the database. SQLite: 2 ms; a batch costs an fsync and GIL
+        hand-overs, and longer waits only add latency. PostgreSQL: 8 ms; a batch costs about
+        a dozen round trips whatever its size, so with 2 ms batches held about 3 messages and
+        the API process spent a third more CPU per message (docs/performance.md, "Scale mode").
+        """
+        if self.store.linger_ms is not None:
+            return self.store.linger_ms / 1000
+        return 0.002 if self.is_sqlite else 0.008

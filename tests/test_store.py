@@ -249,3 +249,15 @@ def test_a_batch_larger_than_one_statement_allows_is_inserted_whole(writer: Writ
         assert conn.execute(select(func.count()).select_from(partners)).scalar() == 5000
         assert conn.execute(select(func.count()).select_from(partners).where(partners.c.active)).scalar() == 2500
         assert conn.execute(select(partners.c.name).where(partners.c.id == "m-4999")).scalar() == "m-4999"
+
+
+def test_the_writer_lingers_longer_on_postgresql_unless_told(tmp_path: Path) -> None:
+    """A PostgreSQL batch costs a dozen round trips whatever its size; SQLite's an fsync."""
+    from hub.settings import StoreSettings
+    from tests.conftest import make_settings
+
+    assert make_settings(tmp_path).writer_linger_seconds == 0.002
+    pg = make_settings(tmp_path, database_url="postgresql+psycopg://localhost/test")
+    assert pg.writer_linger_seconds == 0.008
+    chosen = make_settings(tmp_path, database_url=pg.database_url, store=StoreSettings(linger_ms=0))
+    assert chosen.writer_linger_seconds == 0.0
