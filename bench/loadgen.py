@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -64,18 +64,41 @@ async def run(
     expect: int = 202,
 ) -> Result:
     """Send ``total`` POSTs over ``concurrency`` keep-alive connections; measure each round trip."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return await drive(
+        [port],
+        path,
+        lambda i: (extra, make_body(i)),
+        total=total,
+        concurrency=concurrency,
+        time_limit=time_limit,
+        expect=expect,
+    )
+
+
+async def drive(
+    ports: Sequence[int],
+    path: str,
+    make_request: Callable[[int], tuple[str, bytes]],
+    *,
+    total: int,
+    concurrency: int = 32,
+    time_limit: float = 60.0,
+    expect: int = 202,
+) -> Result:
+    """Send ``total`` POSTs, request i being ``make_request(i)`` (its extra header lines, its body),
+    over ``concurrency`` keep-alive connections spread over ``ports`` in turn."""
     result = Result()
     counter = iter(range(total))
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     deadline = time.perf_counter() + time_limit
 
-    async def connection() -> None:
+    async def connection(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for i in counter:
                 if time.perf_counter() > deadline:
                     return
-                body = make_body(i)
+                extra, body = make_request(i)
                 request = (
                     f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
                 ).encode() + body
@@ -93,7 +116,7 @@ async def run(
             writer.close()
 
     began = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    await asyncio.gather(*(connection(ports[n % len(ports)]) for n in range(concurrency)))
     result.seconds = time.perf_counter() - began
     return result
 
