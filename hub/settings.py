@@ -57,10 +57,9 @@ class BrokerSettings(BaseModel):
     """RabbitMQ (scale mode): names, deadlines, prefetch and the publisher-confirm window."""
 
     namespace: str = Field(default="knooppunt", pattern=r"^[A-Za-z0-9_.-]{1,80}$")
-    # jobs in hand per partner queue and worker: enough to batch claims and records and, with
-    # fill_first, for one worker to carry what it can before the next gets jobs (at 16 the load
-    # spilled over and 2 or 4 workers spent a fifth more CPU per message than one; at 64 the same)
-    prefetch: int = Field(default=64, ge=1, le=1000)
+    # jobs in hand per partner queue and worker: enough to batch claims and records, few enough
+    # that the HTTP pool stays small (httpcore scans every pooled connection on every request)
+    prefetch: int = Field(default=16, ge=1, le=1000)
     # Workers consume with consumer priorities (a random one each): the broker fills one worker's
     # prefetch window before the next gets a job, so a load one worker can carry is not split into
     # small batches over all of them; off = round robin over the workers.
