@@ -185,7 +185,8 @@ class WriterServer:
                         break
                     body = bytes(buffer[offset + _HEADER.size : offset + _HEADER.size + size])
                     offset += _HEADER.size + size
-                    self._take(peer, request_id, body)
+                    if not self._take(peer, request_id, body):
+                        return
                 del buffer[:offset]
         except OSError:
             return
@@ -195,14 +196,19 @@ class WriterServer:
             peer.closed = True
             conn.close()
 
-    def _take(self, peer: _Peer, request_id: int, body: bytes) -> None:
+    def _take(self, peer: _Peer, request_id: int, body: bytes) -> bool:
+        """Hand one unit to the writer; False when this connection should close."""
         try:
             unit = self.rebuild(self.wire.loads(body))
         except Exception as exc:  # noqa: BLE001 - a bad unit is answered, the connection stays
             peer.send([(request_id, False, StoreError(f"onleesbare eenheid: {exc.__class__.__name__}"))])
-            return
+            return True
+        try:
+            self.writer.submit_to(unit, peer.answer, request_id)
+        except StoreError:
+            return False  # the leader's writer has stopped: closing makes the API process write its units itself
         self.units += 1
-        self.writer.submit_to(unit, peer.answer, request_id)
+        return True
 
 
 class _Peer:
@@ -245,8 +251,8 @@ class SharedWriter(Writer):
         super().__init__(engine, **kwargs)
         self.path = path
         self.wire = wire
-        self._reader: asyncio.StreamReader | None = None
         self._stream: asyncio.StreamWriter | None = None
+        self._reading: asyncio.Task[None] | None = None  # the answers' reader (a task needs a reference)
         self._connecting: asyncio.Lock | None = None
         self._retry_at = 0.0
         self._next_id = 0
@@ -256,7 +262,8 @@ class SharedWriter(Writer):
     async def submit(self, unit: Unit[T]) -> T:
         wire = getattr(unit, "wire", None)
         payload = wire() if wire is not None else None
-        if payload is None or not await self._connected():
+        # connected: no await before the unit is on its way (this is every message of an API process)
+        if payload is None or (self._stream is None and not await self._connected()):
             return await super().submit(unit)
         assert self._stream is not None
         self._next_id += 1
@@ -286,8 +293,8 @@ class SharedWriter(Writer):
                 log.warning("writer_leader_unreachable", path=str(self.path), error=repr(exc))
                 self._retry_at = loop.time() + RECONNECT_PAUSE
                 return False
-            self._reader, self._stream = reader, stream
-            asyncio.get_running_loop().create_task(self._read(reader, stream))
+            self._stream = stream
+            self._reading = asyncio.get_running_loop().create_task(self._read(reader, stream))
             log.info("writer_leader_connected", path=str(self.path))
             return True
 
@@ -312,7 +319,7 @@ class SharedWriter(Writer):
             log.warning("writer_leader_lost", error=repr(exc), pending=len(self._pending))
         finally:
             if self._stream is stream:
-                self._reader = self._stream = None
+                self._stream = None
                 self._retry_at = asyncio.get_running_loop().time() + RECONNECT_PAUSE
             stream.close()
             await self._run_locally()
@@ -336,5 +343,5 @@ class SharedWriter(Writer):
     def stop(self) -> None:
         if self._stream is not None:
             self._stream.close()
-            self._reader = self._stream = None
+            self._stream = None
         super().stop()
