@@ -105,20 +105,6 @@ class Router:
                 continue
             yield rule
 
-    def to_followers(self, message_type: str, sender: str, payload: etree._Element) -> bool:
-        """Does a matching rule send this message to the person's followers (reference directory)?"""
-        return any(rule.to_followers for rule in self._matching(message_type, sender, payload))
-
-    def route(
-        self,
-        message_type: str,
-        sender: str,
-        payload: etree._Element,
-        code_owner: Callable[[str], str | None],
-    ) -> tuple[str, ...]:
-        """The receivers for this message, in rule order, without duplicates."""
-        return self.resolve(message_type, sender, payload, code_owner)[0]
-
     def resolve(
         self,
         message_type: str,
@@ -126,7 +112,9 @@ class Router:
         payload: etree._Element,
         code_owner: Callable[[str], str | None],
     ) -> tuple[tuple[str, ...], bool]:
-        """:meth:`route` and :meth:`to_followers` from one pass over the rules (ingest needs both)."""
+        """The receivers for this message (in rule order, without duplicates and without the
+        sender), and whether a matching rule sends it to the person's followers (the reference
+        directory then decides who else), from one pass over the rules."""
         out: list[str] = []
         followers = False
         for rule in self._matching(message_type, sender, payload):

@@ -97,7 +97,7 @@ def test_from_xml_without_payload_is_malformed() -> None:
         env.from_xml(root)
 
 
-def test_router_resolve_is_route_and_to_followers() -> None:
+def test_router_resolves_receivers_and_followers_in_one_pass() -> None:
     router = Router(
         [
             Rule(type="a", sender="duo", to_by_field="code", to_followers=True),
@@ -108,12 +108,19 @@ def test_router_resolve_is_route_and_to_followers() -> None:
     )
     payload = _tree('<P xmlns="urn:p"><code>1</code></P>')
     owners = {"1": "gemeente-1"}.get
-    for mtype in ("a", "b", "c", "d"):
-        for sender in ("duo", "coa"):
-            assert router.resolve(mtype, sender, payload, owners) == (
-                router.route(mtype, sender, payload, owners),
-                router.to_followers(mtype, sender, payload),
-            )
+    expected = {
+        # rule order, the code's owner, no duplicates, never the sender
+        ("a", "duo"): (("gemeente-1", "x", "y"), True),
+        ("a", "coa"): (("x", "duo", "y"), False),  # the first rule is DUO's only
+        ("b", "duo"): (("z",), False),
+        ("b", "coa"): (("z",), False),
+        ("c", "duo"): ((), True),
+        ("c", "coa"): ((), True),
+        ("d", "duo"): ((), False),
+        ("d", "coa"): ((), False),
+    }
+    for (mtype, sender), answer in expected.items():
+        assert router.resolve(mtype, sender, payload, owners) == answer, (mtype, sender)
 
 
 def test_authorize_receivers_is_the_tail_of_authorize() -> None:
