@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from hub.settings import Settings
+from tests.conftest import make_settings
 from tests.scale.cluster import Cluster
-from tests.scale.services import temporary_database, temporary_namespace
+from tests.scale.services import pg_url, temporary_database, temporary_namespace
 
 
 @pytest.fixture
 def database() -> Iterator[str]:
     with temporary_database() as name:
         yield name
+
+
+@pytest.fixture
+def pg_settings(database: str) -> Settings:
+    """The test suite's settings on this run's own PostgreSQL database."""
+    return make_settings(Path(tempfile.gettempdir()), database_url=pg_url(database))
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from hub.settings import Settings
 from hub.store import database, migrate
 from hub.store.database import HotReads, insert_rows, make_engine
 from hub.store.tables import audit_events, data_keys, deliveries, messages, outbox, partners
-from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
-from tests.scale.services import pg_url
 
 pytestmark = pytest.mark.scale
 
@@ -25,16 +23,8 @@ ELSEWHERE = timezone(timedelta(hours=2))
 
 
 @pytest.fixture
-def engine(database: str) -> Iterator[Engine]:
-    settings = Settings(
-        env="test",
-        payload_key=TEST_PAYLOAD_KEY,
-        audit_hmac_key=TEST_AUDIT_KEY,
-        audit_signing_key=TEST_SIGNING_KEY,
-        database_url=pg_url(database),
-        log_level="warning",
-    )
-    engine = make_engine(settings, writer=True)
+def engine(pg_settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(pg_settings, writer=True)
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(insert(data_keys).values(id=1, protocol_id="p", period="2026-11", master_kid="k", created_at=WHEN))

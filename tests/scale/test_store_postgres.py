@@ -17,8 +17,6 @@ from hub.settings import ROOT, Settings
 from hub.store import migrate
 from hub.store.database import Writer, make_engine
 from hub.store.tables import audit_events, audit_head, metadata, partners
-from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
-from tests.scale.services import pg_url
 from tests.test_store import (  # noqa: F401 - the SQLite suite, collected again here against PostgreSQL
     _partner_unit,
     test_a_failing_unit_leaves_no_trace_and_spares_its_batch,
@@ -30,15 +28,9 @@ pytestmark = pytest.mark.scale
 
 
 @pytest.fixture
-def settings(database: str) -> Settings:
-    return Settings(
-        env="test",
-        payload_key=TEST_PAYLOAD_KEY,
-        audit_hmac_key=TEST_AUDIT_KEY,
-        audit_signing_key=TEST_SIGNING_KEY,
-        database_url=pg_url(database),
-        log_level="warning",
-    )
+def settings(pg_settings: Settings) -> Settings:
+    """The SQLite suite's store tests, imported above, run on PostgreSQL."""
+    return pg_settings
 
 
 def test_postgres_statements_carry_a_deadline(settings: Settings) -> None:
