@@ -119,6 +119,32 @@ def test_inbox_shows_only_the_callers_messages(live: LiveHub) -> None:
     assert [(r["receiver"], r["actor"]) for r in delivered] == [("gemeente-ede", "api:gemeente-ede")]
 
 
+def test_a_single_valued_query_parameter_given_twice_is_refused_by_name(live: LiveHub) -> None:
+    """FastAPI would take the last value; the hub refuses the ambiguity and names the parameter.
+    A list parameter (the reports' berichttype) may repeat."""
+    to_ede = demo.inburgeringsplicht(rng, "0228")
+    with live.client("duo") as c:
+        assert c.post("/v1/berichten", json=to_ede).status_code == 202
+    live.wait_status("duo", to_ede["messageId"], {"in_inbox"})
+    with live.client("gemeente-ede") as c:
+        twice = c.get("/v1/inbox", params=[("type", to_ede["type"]), ("limit", "5"), ("type", "null")])
+        both = c.get("/v1/inbox?after=0&after=1&limit=1&limit=2")
+    problem = _problem(twice, 400, "invalid_parameters")
+    assert problem["invalidParams"] == [
+        {"name": "type", "reason": "type mag maar één keer voorkomen, kwam 2 keer voor", "code": "repeated"}
+    ]
+    assert [p["name"] for p in _problem(both, 400, "invalid_parameters")["invalidParams"]] == ["after", "limit"]  # type: ignore[index]
+    # a refused request fetched nothing: the message still waits, its receipt not recorded
+    with live.client("duo") as c:
+        deliveries = c.get(f"/v1/berichten/{to_ede['messageId']}").json()["deliveries"]
+    assert [d["status"] for d in deliveries] == ["in_inbox"]
+    with live.client("gemeente-ede") as c:
+        once = c.get("/v1/inbox", params={"type": to_ede["type"]})
+        listed = c.get("/v1/rapportage", params=[("berichttype", "trajectmelding"), ("berichttype", "pip")])
+    assert [m["messageId"] for m in once.json()["items"]] == [to_ede["messageId"]]
+    assert listed.status_code == 200, listed.text
+
+
 def test_openapi_is_published_under_v1(live: LiveHub) -> None:
     with live.client() as c:
         r = c.get("/v1/openapi.json")

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -35,6 +35,7 @@ from hub.api import (
     soap,
     wus,
 )
+from hub.api.deps import refuse_repeated_query
 from hub.api.hotpath import Endpoint, HotRoutes
 from hub.api.middleware import API_VERSION, HeadersMiddleware
 from hub.api.problems import from_error, problem
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
         docs_url="/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_repeated_query)],
         telemetry=None
         if settings.opentelemetry
         else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},

@@ -8,13 +8,72 @@ applies the partner's rate limit, and audits every refused authentication
 
 from __future__ import annotations
 
+import collections.abc
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
+
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 
 from hub.api.tls import client_certificate
 from hub.auth import AuthenticatedPartner, Authenticator, RateLimiter, partner_body_cap, partner_limits
 from hub.errors import AuthenticationFailed, PayloadTooLarge
 from hub.partners import Partner
 from hub.service import Hub
+
+_MANY = (list, set, frozenset, tuple, collections.abc.Sequence, collections.abc.Set)
+
+
+def _takes_many(annotation: Any) -> bool:
+    """Whether a parameter's annotation accepts several values (``list[str] | None``...)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_many(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    return annotation in _MANY or origin in _MANY
+
+
+def _single_valued_query(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route (and its dependencies) takes one value of."""
+    names: set[str] = set()
+    todo = [dependant]
+    while todo:
+        current = todo.pop()
+        names.update(field.alias for field in current.query_params if not _takes_many(field.field_info.annotation))
+        todo.extend(current.dependencies)
+    return frozenset(names)
+
+
+async def refuse_repeated_query(request: Request) -> None:
+    """Refuse a single-valued query parameter given twice (app-wide FastAPI dependency).
+
+    FastAPI would take the last value and ignore the others without a word, so
+    ``?type=x&type=y`` meant ``y``: a filter could be replaced by appending to a
+    URL, and what a caller sent and what the hub answered disagreed. Parameters
+    declared as lists (``berichttype`` in the reports) may repeat.
+    """
+    query = request.query_params
+    if len(query.multi_items()) == len(query):
+        return  # no key given twice: the common case
+    route = request.scope.get("route")
+    dependant: Dependant | None = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    single = _single_valued_query(dependant)  # only for a request that repeats a key: rare
+    repeated = sorted(name for name in query if name in single and len(query.getlist(name)) > 1)
+    if repeated:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"{name} mag maar één keer voorkomen, kwam {len(query.getlist(name))} keer voor",
+                    "type": "repeated",
+                }
+                for name in repeated
+            ]
+        )
 
 
 def get_hub(request: Request) -> Hub:
