@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -136,6 +137,164 @@ def test_a_slow_answer_is_a_read_timeout_and_the_connection_is_dropped() -> None
             assert (await client.get(base + "/fast")).content == b"late"
 
     assert asyncio.run(_serve(handler, scenario)) == 2
+
+
+async def _slow_keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Keep-alive, each answer after its request's ``/sleep/<ms>`` (or at once)."""
+    while True:
+        head, _ = await _request(reader)
+        path = head.split(b" ")[1]
+        if path.startswith(b"/sleep/"):
+            await asyncio.sleep(int(path.split(b"?")[0].rsplit(b"/", 1)[1]) / 1000)
+        writer.write(_ok(path))
+        await writer.drain()
+
+
+def test_more_requests_than_connections_wait_their_turn_and_all_succeed() -> None:
+    """A worker holds more jobs than its client has connections: the extra requests wait for a
+    free connection (in order), they do not fail."""
+    transport = LeanTransport(max_connections=2)
+    most_open = 0
+
+    async def scenario(base: str) -> None:
+        nonlocal most_open
+
+        async def one(i: int) -> bytes:
+            nonlocal most_open
+            response = await client.get(f"{base}/sleep/30?n={i}")
+            most_open = max(most_open, transport._open)
+            return response.content
+
+        async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+            answers = await asyncio.gather(*(one(i) for i in range(12)))
+        assert answers == [b"/sleep/30?n=%d" % i for i in range(12)]
+
+    assert asyncio.run(_serve(_slow_keep_alive, scenario)) == 2
+    assert most_open == 2
+
+
+def test_a_request_waits_for_a_connection_no_longer_than_the_pool_timeout() -> None:
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=LeanTransport(max_connections=1), timeout=5) as client:
+            holder = asyncio.create_task(client.get(base + "/sleep/600"))
+            await asyncio.sleep(0.05)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(httpx.PoolTimeout, match=r"alle 1 verbindingen naar 127\.0\.0\.1:\d+ in gebruik"):
+                await client.get(base + "/other", timeout=httpx.Timeout(5, pool=0.2))
+            waited = asyncio.get_running_loop().time() - started
+            assert 0.15 < waited < 0.5
+            assert (await holder).content == b"/sleep/600"  # the one holding the connection is unharmed
+            assert (await client.get(base + "/after")).content == b"/after"
+
+    asyncio.run(_serve(_slow_keep_alive, scenario))
+
+
+def test_idle_connections_to_one_partner_make_room_for_another() -> None:
+    """A full pool of idle connections to partner A must not refuse partner B: the longest
+    idle one is closed to make room."""
+    transport = LeanTransport(max_connections=2)
+
+    async def scenario_b(base_b: str) -> None:
+        async def scenario_a(base_a: str) -> None:
+            async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+                both = await asyncio.gather(client.get(base_a + "/sleep/20"), client.get(base_a + "/sleep/20"))
+                assert [r.status_code for r in both] == [200, 200]
+                assert transport._open == 2  # both idle, kept for partner A
+                assert (await client.get(base_b + "/b", timeout=httpx.Timeout(5, pool=0.1))).content == b"/b"
+                assert transport._open == 2
+                assert (await client.get(base_a + "/a")).content == b"/a"  # the one left idle for A
+
+        assert await _serve(_slow_keep_alive, scenario_a) == 2
+
+    asyncio.run(_serve(_slow_keep_alive, scenario_b))
+
+
+def test_a_slow_partner_cannot_take_every_connection_from_the_others() -> None:
+    """Per-origin cap: six hanging calls to partner A hold two connections; partner B's call is
+    answered at once, and A's calls beyond its cap wait for A's own connections."""
+    transport = LeanTransport(max_connections=4, max_per_origin=2)
+
+    async def scenario_b(base_b: str) -> None:
+        async def scenario_a(base_a: str) -> None:
+            async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+                slow = [asyncio.create_task(client.get(f"{base_a}/sleep/400?n={i}")) for i in range(6)]
+                await asyncio.sleep(0.05)
+                started = asyncio.get_running_loop().time()
+                assert (await client.get(base_b + "/b")).content == b"/b"
+                assert asyncio.get_running_loop().time() - started < 0.2
+                assert transport._open_to[("http", "127.0.0.1", int(base_a.rsplit(":", 1)[1]))] == 2
+                assert [r.status_code for r in await asyncio.gather(*slow)] == [200] * 6
+
+        assert await _serve(_slow_keep_alive, scenario_a) == 2
+
+    asyncio.run(_serve(_slow_keep_alive, scenario_b))
+
+
+def test_a_waiter_that_gives_up_leaves_the_line_and_closing_the_client_ends_every_wait() -> None:
+    async def scenario(base: str) -> None:
+        transport = LeanTransport(max_connections=1)
+        client = httpx.AsyncClient(transport=transport, timeout=5)
+        holder = asyncio.create_task(client.get(base + "/sleep/200"))
+        await asyncio.sleep(0.05)
+        quitter = asyncio.create_task(client.get(base + "/quitter"))
+        patient = asyncio.create_task(client.get(base + "/patient"))
+        await asyncio.sleep(0.05)
+        quitter.cancel()
+        assert (await holder).content == b"/sleep/200"
+        assert (await patient).content == b"/patient"  # the turn went past the one that left
+        assert quitter.cancelled()
+        assert not transport._waiting
+
+        holder = asyncio.create_task(client.get(base + "/sleep/300"))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(client.get(base + "/waiting"))
+        await asyncio.sleep(0.05)
+        await transport.aclose()
+        with pytest.raises(httpx.ConnectError, match="gesloten"):
+            await asyncio.wait_for(waiting, 1)
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+
+    asyncio.run(_serve(_slow_keep_alive, scenario))
+
+
+def test_a_whole_short_answer_is_handed_over_read_like_a_streamed_one() -> None:
+    """A reply that arrived whole with a Content-Length skips the streaming layers: same status,
+    headers, body and elapsed time as a streamed reply, and the connection is reused at once."""
+    gz = gzip.compress(b"ingepakt " * 1000)
+    answers = {
+        b"/plain": _ok(b"klein", b"X-Reference: r-1"),
+        b"/gzip": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Encoding: gzip\r\n\r\n%s" % (len(gz), gz),
+    }
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await _request(reader)
+            writer.write(answers[head.split(b" ")[1]])
+            await writer.drain()
+
+    transport = LeanTransport()
+
+    async def scenario(base: str) -> None:
+        async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+            plain = await client.post(base + "/plain", content=b"x")
+            assert (plain.status_code, plain.content, plain.headers["x-reference"]) == (200, b"klein", "r-1")
+            assert list(plain.headers.keys()) == ["content-length", "x-reference"]  # nothing added
+            assert plain.elapsed.total_seconds() > 0
+            async with client.stream("POST", base + "/plain", content=b"x") as early:
+                assert transport._open == 1
+                assert sum(map(len, transport._idle.values())) == 1  # back in the pool before it is read
+                assert await early.aread() == b"klein"
+            # a coded answer streams: a caller counting decoded bytes can stop a bomb early
+            async with client.stream("GET", base + "/gzip") as coded:
+                assert not hasattr(coded, "_content")
+                seen = 0
+                async for chunk in coded.aiter_bytes():
+                    seen += len(chunk)
+            assert seen == 9000
+            assert (await client.get(base + "/gzip")).content == b"ingepakt " * 1000
+
+    assert asyncio.run(_serve(handler, scenario)) == 1
 
 
 def test_a_server_that_hangs_up_or_speaks_no_http_is_a_protocol_error() -> None:
