@@ -42,6 +42,20 @@ def mask_national_numbers(_logger: Any, _name: str, event_dict: MutableMapping[s
     return event_dict
 
 
+class _StderrLoggerFactory:
+    """Loggers on the ``sys.stderr`` that :func:`configure` found, or, once that stream is closed,
+    on the ``sys.stderr`` of the moment: whoever swapped the stream in for a while (a test runner
+    invoking the CLI closes its capture afterwards) must not leave every later log call failing."""
+
+    def __init__(self) -> None:
+        self.stream = sys.stderr
+
+    def __call__(self, *_args: Any) -> structlog.PrintLogger:
+        if self.stream.closed:
+            self.stream = sys.stderr
+        return structlog.PrintLogger(self.stream)
+
+
 def configure(*, json: bool = True, level: str = "info") -> None:
     """Configure structlog once per process (the app factory and the CLI call this)."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -55,7 +69,7 @@ def configure(*, json: bool = True, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLoggerFactory(),
         cache_logger_on_first_use=False,
     )
 
