@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,3 +154,9 @@ def fingerprint(cert_path: Path) -> str:
     """SHA-256 fingerprint (hex) of a PEM certificate, for ``KNOOPPUNT_TLS__FINGERPRINTS``."""
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def trust(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """What an HTTPS client verifies a server against: ``ca_file`` (e.g. the development CA of
+    `make run-tls`) when given, else the system's trusted authorities (httpx's ``verify``)."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from typer.testing import CliRunner
 
+from hub import pki
 from hub.cli.main import app
-from hub.settings import Settings
+from hub.cli.runner import free_port
+from hub.settings import ROOT, Settings
+from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
 from tests.helpers import audit_rows
 
 
@@ -88,3 +96,48 @@ def test_demo_scenario_runs_and_everything_arrives(settings: Settings) -> None:
     assert chain.count("handtekening geverifieerd door DUO") == 2  # the PIP and the pip-wijziging
     assert "signaalmelding in zijn portaal-inbox" in chain
     assert "MISLUKT" not in chain
+
+
+def test_the_demo_over_https_shows_the_dutch_chain_and_the_lookups(tmp_path: Path) -> None:
+    """`make run-tls`: the demo's simulators send in and the lookups are shown over HTTPS, trusting
+    the development CA (they used plain HTTP and printed "niet getoond")."""
+    ca = pki.create_ca(tmp_path)
+    server = pki.create_server(ca, tmp_path)
+    env = {
+        **os.environ,
+        "KNOOPPUNT_ENV": "test",
+        "KNOOPPUNT_PAYLOAD_KEY": TEST_PAYLOAD_KEY,
+        "KNOOPPUNT_AUDIT_HMAC_KEY": TEST_AUDIT_KEY,
+        "KNOOPPUNT_AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
+        "KNOOPPUNT_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
+        "KNOOPPUNT_LOG_LEVEL": "warning",
+        "KNOOPPUNT_TLS__CERTFILE": str(server.cert),
+        "KNOOPPUNT_TLS__KEYFILE": str(server.key),
+        "KNOOPPUNT_TLS__CA_CERTS": str(ca.cert),
+    }
+    port = free_port()
+    env["KNOOPPUNT_PUBLIC_URL"] = f"https://127.0.0.1:{port}"
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli.main", "run", "--demo", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while "Opvraging via Discimus" not in log.read_text() and "niet getoond" not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    shown = " ".join(log.read_text().split())
+    assert "niet getoond" not in shown
+    assert "MISLUKT" not in shown
+    assert "COA draagt warm over" in shown
+    assert "geverifieerd door de hub" in shown
+    assert "Opvraging via MAGDA (GeefPersoon) door AgII" in shown

@@ -49,6 +49,7 @@ from adapters._digikoppeling.simserver import (
 )
 from adapters._digikoppeling.wss import utcnow
 from adapters.coa.adapter import OIN_HEADER, TRANSACTION_HEADER
+from hub import pki
 from hub.envelope import from_json
 from hub.errors import ConfigurationError, HubError, InputError
 from hub.identifiers import IdentifierError, parse_oin
@@ -81,6 +82,7 @@ class CoaSimulatorConfig:
         trusted_oins: OINs that may call COA (the knooppunt's).
         hub_url: the knooppunt's ``/v1/berichten`` for klantprofielen (``/control/send``).
         hub_token: bearer token for the knooppunt.
+        hub_ca: CA bundle that the knooppunt's HTTPS certificate chains to (unset: the system's).
         confirmation_types: types that must confirm a klantprofiel COA sent (conversationId).
     """
 
@@ -88,6 +90,7 @@ class CoaSimulatorConfig:
     trusted_oins: tuple[str, ...] = (KNOOPPUNT_OIN,)
     hub_url: str | None = None
     hub_token: str | None = None
+    hub_ca: Path | None = None
     confirmation_types: tuple[str, ...] = CONFIRMATION_TYPES
     duplicate_retention: timedelta = timedelta(days=3, minutes=5)
 
@@ -251,7 +254,7 @@ class CoaSimulator:
             headers["Authorization"] = f"Bearer {self.config.hub_token}"
         result: dict[str, Any] = {"messageId": str(envelope.message_id)}
         try:
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(verify=pki.trust(self.config.hub_ca)) as client:
                 response = await client.post(self.config.hub_url, json=message, headers=headers, timeout=30)
         except httpx.HTTPError as exc:
             result.update(httpStatus=None, error=type(exc).__name__)
@@ -346,11 +349,12 @@ def server(
     config: CoaSimulatorConfig | None = None,
     hub_url: str | None = None,
     hub_token: str | None = None,
+    hub_ca: Path | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for this simulator, to run beside the hub in one event loop."""
     if host not in ("127.0.0.1", "::1", "localhost"):
         raise ConfigurationError("de simulator luistert alleen op loopback")
-    app = create_app(config or CoaSimulatorConfig(hub_url=hub_url, hub_token=hub_token))
+    app = create_app(config or CoaSimulatorConfig(hub_url=hub_url, hub_token=hub_token, hub_ca=hub_ca))
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
 
 

@@ -62,7 +62,7 @@ from adapters.duo.messages import (
     read_afstemming_vraag,
     type_of_action,
 )
-from hub import xmlsafe
+from hub import pki, xmlsafe
 from hub.envelope import Envelope
 from hub.errors import ConfigurationError, HubError, InputError, PayloadTooLarge
 from hub.identifiers import IdentifierError, parse_subject
@@ -87,6 +87,7 @@ class DuoSimulatorConfig:
         trusted_oins: OINs allowed to send to DUO (the knooppunt's).
         hub_url: the knooppunt's SOAP endpoint for what DUO sends in (``/control/send``).
         hub_oin: the knooppunt's OIN (wsa:To of what DUO sends).
+        hub_ca: CA bundle that the knooppunt's HTTPS certificate chains to (unset: the system's).
         duplicate_retention: how long message ids are remembered.
         timestamp_ttl: lifetime of the Timestamps DUO writes.
         clock_skew: tolerance on the senders' Timestamps.
@@ -98,6 +99,7 @@ class DuoSimulatorConfig:
     trusted_oins: tuple[str, ...]
     hub_url: str | None = None
     hub_oin: str | None = None
+    hub_ca: Path | None = None
     accepted_types: tuple[str, ...] = ACCEPTED_TYPES
     duplicate_retention: timedelta = timedelta(days=3, minutes=5)
     timestamp_ttl: timedelta = timedelta(minutes=5)
@@ -247,7 +249,7 @@ class DuoSimulator:
         )
         result: dict[str, object] = {"messageId": str(message_id)}
         try:
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(verify=pki.trust(self.config.hub_ca)) as client:
                 response = await client.post(
                     self.config.hub_url,
                     content=body,
@@ -383,6 +385,7 @@ def default_config(
     pki_dir: str | Path = "var/testpki",
     *,
     hub_url: str | None = None,
+    hub_ca: Path | None = None,
     oin: str = DUO_OIN,
     hub_oin: str = KNOOPPUNT_OIN,
     trusted_oins: Sequence[str] | None = None,
@@ -398,6 +401,7 @@ def default_config(
         trusted_oins=tuple(trusted_oins or (hub_oin,)),
         hub_url=hub_url,
         hub_oin=hub_oin,
+        hub_ca=hub_ca,
         accepted_types=tuple(accepted_types),
     )
 
@@ -427,6 +431,7 @@ def server(
     *,
     config: DuoSimulatorConfig | None = None,
     hub_url: str | None = None,
+    hub_ca: Path | None = None,
     pki_dir: str | Path = "var/testpki",
 ) -> uvicorn.Server:
     """A uvicorn server for this simulator, to run beside the hub in one event loop.
@@ -435,7 +440,7 @@ def server(
     """
     if host not in ("127.0.0.1", "::1", "localhost"):
         raise ConfigurationError("de simulator luistert alleen op loopback")
-    app = create_app(config or default_config(pki_dir, hub_url=hub_url))
+    app = create_app(config or default_config(pki_dir, hub_url=hub_url, hub_ca=hub_ca))
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
 
 

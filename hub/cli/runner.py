@@ -16,6 +16,7 @@ from adapters.duo import simulator as duo_sim
 from adapters.magda import simulator as magda_sim
 from adapters.restpush import simulator
 from adapters.rijksregister import simulator as rijksregister_sim
+from hub import pki
 from hub.demo import load_partners
 from hub.partners import Partner, issue_token, new_token, upsert_partner
 from hub.service import Hub
@@ -56,9 +57,16 @@ class Simulated:
         return f"http://127.0.0.1:{self.port}"
 
     def server(
-        self, partner_id: str, *, hub_url: str = "", hub_token: str | None = None, pki_dir: Path | None = None
+        self,
+        partner_id: str,
+        *,
+        hub_url: str = "",
+        hub_token: str | None = None,
+        pki_dir: Path | None = None,
+        hub_ca: Path | None = None,
     ) -> uvicorn.Server:
-        """The simulator's server; DUO and COA also send in, so they need the hub's URL (and COA a token)."""
+        """The simulator's server; DUO and COA also send in, so they need the hub's URL (and COA a
+        token; ``hub_ca``: the CA of the hub's HTTPS certificate, when it serves HTTPS)."""
         if self.kind == "restpush":
             return simulator.server(partner_id, "127.0.0.1", self.port)
         if self.kind == "duo":
@@ -66,11 +74,16 @@ class Simulated:
                 "127.0.0.1",
                 self.port,
                 hub_url=f"{hub_url}/wus/{partner_id}" if hub_url else None,
+                hub_ca=hub_ca,
                 pki_dir=pki_dir or DEFAULT_PKI,
             )
         if self.kind == "coa":
             return coa_sim.server(
-                "127.0.0.1", self.port, hub_url=f"{hub_url}/v1/berichten" if hub_url else None, hub_token=hub_token
+                "127.0.0.1",
+                self.port,
+                hub_url=f"{hub_url}/v1/berichten" if hub_url else None,
+                hub_token=hub_token,
+                hub_ca=hub_ca,
             )
         if self.kind == "magda":
             return magda_sim.server("127.0.0.1", self.port)
@@ -171,23 +184,38 @@ async def serve(
     these (bound by `knooppunt run --processes`) instead of binding host:port itself."""
     servers = [hub_server(settings, host, port)]
     if demo is not None:
-        servers += simulator_servers(settings, demo, f"http://{host}:{port}")
+        servers += simulator_servers(settings, demo, hub_base_url(settings, host, port))
     tasks = [asyncio.create_task(servers[0].serve(sockets=sockets))]
     tasks += [asyncio.create_task(s.serve()) for s in servers[1:]]
     if demo is not None:
-        await _show_lookups(servers, demo, host, port)
+        await _show_lookups(servers, demo, settings, host, port)
     await asyncio.gather(*tasks)
+
+
+def hub_base_url(settings: Settings, host: str, port: int) -> str:
+    """Where the demo's own clients (simulators sending in, the lookups shown) reach the hub:
+    HTTPS when it serves TLS (`make run-tls`), on loopback when it listens on every address."""
+    scheme = "https" if settings.tls.enabled else "http"
+    return f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"  # noqa: S104 - compared, not bound
+
+
+def _hub_ca(settings: Settings) -> Path | None:
+    """The CA the demo's clients trust the hub's HTTPS certificate by (none: plain HTTP)."""
+    return settings.tls.ca_certs if settings.tls.enabled else None
 
 
 def simulator_servers(settings: Settings, demo: DemoSetup, hub_url: str) -> list[uvicorn.Server]:
     """The demo's simulators; DUO signs with the demo PKI and COA sends in with its own token."""
+    hub_ca = _hub_ca(settings)
     return [
-        sim.server(pid, hub_url=hub_url, hub_token=demo.tokens.get(pid), pki_dir=demo_pki_dir(settings))
+        sim.server(pid, hub_url=hub_url, hub_token=demo.tokens.get(pid), pki_dir=demo_pki_dir(settings), hub_ca=hub_ca)
         for pid, sim in demo.simulators.items()
     ]
 
 
-async def _show_lookups(servers: list[uvicorn.Server], demo: DemoSetup, host: str, port: int) -> None:
+async def _show_lookups(
+    servers: list[uvicorn.Server], demo: DemoSetup, settings: Settings, host: str, port: int
+) -> None:
     """Once everything is up, show the Dutch chain, a person lookup and an enrolment lookup through the hub."""
     import httpx
 
@@ -197,7 +225,8 @@ async def _show_lookups(servers: list[uvicorn.Server], demo: DemoSetup, host: st
         if all(s.started for s in servers):
             break
         await asyncio.sleep(0.05)
-    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10) as client:
+    verify = pki.trust(_hub_ca(settings))
+    async with httpx.AsyncClient(base_url=hub_base_url(settings, host, port), timeout=10, verify=verify) as client:
         try:
             for line in await dutch_chain(client, demo):
                 print(line, flush=True)
