@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -284,15 +285,14 @@ def _allowed(path: str, fields: tuple[str, ...]) -> bool:
     return False
 
 
-def fields_outside(payload: etree._Element, fields: tuple[str, ...]) -> list[str]:
-    """Payload paths that carry data the protocol does not list.
+def _cut_off(payload: etree._Element, fields: tuple[str, ...]) -> list[tuple[etree._Element, str]]:
+    """The elements (with their paths) that no listed field allows, highest first.
 
-    Runs for every accepted message: a listed field's subtree is allowed as a whole and
-    not walked; below a path that is neither listed nor on the way to a listed field,
-    every path is outside (so it is collected without further checks).
+    Walks only the paths on the way to a listed field: a listed field's subtree is allowed
+    as a whole and not walked, and below a cut-off element everything is outside anyway.
     """
     exact, on_the_way = _index(fields)
-    outside: set[str] = set()
+    out: list[tuple[etree._Element, str]] = []
     stack: list[tuple[etree._Element, str]] = [(payload, "")]
     while stack:
         element, prefix = stack.pop()
@@ -306,19 +306,28 @@ def fields_outside(payload: etree._Element, fields: tuple[str, ...]) -> list[str
             if path in on_the_way:
                 stack.append((child, path + "/"))
             else:
-                outside.add(path)
-                outside.update(p for p, _ in _paths(child, path + "/"))
+                out.append((child, path))
+    return out
+
+
+def fields_outside(payload: etree._Element, fields: tuple[str, ...]) -> list[str]:
+    """Payload paths that carry data the protocol does not list (runs for every accepted message)."""
+    outside: set[str] = set()
+    for element, path in _cut_off(payload, fields):
+        outside.add(path)
+        outside.update(p for p, _ in _paths(element, path + "/"))
     return sorted(outside)
 
 
 def minimize(payload: etree._Element, fields: tuple[str, ...]) -> etree._Element:
-    """A copy of the payload with only the allowed fields (data minimisation)."""
-    copy = etree.fromstring(etree.tostring(payload))
-    doomed = [el for p, el in _paths(copy) if not _allowed(p, fields)]
-    for el in doomed:
-        parent = el.getparent()
+    """A copy of the payload with only the allowed fields (data minimisation; runs for every
+    delivery): what :func:`_cut_off` names is removed with everything below it."""
+    copy = deepcopy(payload)  # lxml copies in C, with the namespaces in scope
+    copy.tail = None
+    for element, _ in _cut_off(copy, fields):
+        parent = element.getparent()
         if parent is not None:
-            parent.remove(el)
+            parent.remove(element)
     return copy
 
 

@@ -29,6 +29,7 @@ class RestPushAdapter:
             raise ConfigurationError(f"partner {partner_id}: format must be json or xml")
         self.partner_id = partner_id
         self.url = url
+        self._target = httpx.URL(url)  # parsed once, not on every delivery
         self.format = str(fmt)
         token = config.get("token")
         self.token = token if isinstance(token, str) else None
@@ -57,7 +58,7 @@ class RestPushAdapter:
             doc["payload"] = delivery.payload_json
             body = orjson.dumps(doc)
         try:
-            response = await self._http.post(self.url, content=body, headers=headers, timeout=self.timeout)
+            response = await self._http.post(self._target, content=body, headers=headers, timeout=self.timeout)
         except httpx.TimeoutException as exc:
             raise PartnerUnavailable(f"{self.partner_id} antwoordde niet binnen {self.timeout:g} s") from exc
         except httpx.TransportError as exc:
