@@ -32,7 +32,10 @@ class DeliverySettings(BaseModel):
     max_attempts: int = Field(default=8, ge=1)
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=3600.0, gt=0)
-    workers: int = Field(default=4, ge=1)
+    # jobs one process delivers at once on the in-process transport (the embedded default; RabbitMQ
+    # bounds them by broker.prefetch instead). Each waits for its partner and then for the writer's
+    # next commit, so a few would leave the writer with batches of one or two.
+    workers: int = Field(default=32, ge=1)
     poll_seconds: float = Field(default=0.5, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     # A published job not finished within the lease is published again by the relay; a
@@ -57,9 +60,10 @@ class BrokerSettings(BaseModel):
     """RabbitMQ (scale mode): names, deadlines, prefetch and the publisher-confirm window."""
 
     namespace: str = Field(default="knooppunt", pattern=r"^[A-Za-z0-9_.-]{1,80}$")
-    # jobs in hand per partner queue and worker: enough to batch claims and records, few enough
-    # that the HTTP pool stays small (httpcore scans every pooled connection on every request)
-    prefetch: int = Field(default=16, ge=1, le=1000)
+    # jobs in hand per partner queue and worker: enough that a load one worker can carry stays on
+    # one worker (large batches of claims and records); the partner client's connections bound the
+    # calls under way (at most 64 to one partner, 256 in all: the rest wait for one, see hub/http.py)
+    prefetch: int = Field(default=64, ge=1, le=1000)
     # Workers consume with consumer priorities (a random one each): the broker fills one worker's
     # prefetch window before the next gets a job, so a load one worker can carry is not split into
     # small batches over all of them; off = round robin over the workers.
