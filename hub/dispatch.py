@@ -51,7 +51,7 @@ from typing import Any
 
 import structlog
 from lxml import etree
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, or_, select, text, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import envelope as env
@@ -132,6 +132,12 @@ class Dispatcher:
         self._records = _Batcher(
             self._record_batch, linger=linger, target=RECORD_BATCH, more=lambda: self._delivering > 0
         )
+        # embedded default (SQLite, one dispatcher, no claims): the jobs that come in while a read is
+        # under way are read together (their deliveries' state and messages, one query), and the
+        # successful deliveries that come back while a record is being written are recorded together
+        # (one writer unit: one SAVEPOINT and a few statements for all, not three statements each)
+        self._loads = _Batcher(self._load_batch)
+        self._oks = _Batcher(self._record_ok_batch)
 
     async def start(self, *, recover_all: bool) -> None:
         transport = self.hub.transport
@@ -151,14 +157,19 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self._claims.close()
-        await self._records.close()
+        for batcher in (self._claims, self._records, self._loads, self._oks):
+            await batcher.close()
         log.info(
             "dispatcher_batches",
             claims=self._claims.items,
             claim_batches=self._claims.batches,
             records=self._records.items,
             record_batches=self._records.batches,
+            # the embedded default's (no claims): reads, and records of successful deliveries
+            reads=self._loads.items,
+            read_batches=self._loads.batches,
+            successes=self._oks.items,
+            success_batches=self._oks.batches,
         )
         if self._claim_conn is not None:
             with contextlib.suppress(SQLAlchemyError):
@@ -254,13 +265,12 @@ class Dispatcher:
             finally:
                 handed_over()
             return
-        with hub.engine.connect() as conn:
-            row = conn.execute(select(deliveries.c.status, deliveries.c.attempts).where(_delivery_key(job))).first()
-        if row is None or row.status in SETTLED:
+        state = await self._loads.submit(job)
+        if state is None:
             await hub.writer.submit(_drop_outbox(job))
             return
-        attempt = int(row.attempts) + 1
-        await self._after_claim(job, attempt, None, lambda: None)
+        attempts, loaded = state
+        await self._after_claim(job, attempts + 1, loaded, lambda: None)
 
     async def _after_claim(
         self, job: Job, attempt: int, loaded: StoredMessage | NotFound | None, handed_over: Callable[[], None]
@@ -295,6 +305,8 @@ class Dispatcher:
         handed_over()
         if self.claims and outcome.ok and not outcome.in_inbox:
             status = await self._records.submit((job, attempt, outcome, (envelope, subject_hash)))
+        elif not self.claims and outcome.ok:
+            status = await self._oks.submit((job, attempt, outcome, (envelope, subject_hash)))
         else:
             status = await self._submit_record(job, self._record(job, attempt, outcome, (envelope, subject_hash)))
         if status == "in_inbox" and outcome.in_inbox:
@@ -338,24 +350,23 @@ class Dispatcher:
         when there is nothing to do here (delivered already, or another worker holds it).
         """
         claimed, rows = await asyncio.to_thread(self._claim_many, jobs)
-        hub = self.hub
         out: list[tuple[int, StoredMessage | NotFound] | None] = []
         for job in jobs:
             attempts = claimed.get(job)
             if attempts is None:
                 out.append(None)
                 continue
-            row = rows.get(job.message_id)
-            loaded: StoredMessage | NotFound
-            if row is None:
-                loaded = NotFound(f"bericht {job.message_id} bestaat niet")
-            else:
-                try:
-                    loaded = hub.stored_from_row(row)
-                except NotFound as exc:
-                    loaded = exc
-            out.append((attempts, loaded))
+            out.append((attempts, self._loaded(job, rows.get(job.message_id))))
         return out
+
+    def _loaded(self, job: Job, row: Any | None) -> StoredMessage | NotFound:
+        """A job's message from its row (decrypted and parsed), or why it cannot be had."""
+        if row is None:
+            return NotFound(f"bericht {job.message_id} bestaat niet")
+        try:
+            return self.hub.stored_from_row(row)
+        except NotFound as exc:
+            return exc
 
     def _claim_many(self, jobs: list[Job]) -> tuple[dict[Job, int], dict[str, Any]]:
         """Claim the deliveries of ``jobs`` (attempts so far per claimed job) and fetch their messages.
@@ -431,26 +442,84 @@ class Dispatcher:
                 key = (job.message_id, job.receiver)
                 if key in ours:
                     statuses[job] = "delivered"
-                    tx.audit(
-                        AuditEvent(
-                            "delivered",
-                            detail={"attempt": attempt, "reference": outcome.reference},
-                            message_id=job.message_id,
-                            receiver=job.receiver,
-                            **_message_fields(envelope, subject_hash),
-                        )
-                    )
+                    tx.audit(_delivered_event(job, attempt, outcome, envelope, subject_hash))
                 elif key in settled:
                     statuses[job] = str(current[key])
                 else:
                     log.warning("delivery_claim_lost", message_id=job.message_id, partner=job.receiver)
                     statuses[job] = "claim_lost"
 
-            def count() -> None:
-                for job, status in statuses.items():
-                    self._count(status, job)
+            tx.after_commit(lambda: self._count_all(statuses))
+            return statuses
 
-            tx.after_commit(count)
+        return unit
+
+    async def _load_batch(self, jobs: list[Job]) -> list[tuple[int, StoredMessage | NotFound] | None]:
+        """The embedded default's read for jobs that came in together: per job, its attempts so far
+        and its message (or why it cannot be loaded), or None when its delivery is settled or gone.
+
+        One connection and one query for the batch (the deliveries' state with their messages);
+        the same answers, job by job, as reading each delivery and its message on its own.
+        """
+        hub = self.hub
+        keys = sorted({(job.message_id, job.receiver) for job in jobs})
+        with hub.engine.connect() as conn:
+            rows = {
+                (r["job_message_id"], r["job_receiver"]): r for r in conn.execute(_LOAD_JOBS, {"keys": keys}).mappings()
+            }
+            hub.warm_keys(conn, [r for r in rows.values() if r["id"] is not None and r["job_status"] not in SETTLED])
+        out: list[tuple[int, StoredMessage | NotFound] | None] = []
+        for job in jobs:
+            row = rows.get((job.message_id, job.receiver))
+            if row is None or row["job_status"] in SETTLED:
+                out.append(None)
+                continue
+            out.append((int(row["job_attempts"]), self._loaded(job, row if row["id"] is not None else None)))
+        return out
+
+    async def _record_ok_batch(
+        self, items: list[tuple[Job, int, Outcome, tuple[env.Envelope, str | None]]]
+    ) -> list[str]:
+        """Record successful deliveries (embedded default) in one writer unit; the status of each."""
+        statuses = await self.hub.writer.submit(self._record_ok(items))
+        return [statuses[job] for job, *_ in items]
+
+    def _record_ok(self, items: list[tuple[Job, int, Outcome, tuple[env.Envelope, str | None]]]) -> Any:
+        """The writer unit for :meth:`_record_ok_batch`: per job the effect of :meth:`_record` for a
+        success (delivered, or in the portal inbox), with one read of the batch's states and one
+        executemany per statement. A delivery settled meanwhile keeps its status and is not audited
+        again; its outbox row goes, as every other job's."""
+
+        def unit(tx: Tx) -> dict[Job, str]:
+            keys = sorted({(job.message_id, job.receiver) for job, *_ in items})
+            current = {(r.message_id, r.receiver): str(r.status) for r in tx.conn.execute(_JOB_STATES, {"keys": keys})}
+            statuses: dict[Job, str] = {}
+            delivered: list[dict[str, Any]] = []
+            in_inbox: list[dict[str, Any]] = []
+            for job, attempt, outcome, context in items:
+                now_status = current.get((job.message_id, job.receiver))
+                if now_status in SETTLED:
+                    statuses[job] = str(now_status)
+                    continue
+                values: dict[str, Any] = {
+                    **_key(job),
+                    "attempts": attempt,
+                    "updated_at": tx.now,
+                    "last_error": None,
+                }
+                if outcome.in_inbox:
+                    statuses[job] = "in_inbox"
+                    in_inbox.append({**values, "status": "in_inbox"})
+                    continue
+                statuses[job] = "delivered"
+                delivered.append({**values, "status": "delivered", "delivered_at": tx.now})
+                tx.audit(_delivered_event(job, attempt, outcome, *context))
+            for rows in (delivered, in_inbox):
+                if rows:
+                    tx.conn.execute(_UPDATE_DELIVERY, rows)
+            tx.conn.execute(_DELETE_OUTBOX, [{"key_m": m, "key_r": r} for m, r in keys])
+
+            tx.after_commit(lambda: self._count_all(statuses))
             return statuses
 
         return unit
@@ -470,7 +539,8 @@ class Dispatcher:
             envelope=envelope,
             receiver=receiver.id,
             payload_xml=etree.tostring(payload),
-            payload_json=hub.infomodel.xml_to_json(mtype, payload),
+            # converted only for an adapter that takes JSON (WUS and other SOAP partners send XML)
+            payload_json=hub.infomodel.xml_to_json(mtype, payload) if "json" in adapter.capabilities.formats else None,
             attempt=attempt,
         )
         try:
@@ -491,12 +561,10 @@ class Dispatcher:
         released = {"claimed_by": None, "claimed_until": None} if claims else {}
 
         def unit(tx: Tx) -> str:
-            query = select(deliveries.c.status, deliveries.c.claimed_by).where(_delivery_key(job))
-            if claims:
-                query = query.with_for_update()  # the claim must still be ours when the outcome is written
-            current = tx.conn.execute(query).first()
+            key = _key(job)
+            current = tx.conn.execute(_CLAIM_STATE_FOR_UPDATE if claims else _CLAIM_STATE, key).first()
             if current is not None and current.status in SETTLED:
-                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
+                tx.conn.execute(_DELETE_OUTBOX, key)
                 return str(current.status)
             if claims and (current is None or current.status != "in_flight" or current.claimed_by != worker_id):
                 log.warning("delivery_claim_lost", message_id=job.message_id, partner=job.receiver)
@@ -504,49 +572,23 @@ class Dispatcher:
             common: dict[str, Any] = {"message_id": job.message_id, "receiver": job.receiver}
             if context is not None:
                 common.update(_message_fields(*context))
-            if outcome.ok and outcome.in_inbox:
-                status = "in_inbox"
-                tx.conn.execute(
-                    update(deliveries)
-                    .where(_delivery_key(job))
-                    .values(status=status, attempts=attempt, updated_at=tx.now, last_error=None, **released)
-                )
-                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
-            elif outcome.ok:
-                status = "delivered"
-                tx.conn.execute(
-                    update(deliveries)
-                    .where(_delivery_key(job))
-                    .values(
-                        status=status,
-                        attempts=attempt,
-                        delivered_at=tx.now,
-                        updated_at=tx.now,
-                        last_error=None,
-                        **released,
+            # the delivery row's new values: one constant UPDATE sets the columns its parameters name
+            values: dict[str, Any] = {**key, "attempts": attempt, "updated_at": tx.now, **released}
+            if outcome.ok:
+                status = "in_inbox" if outcome.in_inbox else "delivered"
+                values["last_error"] = None
+                if not outcome.in_inbox:
+                    values["delivered_at"] = tx.now
+                    tx.audit(
+                        AuditEvent("delivered", detail={"attempt": attempt, "reference": outcome.reference}, **common)
                     )
-                )
-                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
-                tx.audit(AuditEvent("delivered", detail={"attempt": attempt, "reference": outcome.reference}, **common))
             elif (
                 outcome.permanent
                 or outcome.window_over
                 or (outcome.retry_at is None and attempt >= settings.max_attempts)
             ):
                 status = "dead"
-                tx.conn.execute(
-                    update(deliveries)
-                    .where(_delivery_key(job))
-                    .values(
-                        status=status,
-                        attempts=attempt,
-                        updated_at=tx.now,
-                        last_error=outcome.error[:2000],
-                        next_attempt_at=None,
-                        **released,
-                    )
-                )
-                tx.conn.execute(delete(outbox).where(_outbox_key(job)))
+                values.update(last_error=outcome.error[:2000], next_attempt_at=None)
                 tx.audit(
                     AuditEvent(
                         "failed", status="failed", detail={"attempt": attempt, "error": outcome.error[:500]}, **common
@@ -557,19 +599,7 @@ class Dispatcher:
                 due = outcome.retry_at or tx.now + timedelta(
                     seconds=backoff(attempt, settings.backoff_base_seconds, settings.backoff_max_seconds)
                 )
-                tx.conn.execute(
-                    update(deliveries)
-                    .where(_delivery_key(job))
-                    .values(
-                        status=status,
-                        attempts=attempt,
-                        updated_at=tx.now,
-                        last_error=outcome.error[:2000],
-                        next_attempt_at=due,
-                        **released,
-                    )
-                )
-                tx.conn.execute(update(outbox).where(_outbox_key(job)).values(available_at=due, published_at=None))
+                values.update(last_error=outcome.error[:2000], next_attempt_at=due)
                 tx.audit(
                     AuditEvent(
                         "retry_scheduled",
@@ -578,6 +608,13 @@ class Dispatcher:
                         **common,
                     )
                 )
+            tx.conn.execute(_UPDATE_DELIVERY, {**values, "status": status})
+            if status == "retrying":
+                tx.conn.execute(
+                    _UPDATE_OUTBOX, {**key, "available_at": values["next_attempt_at"], "published_at": None}
+                )
+            else:
+                tx.conn.execute(_DELETE_OUTBOX, key)
             return status
 
         def counted(tx: Tx) -> str:
@@ -586,6 +623,10 @@ class Dispatcher:
             return status
 
         return counted
+
+    def _count_all(self, statuses: dict[Job, str]) -> None:
+        for job, status in statuses.items():
+            self._count(status, job)
 
     def _count(self, status: str, job: Job) -> None:
         if status == "claim_lost":
@@ -600,6 +641,19 @@ class Dispatcher:
             log.info("delivery_retry_scheduled", message_id=job.message_id, partner=job.receiver)
 
 
+def _delivered_event(
+    job: Job, attempt: int, outcome: Outcome, envelope: env.Envelope, subject_hash: str | None
+) -> AuditEvent:
+    """The audit "delivered" of a job the partner took (a batched record's)."""
+    return AuditEvent(
+        "delivered",
+        detail={"attempt": attempt, "reference": outcome.reference},
+        message_id=job.message_id,
+        receiver=job.receiver,
+        **_message_fields(envelope, subject_hash),
+    )
+
+
 def _message_fields(envelope: env.Envelope, subject_hash: str | None) -> dict[str, Any]:
     """The audit fields a delivery record takes from its message."""
     return {
@@ -612,12 +666,35 @@ def _message_fields(envelope: env.Envelope, subject_hash: str | None) -> dict[st
     }
 
 
-def _delivery_key(job: Job) -> Any:
-    return and_(deliveries.c.message_id == job.message_id, deliveries.c.receiver == job.receiver)
+# One delivery's statements, built once: SQLAlchemy then finds them in its compiled cache without
+# building and hashing a new statement per job. The UPDATEs name no values: the parameters passed
+# with them (beside the key) are the columns they set.
+_DELIVERY = and_(deliveries.c.message_id == bindparam("key_m"), deliveries.c.receiver == bindparam("key_r"))
+_OUTBOX = and_(outbox.c.message_id == bindparam("key_m"), outbox.c.receiver == bindparam("key_r"))
+_CLAIM_STATE = select(deliveries.c.status, deliveries.c.claimed_by).where(_DELIVERY)
+_CLAIM_STATE_FOR_UPDATE = _CLAIM_STATE.with_for_update()  # the claim must still be ours when the outcome is written
+_UPDATE_DELIVERY = update(deliveries).where(_DELIVERY)
+# the embedded default's batches (see Dispatcher._load_batch, _record_ok): the keys as one expanding
+# list of (message id, receiver) pairs; a job's own columns are labelled apart from the message's
+_BATCH_KEYS = tuple_(deliveries.c.message_id, deliveries.c.receiver).in_(bindparam("keys", expanding=True))
+_LOAD_JOBS = (
+    select(
+        deliveries.c.message_id.label("job_message_id"),
+        deliveries.c.receiver.label("job_receiver"),
+        deliveries.c.status.label("job_status"),
+        deliveries.c.attempts.label("job_attempts"),
+        messages,
+    )
+    .select_from(deliveries.outerjoin(messages, messages.c.id == deliveries.c.message_id))
+    .where(_BATCH_KEYS)
+)
+_JOB_STATES = select(deliveries.c.message_id, deliveries.c.receiver, deliveries.c.status).where(_BATCH_KEYS)
+_UPDATE_OUTBOX = update(outbox).where(_OUTBOX)
+_DELETE_OUTBOX = delete(outbox).where(_OUTBOX)
 
 
-def _outbox_key(job: Job) -> Any:
-    return and_(outbox.c.message_id == job.message_id, outbox.c.receiver == job.receiver)
+def _key(job: Job) -> dict[str, str]:
+    return {"key_m": job.message_id, "key_r": job.receiver}
 
 
 # Scale mode (PostgreSQL): the claim and the record of a batch are one constant statement each, with
@@ -791,7 +868,7 @@ class _Batcher:
 
 def _drop_outbox(job: Job) -> Any:
     def unit(tx: Tx) -> None:
-        tx.conn.execute(delete(outbox).where(_outbox_key(job)))
+        tx.conn.execute(_DELETE_OUTBOX, _key(job))
 
     return unit
 

@@ -42,6 +42,8 @@ class Delivery:
 
     ``payload_xml`` is the payload element alone (its namespace declared); an adapter
     that sends the canonical envelope builds it with :func:`hub.envelope.to_xml`.
+    ``payload_json`` is the same payload as canonical JSON, filled in for adapters whose
+    ``capabilities.formats`` include ``"json"`` and None for the others.
     """
 
     envelope: Envelope

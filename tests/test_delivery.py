@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import orjson
 import pytest
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from hub import demo
 from hub.cli.main import app
-from hub.dispatch import RELAY_IDLE_MAX_SECONDS, backoff, relay_wait
+from hub.cli.runner import seed_demo
+from hub.dispatch import RELAY_IDLE_MAX_SECONDS, Dispatcher, Outcome, backoff, relay_wait
+from hub.service import Hub
 from hub.settings import Settings
+from hub.store.tables import deliveries, outbox
+from hub.transport import Job
 from tests.conftest import LiveHub, start_live_hub
 from tests.helpers import audit_rows
 
@@ -149,3 +157,85 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(settings: Settings
         assert [m["messageId"] for m in second.received("gemeente-utrecht")["messages"]] == [doc["messageId"]]
     finally:
         second.stop()
+
+
+def _accept(hub: Hub, partner: str, docs: list[dict[str, Any]]) -> None:
+    async def send() -> None:
+        caller = hub.partners.get(partner)
+        assert caller is not None
+        for doc in docs:
+            await hub.accept(caller, hub.parse_json(orjson.dumps(doc)), channel="rest-json", pointer="json")
+
+    asyncio.run(send())
+
+
+def _rows(hub: Hub, table: Any) -> dict[str, dict[str, Any]]:
+    with hub.engine.connect() as conn:
+        return {r["message_id"]: dict(r) for r in conn.execute(select(table)).mappings()}
+
+
+@pytest.fixture
+def quiet_hub(settings: Settings) -> Iterator[Hub]:
+    """The hub's store with the demo partners, no transport and no running dispatcher: the test
+    hands the jobs over itself."""
+    seed_demo(settings)
+    hub = Hub(settings)
+    hub.open_store()
+    try:
+        yield hub
+    finally:
+        hub.close_store()
+
+
+def test_jobs_that_arrive_together_are_read_and_recorded_together(quiet_hub: Hub) -> None:
+    """Embedded default: jobs handed over at once share one read of their deliveries and messages
+    and a few record units, and each ends as if handled alone: in the plateau-1 inbox after attempt
+    1, its outbox row gone. A delivery settled before its job ran is left as it is (outbox row gone)."""
+    hub = quiet_hub
+    docs = [demo.inburgeringsplicht(rng, "0228") for _ in range(20)]  # DUO -> gemeente Ede (inbox)
+    _accept(hub, "duo", docs)
+    ids = [d["messageId"] for d in docs]
+    with hub.engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.message_id == ids[0]).values(status="delivered"))
+    dispatcher = Dispatcher(hub)
+
+    async def run() -> None:
+        await asyncio.gather(*(dispatcher.handle(Job(i, "gemeente-ede")) for i in ids))
+
+    asyncio.run(run())
+    assert dispatcher._loads.items == 20
+    assert dispatcher._loads.batches <= 2  # read together, not one query per job
+    assert dispatcher._oks.items == 19
+    assert dispatcher._oks.batches < 19
+    rows = _rows(hub, deliveries)
+    assert (rows[ids[0]]["status"], rows[ids[0]]["attempts"]) == ("delivered", 0)
+    assert {(rows[i]["status"], rows[i]["attempts"]) for i in ids[1:]} == {("in_inbox", 1)}
+    assert _rows(hub, outbox) == {}
+    assert dispatcher.delivered == 19
+    assert audit_rows(hub.settings, "delivered") == []  # an inbox delivery is audited when it is read
+
+
+def test_a_success_recorded_after_the_delivery_settled_keeps_the_settled_status(quiet_hub: Hub) -> None:
+    """The batched record of successful deliveries reads each delivery's state in its transaction:
+    one that went dead (or was delivered) meanwhile keeps that status and gets no audit record;
+    the others are delivered and audited once each."""
+    hub = quiet_hub
+    docs = [demo.inburgeringsplicht(rng, "0228") for _ in range(3)]
+    _accept(hub, "duo", docs)
+    ids = [d["messageId"] for d in docs]
+    with hub.engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.message_id == ids[0]).values(status="dead"))
+    dispatcher = Dispatcher(hub)
+    items = [
+        (Job(i, "gemeente-ede"), 1, Outcome(True, reference=f"ref-{i}"), (hub.load_message(i).envelope, None))
+        for i in ids
+    ]
+    statuses = hub.writer.run_sync(dispatcher._record_ok(items))
+    assert statuses == {Job(ids[0], "gemeente-ede"): "dead", **{Job(i, "gemeente-ede"): "delivered" for i in ids[1:]}}
+    rows = _rows(hub, deliveries)
+    assert rows[ids[0]]["status"] == "dead"
+    assert all(rows[i]["status"] == "delivered" and rows[i]["delivered_at"] is not None for i in ids[1:])
+    delivered = audit_rows(hub.settings, "delivered")
+    assert sorted(e["message_id"] for e in delivered) == sorted(ids[1:])
+    assert {e["receiver"] for e in delivered} == {"gemeente-ede"}
+    assert _rows(hub, outbox) == {}
