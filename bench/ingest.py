@@ -34,8 +34,9 @@ import httpx
 
 from bench import loadgen
 from hub import demo
-from hub.cli.runner import free_port, seed_demo
+from hub.cli.runner import seed_demo
 from hub.infomodel import InfoModel
+from hub.loopback import free_port
 from hub.settings import ROOT, Settings
 
 TARGET_RATE, TARGET_P99, TARGET_RATIO = 2000.0, 50.0, 0.60

@@ -33,7 +33,8 @@ import httpx
 
 from adapters._magda.request import Afzender, geef_persoon, registreer_inschrijving
 from bench.ingest import start_hub, wait_up
-from hub.cli.runner import free_port, seed_demo
+from hub.cli.runner import seed_demo
+from hub.loopback import free_port
 from hub.settings import Settings
 
 TARGET_P50_MS = 3.0

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from hub import pki
 from hub.cli.main import app
-from hub.cli.runner import free_port
+from hub.loopback import free_port
 from hub.settings import ROOT, Settings
 from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
 from tests.helpers import audit_rows

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from hub import demo
 from hub.cli.main import app
-from hub.cli.runner import DemoSetup, free_port, seed_demo
+from hub.cli.runner import DemoSetup, seed_demo
+from hub.loopback import free_port
 from hub.settings import ROOT, Settings
 from hub.store.tables import deliveries, outbox
 from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY, make_settings

@@ -13,8 +13,8 @@ import pytest
 
 from adapters.duo import simulator as duo_sim
 from hub import demo
-from hub.cli.runner import free_port
 from hub.infomodel import InfoModel
+from hub.loopback import free_port
 from hub.partners import Partner
 from hub.settings import ROOT, Settings
 from tests.conftest import LiveHub, ServerThread, bound_port, start_live_hub

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import socket
 import threading
 import time
 import uuid
@@ -44,6 +43,7 @@ from adapters._digikoppeling.reconcile import PeriodSummary, check_period, in_pe
 from adapters._digikoppeling.reliability import DuplicateStore
 from adapters._digikoppeling.wss import utcnow
 from hub.errors import InputError
+from hub.loopback import free_port
 from hub.ports import JSON
 
 HOSTILE_KINDS = ("xxe", "truncated", "wrong-envelope", "huge", "unsigned", "not-xml", "not-json", "wrong-shape")
@@ -286,12 +286,6 @@ class Ledger:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 class SimulatorServer:

@@ -35,12 +35,6 @@ class DemoSetup:
     partners: list[Partner]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Simulated:
     """How the demo serves one partner: which simulator, and the path its adapter calls."""

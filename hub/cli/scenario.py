@@ -13,9 +13,10 @@ from rich.table import Table
 
 from hub import demo as data
 from hub.audit import verify
-from hub.cli.runner import DEMO_PARTNERS, free_port, hub_server, seed_demo, simulator_servers
+from hub.cli.runner import DEMO_PARTNERS, hub_server, seed_demo, simulator_servers
 from hub.demo import load_partners
 from hub.infomodel import InfoModel
+from hub.loopback import free_port
 from hub.service import Hub
 from hub.settings import ROOT, Settings
 

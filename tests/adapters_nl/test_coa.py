@@ -14,13 +14,14 @@ import httpx
 import pytest
 
 from adapters._digikoppeling.reconcile import PeriodSummary, compare
-from adapters._digikoppeling.simserver import SimulatorServer, free_port
+from adapters._digikoppeling.simserver import SimulatorServer
 from adapters.coa import CoaAdapter
 from adapters.coa import simulator as coa_sim
 from adapters.coa.simulator import openapi
 from adapters.duo import DuoAdapter
 from adapters.duo import simulator as duo_sim
 from hub.errors import ConfigurationError, PartnerRejected, PartnerUnavailable
+from hub.loopback import free_port
 from hub.ports import Adapter
 
 from .conftest import (

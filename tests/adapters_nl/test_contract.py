@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from adapters._digikoppeling.simserver import SimulatorServer, free_port
+from adapters._digikoppeling.simserver import SimulatorServer
 from adapters._digikoppeling.testpki import DemoPki
 from adapters.coa import CoaAdapter
 from adapters.duo import DuoAdapter
 from hub.errors import PartnerRejected, PartnerUnavailable
 from hub.identifiers import parse_bsn
+from hub.loopback import free_port
 from hub.ports import Adapter, Delivery, LookupRequest
 
 from .conftest import coa_config, control, delivery, hub_config, klantprofiel_json, pip_xml, received

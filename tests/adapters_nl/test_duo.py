@@ -17,7 +17,7 @@ from lxml import etree
 
 from adapters._digikoppeling import soap
 from adapters._digikoppeling.reconcile import PeriodSummary, compare
-from adapters._digikoppeling.simserver import SimulatorServer, free_port
+from adapters._digikoppeling.simserver import SimulatorServer
 from adapters._digikoppeling.testpki import DemoPki
 from adapters._digikoppeling.wss import DS_NS, SigningIdentity, WssVerifier, load_certificates, sign_envelope
 from adapters.duo import DuoAdapter
@@ -33,6 +33,7 @@ from adapters.duo.messages import (
 from adapters.duo.simulator import ACCEPTED_TYPES, DuoSimulatorConfig, create_app
 from hub.errors import PartnerRejected, PartnerUnavailable
 from hub.identifiers import parse_bsn
+from hub.loopback import free_port
 from hub.ports import Adapter, LookupRequest
 
 from .conftest import (

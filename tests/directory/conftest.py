@@ -16,7 +16,7 @@ import pytest
 
 from adapters.restpush import simulator
 from hub import demo
-from hub.cli.runner import free_port
+from hub.loopback import free_port
 from hub.partners import Partner, issue_token, new_token, upsert_partner
 from hub.service import Hub
 from hub.settings import Settings

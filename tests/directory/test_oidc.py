@@ -8,7 +8,7 @@ import httpx
 import pytest
 import uvicorn
 
-from hub.cli.runner import free_port
+from hub.loopback import free_port
 from hub.settings import OidcSettings, Settings
 from tests.conftest import LiveHub, ServerThread, start_live_hub
 from tests.directory.conftest import insz

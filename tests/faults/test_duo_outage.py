@@ -23,7 +23,8 @@ import pytest
 from adapters.duo import simulator as duo_sim
 from hub import demo
 from hub.audit import verify
-from hub.cli.runner import demo_pki_dir, free_port
+from hub.cli.runner import demo_pki_dir
+from hub.loopback import free_port
 from hub.partners import Partner
 from hub.service import Hub
 from hub.settings import Settings

@@ -23,7 +23,8 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from hub.audit import VerifyResult, verify
-from hub.cli.runner import free_port, seed_demo
+from hub.cli.runner import seed_demo
+from hub.loopback import free_port
 from hub.settings import ROOT, BrokerSettings, DeliverySettings, LimitSettings, Settings
 from hub.store.tables import audit_events, deliveries
 from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
