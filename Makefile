@@ -21,10 +21,13 @@ run: $(STAMP)  ## start the hub with demo partners, simulators, API docs
 PKI := var/pki
 run-tls: $(STAMP)  ## the demo over HTTPS with partner certificates (mutual TLS) from a development CA
 	@test -f $(PKI)/ca.pem || $(BIN)/knooppunt pki init --dir $(PKI)
+	@$(BIN)/knooppunt pki crl --dir $(PKI) >/dev/null  # a fresh revocation list each start (revoked stay revoked)
 	KNOOPPUNT_TLS__CERTFILE=$(PKI)/server.pem KNOOPPUNT_TLS__KEYFILE=$(PKI)/server-key.pem \
-	KNOOPPUNT_TLS__CA_CERTS=$(PKI)/ca.pem KNOOPPUNT_PUBLIC_URL=https://127.0.0.1:8443 \
+	KNOOPPUNT_TLS__CA_CERTS=$(PKI)/ca.pem KNOOPPUNT_TLS__CRL_FILES='["$(PKI)/crl.pem"]' \
+	KNOOPPUNT_PUBLIC_URL=https://127.0.0.1:8443 \
 	$(BIN)/knooppunt run --demo --port 8443
 	@# try: curl --cacert $(PKI)/ca.pem --cert $(PKI)/duo.pem --key $(PKI)/duo-key.pem https://127.0.0.1:8443/v1/inbox
+	@# revoke: knooppunt pki revoke duo --dir $(PKI) (the running hub refuses it within 5 minutes)
 
 demo: $(STAMP)  ## drive a realistic scenario and print what went where
 	$(BIN)/knooppunt demo

@@ -150,6 +150,50 @@ def create_partner(
     return _leaf(ca, directory, partner_id, x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH, [])
 
 
+def create_crl(
+    ca: Issued,
+    path: Path,
+    revoked: tuple[Path, ...] = (),
+    *,
+    this_update: dt.datetime | None = None,
+    valid_for: dt.timedelta = dt.timedelta(days=7),
+) -> Path:
+    """A CRL of ``ca`` revoking the certificates at ``revoked`` (PEM files), valid for
+    ``valid_for`` from ``this_update`` (now), written to ``path`` (``KNOOPPUNT_TLS__CRL_FILES``).
+
+    Certificates already revoked by a CRL at ``path`` stay revoked: revoking is for good.
+    The file is replaced in one rename, so a hub reading it never sees half a list.
+    """
+    ca_cert, ca_key = _load(ca)
+    now = this_update or dt.datetime.now(dt.UTC)
+    serials: dict[int, dt.datetime] = {}
+    if path.is_file():
+        previous = x509.load_pem_x509_crl(path.read_bytes())
+        for entry in previous:
+            serials[entry.serial_number] = entry.revocation_date_utc
+        # for one CA OpenSSL uses the CRL with the latest thisUpdate (whole seconds): a new list
+        # must be later than the one it replaces, or a hub that loaded both keeps the old one
+        now = max(now, previous.last_update_utc + dt.timedelta(seconds=1))
+    for cert_path in revoked:
+        serials.setdefault(x509.load_pem_x509_certificate(cert_path.read_bytes()).serial_number, now)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now)
+        .next_update(now + valid_for)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
+    for serial, when in serials.items():
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    part.replace(path)
+    return path
+
+
 def fingerprint(cert_path: Path) -> str:
     """SHA-256 fingerprint (hex) of a PEM certificate, for ``KNOOPPUNT_TLS__FINGERPRINTS``."""
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())

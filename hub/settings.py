@@ -98,6 +98,10 @@ class TLSSettings(BaseModel):
     # SHA-256 fingerprint (hex, colons allowed) of a partner certificate -> partner id, for
     # certificates that carry neither an OIN nor a KBO number.
     fingerprints: dict[str, str] = Field(default_factory=dict)
+    # CRLs (PEM or DER) of the CAs in ca_certs, one for each: revoked partner certificates are
+    # refused at the handshake (hub/revocation.py). Read again when they change.
+    crl_files: list[Path] = Field(default_factory=list)
+    crl_refresh_seconds: float = Field(default=300.0, ge=1.0)
 
     @property
     def enabled(self) -> bool:
@@ -290,6 +294,11 @@ class Settings(BaseSettings):
             raise ConfigurationError("KNOOPPUNT_PAYLOAD_KEY and KNOOPPUNT_AUDIT_HMAC_KEY must differ")
         if self.tls.enabled and self.tls.client_cert != "none" and self.tls.ca_certs is None:
             raise ConfigurationError("KNOOPPUNT_TLS__CA_CERTS is needed to verify partner certificates")
+        if self.tls.crl_files and (not self.tls.enabled or self.tls.ca_certs is None or self.tls.client_cert == "none"):
+            raise ConfigurationError(
+                "KNOOPPUNT_TLS__CRL_FILES checks partner certificates: it needs KNOOPPUNT_TLS__CERTFILE, "
+                "KNOOPPUNT_TLS__CA_CERTS and client certificates (KNOOPPUNT_TLS__CLIENT_CERT optional or required)"
+            )
         if "*" in self.cors_origins:
             raise ConfigurationError("CORS: name the published origins, a wildcard is not allowed")
         return self

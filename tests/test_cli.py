@@ -114,6 +114,7 @@ def test_the_demo_over_https_shows_the_dutch_chain_and_the_lookups(tmp_path: Pat
         "KNOOPPUNT_TLS__CERTFILE": str(server.cert),
         "KNOOPPUNT_TLS__KEYFILE": str(server.key),
         "KNOOPPUNT_TLS__CA_CERTS": str(ca.cert),
+        "KNOOPPUNT_TLS__CRL_FILES": json.dumps([str(pki.create_crl(ca, tmp_path / "crl.pem"))]),  # as make run-tls
     }
     port = free_port()
     env["KNOOPPUNT_PUBLIC_URL"] = f"https://127.0.0.1:{port}"

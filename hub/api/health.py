@@ -14,6 +14,8 @@ from sqlalchemy import text
 from hub.api.deps import get_hub
 from hub.crypto import key_id
 from hub.errors import HubError
+from hub.revocation import revocation_for
+from hub.settings import TLSSettings
 from hub.store.shared import SharedWriter
 
 router = APIRouter(tags=["beheer"])
@@ -48,6 +50,8 @@ async def health(request: Request) -> Response:
     if hub.writer_server is not None:
         checks["writer"]["fromApiProcesses"] = hub.writer_server.units
     checks["transport"] = transport_check(request, depth=True)
+    if hub.settings.tls.enabled and hub.settings.tls.crl_files:
+        checks["tls"] = _revocation_check(hub.settings.tls)
     ok = all(c["ok"] for c in checks.values())
     body = {
         "status": "up" if ok else "down",
@@ -56,6 +60,15 @@ async def health(request: Request) -> Response:
         "process": process_facts(request),
     }
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
+
+
+def _revocation_check(tls: TLSSettings) -> dict[str, Any]:
+    """The CRLs partner certificates are checked against; an expired one refuses that CA's partners."""
+    try:
+        revocation = revocation_for(tls.crl_files, tls.ca_certs, tls.crl_refresh_seconds)
+    except HubError as exc:  # the process was started without them (the server checks them at start)
+        return {"ok": False, "revocationCheck": "crl", "error": str(exc)}
+    return revocation.status() if revocation is not None else {"ok": True, "revocationCheck": "off"}
 
 
 def transport_check(request: Request, *, depth: bool = False) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.auth import ClientCertificate
+from hub.revocation import Revocation, revocation_for
 from hub.settings import Settings
 
 _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
@@ -79,23 +80,31 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     tls = settings.tls
     if not tls.enabled:
         return {}
+    # the CRLs are read and checked here, before the hub listens: a hub that cannot check
+    # revocation does not start (hub/revocation.py)
+    revocation = revocation_for(tls.crl_files, tls.ca_certs, tls.crl_refresh_seconds)
     return {
         "ssl_certfile": str(tls.certfile),
         "ssl_keyfile": str(tls.keyfile) if tls.keyfile else None,
         "ssl_ca_certs": str(tls.ca_certs) if tls.ca_certs else None,
         "ssl_cert_reqs": _CERT_REQS[tls.client_cert],
-        "ssl_context_factory": harden_context,
+        "ssl_context_factory": functools.partial(harden_context, revocation=revocation),
         "http": protocol_class(),
     }
 
 
-def harden_context(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+def harden_context(
+    config: Any, default: Callable[[], ssl.SSLContext], *, revocation: Revocation | None = None
+) -> ssl.SSLContext:
     """uvicorn's context (certificate, CA bundle, verify mode) with TLS 1.2 as the floor and no
-    renegotiation: the peer certificate read at connection time stays the connection's certificate."""
+    renegotiation: the peer certificate read at connection time stays the connection's certificate.
+    With ``revocation``, revoked partner certificates are refused at the handshake."""
     del config
     context = default()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_RENEGOTIATION
+    if revocation is not None:
+        revocation.install(context)
     return context
 
 

@@ -7,10 +7,15 @@ Only for demos and tests; the hub's TLS settings then point at the files::
     KNOOPPUNT_TLS__CA_CERTS=var/pki/ca.pem KNOOPPUNT_PUBLIC_URL=https://127.0.0.1:8443 \\
         knooppunt run --demo --port 8443
     curl --cacert var/pki/ca.pem --cert var/pki/duo.pem --key var/pki/duo-key.pem https://127.0.0.1:8443/v1/inbox
+
+Revocation: ``knooppunt pki crl`` issues ``crl.pem`` (``KNOOPPUNT_TLS__CRL_FILES``) and
+``knooppunt pki revoke ID`` adds a partner's certificate to it; a running hub reads the new
+list within ``KNOOPPUNT_TLS__CRL_REFRESH_SECONDS``.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -43,7 +48,8 @@ def init(
     """Maak een ontwikkel-CA, een servercertificaat en (standaard) certificaten voor de demopartners."""
     ca = pki.create_ca(directory)
     server = pki.create_server(ca, directory, tuple(host or ("localhost", "127.0.0.1")))
-    console.print(f"CA: {ca.cert}\nserver: {server.cert} ({server.key})")
+    revocations = pki.create_crl(ca, _crl_path(directory))
+    console.print(f"CA: {ca.cert}\nserver: {server.cert} ({server.key})\nCRL: {revocations}")
     if demo:
         from hub.cli.runner import DEMO_PARTNERS
 
@@ -63,3 +69,31 @@ def partner(
     """Maak een partnercertificaat met OIN of KBO-nummer; zonder beide: pin de vingerafdruk."""
     issued = pki.create_partner(_ca(directory), directory, partner_id, oin=oin, kbo=kbo)
     console.print(f"{issued.cert} ({issued.key}); vingerafdruk {pki.fingerprint(issued.cert)}")
+
+
+def _crl_path(directory: Path) -> Path:
+    return directory / "crl.pem"
+
+
+@app.command("crl")
+def crl(
+    directory: Annotated[Path, typer.Option("--dir")] = DEFAULT_DIR,
+    days: Annotated[int, typer.Option(min=1, max=365, help="Geldig (nextUpdate) voor zoveel dagen")] = 7,
+) -> None:
+    """Geef de intrekkingslijst (crl.pem) opnieuw uit: ingetrokken certificaten blijven ingetrokken."""
+    path = pki.create_crl(_ca(directory), _crl_path(directory), valid_for=timedelta(days=days))
+    console.print(f"CRL: {path} (KNOOPPUNT_TLS__CRL_FILES='[\"{path}\"]'), geldig {days} dagen")
+
+
+@app.command("revoke")
+def revoke(
+    partner_id: Annotated[str, typer.Argument(metavar="ID")],
+    directory: Annotated[Path, typer.Option("--dir")] = DEFAULT_DIR,
+) -> None:
+    """Trek het certificaat van een partner in: een hub met deze CRL weigert het bij de handshake."""
+    cert = directory / f"{partner_id}.pem"
+    if not cert.is_file():
+        console.print(f"geen certificaat {cert}")
+        raise typer.Exit(1)
+    path = pki.create_crl(_ca(directory), _crl_path(directory), (cert,))
+    console.print(f"{partner_id} ingetrokken in {path}; een draaiende hub leest de lijst binnen crl_refresh_seconds")
