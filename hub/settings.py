@@ -141,6 +141,9 @@ class LimitSettings(BaseModel):
     # failed authentications per client address (each one is audited, so it is bounded)
     anonymous_per_second: float = Field(default=5.0, gt=0)
     anonymous_burst: int = Field(default=20, ge=1)
+    # on PostgreSQL every API process takes a partner's tokens from one shared bucket (a row);
+    # off, or on SQLite: each process keeps its own (a partner may then send N times its rate)
+    shared: bool = True
 
 
 def _read_secret(path: Path) -> str:

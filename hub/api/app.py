@@ -47,9 +47,17 @@ from hub.portal.dpo import router as dpo_portal_router
 from hub.portal.routes import router as portal_router
 from hub.service import Hub
 from hub.settings import Settings
+from hub.store.buckets import SharedRateLimiter
 from hub.transport import open_transport
 
 log = structlog.get_logger(__name__)
+
+
+def _limiter(settings: Settings, hub: Hub) -> RateLimiter:
+    """Partner budgets shared by every API process on PostgreSQL (hub/store/buckets.py), else per process."""
+    if settings.limits.shared and hub.engine.dialect.name == "postgresql":
+        return SharedRateLimiter(hub.engine)
+    return RateLimiter()
 
 
 def create_app(settings: Settings | None = None, *, api_only: bool = False) -> FastAPI:
@@ -108,6 +116,8 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
                 writer_server.stop()
             await dispatcher.stop()
             await hub.stop()
+            if isinstance(limiter, SharedRateLimiter):
+                limiter.close()
             log.info("hub_stopped", batches=hub.writer.batches, units=hub.writer.units)
 
     app = FastAPI(
@@ -126,7 +136,8 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
     app.state.hub = hub
     app.state.api_only = api_only
     app.state.authenticator = Authenticator(settings, hub.partners, hub.reload_partners)
-    app.state.limiter = RateLimiter()
+    limiter = _limiter(settings, hub)
+    app.state.limiter = limiter
     if settings.cors_origins:  # CORS only for the origins that are published, none by default
         app.add_middleware(
             CORSMiddleware,

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -309,4 +310,17 @@ dpo_accounts = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", TS, nullable=False),
+)
+
+# -- request budgets shared by every API process (scale mode, PostgreSQL) ---------------
+
+# One token bucket per partner (hub/store/buckets.py): UNLOGGED on PostgreSQL (a crash may
+# refill the buckets, no fsync per request); unused on SQLite, where the buckets are in memory.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),  # the database's clock, seconds since the epoch
+    Column("granted", Float, nullable=False),  # tokens the last take got (RETURNING sees only the new row)
 )
