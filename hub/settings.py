@@ -141,9 +141,11 @@ class LimitSettings(BaseModel):
     # failed authentications per client address (each one is audited, so it is bounded)
     anonymous_per_second: float = Field(default=5.0, gt=0)
     anonymous_burst: int = Field(default=20, ge=1)
-    # on PostgreSQL every API process takes a partner's tokens from one shared bucket (a row);
-    # off, or on SQLite: each process keeps its own (a partner may then send N times its rate)
+    # several API processes take a partner's tokens from one shared bucket: on PostgreSQL a row
+    # (hub/store/buckets.py), under `knooppunt run --processes N` a slot of bucket_file (hub/limits.py);
+    # off: each process keeps its own (a partner may then send N times its rate)
     shared: bool = True
+    bucket_file: Path | None = None  # set by `knooppunt run --processes N` for its processes
 
 
 def _read_secret(path: Path) -> str:

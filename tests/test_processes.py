@@ -40,7 +40,9 @@ RECEIVER = "gemeente-ede"  # plateau 1: deliveries land in its portal inbox, no 
 class MultiHub:
     """`python -m hub.cli.main run --processes N` on a free port, and what a test asks of it."""
 
-    def __init__(self, settings: Settings, setup: DemoSetup, processes: int, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, setup: DemoSetup, processes: int, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.setup = setup
         self.port = free_port()
@@ -55,6 +57,7 @@ class MultiHub:
             "KNOOPPUNT_LOG_LEVEL": "warning",
             "KNOOPPUNT_LIMITS__REQUESTS_PER_SECOND": "100000",
             "KNOOPPUNT_LIMITS__BURST": "100000",
+            **(env or {}),
         }
         self.log = log
         self._log_file = log.open("wb")
@@ -309,6 +312,9 @@ def test_the_leader_gives_its_api_processes_one_oauth_key_and_polls_often(tmp_pa
     # one writer for all: the leader serves it on the socket its API processes are told about
     assert leader.store.writer_socket == tmp_path / "writer.sock"
     assert env["KNOOPPUNT_STORE__WRITER_SOCKET"] == str(tmp_path / "writer.sock")
+    # one rate bucket per partner for all, in a file beside the socket
+    assert leader.limits.bucket_file == tmp_path / "rate-buckets"
+    assert env["KNOOPPUNT_LIMITS__BUCKET_FILE"] == str(tmp_path / "rate-buckets")
     # a poll interval that was set is kept
     chosen = make_settings(tmp_path)  # sets delivery (poll_seconds 0.05)
     assert _leader_settings(chosen, tmp_path / "w.sock")[0].delivery.poll_seconds == 0.05
@@ -337,3 +343,29 @@ def test_connections_on_the_shared_port_send_without_nagle_delay() -> None:
             return value
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_a_partner_gets_its_burst_once_across_the_processes(tmp_path: Path) -> None:
+    """Each request on a new connection, so the kernel spreads them over both processes: with a
+    bucket per process DUO would get its burst of 6 twice."""
+    settings = make_settings(tmp_path)
+    setup = seed_demo(settings, ports={p: free_port() for p in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")})
+    limits = {
+        "KNOOPPUNT_LIMITS__PARTNER_BURST": '{"duo": 6}',
+        "KNOOPPUNT_LIMITS__PARTNER_REQUESTS_PER_SECOND": '{"duo": 0.01}',
+    }
+    hub = MultiHub(settings, setup, 2, tmp_path / "hub.log", env=limits)
+    try:
+        hub.wait_started()
+        assert {p["role"] for p in hub.processes().values()} == {"hub", "api"}
+        duo = {"Authorization": f"Bearer {setup.tokens['duo']}"}
+        statuses = [httpx.get(f"{hub.base}/v1/inbox", headers=duo, timeout=10).status_code for _ in range(24)]
+        refused = httpx.get(f"{hub.base}/v1/inbox", headers=duo, timeout=10)
+        coa = httpx.get(f"{hub.base}/v1/inbox", headers={"Authorization": f"Bearer {setup.tokens['coa']}"}, timeout=10)
+    finally:
+        hub.stop()
+    assert statuses.count(200) == 6, statuses
+    assert statuses.count(429) == 18
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 60  # one token every 100 s
+    assert coa.status_code == 200  # COA's bucket is its own

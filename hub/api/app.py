@@ -43,6 +43,7 @@ from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
 from hub.auth import Authenticator, RateLimiter
 from hub.dispatch import Dispatcher
 from hub.errors import HubError, InvalidParam
+from hub.limits import FileRateLimiter
 from hub.portal.dpo import router as dpo_portal_router
 from hub.portal.routes import router as portal_router
 from hub.service import Hub
@@ -54,9 +55,12 @@ log = structlog.get_logger(__name__)
 
 
 def _limiter(settings: Settings, hub: Hub) -> RateLimiter:
-    """Partner budgets shared by every API process on PostgreSQL (hub/store/buckets.py), else per process."""
+    """Partner budgets shared by every API process: on PostgreSQL (hub/store/buckets.py), or by the
+    processes of `knooppunt run --processes N` (hub/limits.py); else this process's own."""
     if settings.limits.shared and hub.engine.dialect.name == "postgresql":
         return SharedRateLimiter(hub.engine)
+    if settings.limits.shared and settings.limits.bucket_file is not None:
+        return FileRateLimiter(settings.limits.bucket_file)
     return RateLimiter()
 
 
@@ -116,7 +120,7 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
                 writer_server.stop()
             await dispatcher.stop()
             await hub.stop()
-            if isinstance(limiter, SharedRateLimiter):
+            if isinstance(limiter, SharedRateLimiter | FileRateLimiter):
                 limiter.close()
             log.info("hub_stopped", batches=hub.writer.batches, units=hub.writer.units)
 

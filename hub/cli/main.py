@@ -217,6 +217,8 @@ def _leader_settings(settings: Settings, writer_socket: Path) -> tuple[Settings,
     """The leader's settings and the environment of its API processes, so that all agree.
 
     - The leader's writer writes for every process, through ``writer_socket`` (hub.store.shared).
+    - A partner's rate limit holds for all processes together: they share its bucket in a file
+      beside the socket (hub.limits).
 
     - A development hub without an OAuth signing key makes one per process; a token issued by
       one process must verify in the others, so the leader makes one key for all.
@@ -224,14 +226,17 @@ def _leader_settings(settings: Settings, writer_socket: Path) -> tuple[Settings,
     - The leader's relay polls every 0.1 s unless the poll interval was set: what an API process
       accepts reaches delivery only through that relay.
     """
+    buckets = writer_socket.with_name("rate-buckets")
     env = {
         **os.environ,
         "KNOOPPUNT_RUN_WORKERS": "false",
         "KNOOPPUNT_PUBLIC_URL": settings.public_url,
         "KNOOPPUNT_STORE__WRITER_SOCKET": str(writer_socket),
+        "KNOOPPUNT_LIMITS__BUCKET_FILE": str(buckets),
     }
     store = settings.store.model_copy(update={"writer_socket": writer_socket})
-    settings = settings.model_copy(update={"store": store})
+    limits = settings.limits.model_copy(update={"bucket_file": buckets})
+    settings = settings.model_copy(update={"store": store, "limits": limits})
     if settings.oauth.signing_key is None and settings.env == "development":
         from hub.auth import new_signing_key
 
