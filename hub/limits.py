@@ -69,6 +69,7 @@ class FileRateLimiter(RateLimiter):
         self._slots: dict[str, int] = {}  # key -> its slot, once found
         self._thread_lock = threading.Lock()  # flock is per open file: threads of one process queue here
         self.overflows = 0
+        self._overflowed: set[str] = set()
 
     def take(self, key: str, rate: float, burst: int) -> float:
         if not key.startswith(SHARED_PREFIX):
@@ -77,7 +78,9 @@ class FileRateLimiter(RateLimiter):
             slot = self._slot(key)
             if slot is None:
                 self.overflows += 1
-                log.warning("rate_bucket_table_full", key=key)
+                if key not in self._overflowed:  # one line per key, not one per request
+                    self._overflowed.add(key)
+                    log.warning("rate_bucket_table_full", key=key, slots=SLOTS)
                 return super().take(key, rate, burst)
             offset = slot * _SLOT.size
             mark, tokens, last = _SLOT.unpack_from(self._map, offset)

@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from hub import limits
 from hub.auth import RateLimiter
@@ -56,10 +57,12 @@ def test_a_full_table_decides_new_partners_in_the_process(tmp_path: Path, monkey
     monkeypatch.setattr(limits, "SLOTS", 2)
     limiter = FileRateLimiter(tmp_path / "b")
     try:
-        assert limiter.take("partner:a", 1.0, 1) == 0.0
-        assert limiter.take("partner:b", 1.0, 1) == 0.0
-        assert limiter.take("partner:c", 1.0, 1) == 0.0  # no slot left: its own bucket
-        assert limiter.take("partner:c", 1.0, 1) > 0.0  # ...which still limits it
+        with structlog.testing.capture_logs() as logged:
+            assert limiter.take("partner:a", 1.0, 1) == 0.0
+            assert limiter.take("partner:b", 1.0, 1) == 0.0
+            assert limiter.take("partner:c", 1.0, 1) == 0.0  # no slot left: its own bucket
+            assert limiter.take("partner:c", 1.0, 1) > 0.0  # ...which still limits it
         assert limiter.overflows == 2
+        assert [e["key"] for e in logged if e["event"] == "rate_bucket_table_full"] == ["partner:c"]  # once
     finally:
         limiter.close()

@@ -50,6 +50,7 @@ SHARED_PREFIX = "partner:"
 LEASE_SECONDS_OF_RATE = 0.05  # a lease holds this much of the partner's rate...
 LEASE_SHARE_OF_BURST = 0.25  # ...and at most this share of its burst
 LEASE_LIFETIME = 0.25  # seconds a lease may be spent before what is left of it lapses
+WARN_EVERY = 10.0  # seconds between log lines about a database that does not answer
 
 # Built once: HotReads compiles it once and runs it on this thread's autocommit connection.
 # The refill: the tokens left, plus the rate times the seconds since the last take, capped at
@@ -88,6 +89,7 @@ class SharedRateLimiter(RateLimiter):
         self._empty: dict[str, float] = {}  # key -> when the next token is due in an empty bucket
         self.statements = 0  # leases asked of the database
         self.fallbacks = 0  # requests decided by this process's own bucket, the database not answering
+        self._warned = -WARN_EVERY
 
     def take(self, key: str, rate: float, burst: int) -> float:
         if not key.startswith(SHARED_PREFIX):
@@ -107,7 +109,9 @@ class SharedRateLimiter(RateLimiter):
             granted, tokens = (float(value) for value in rows[0])
         except (SQLAlchemyError, self._driver_error) as exc:  # a failed connect raises the driver's own
             self.fallbacks += 1
-            log.warning("rate_bucket_unavailable", key=key, error=type(exc).__name__)
+            if now - self._warned >= WARN_EVERY:  # one line per interval, not one per request
+                self._warned = now
+                log.warning("rate_bucket_unavailable", key=key, error=type(exc).__name__, fallbacks=self.fallbacks)
             return super().take(key, rate, burst)
         self.statements += 1
         if granted < 1.0:

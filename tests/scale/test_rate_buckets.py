@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 import uvicorn
 from sqlalchemy import Engine, create_engine, select
 
@@ -94,13 +96,16 @@ def test_without_the_database_a_process_falls_back_to_its_own_bucket(pg_settings
     )
     limiter = SharedRateLimiter(unreachable)
     try:
-        waits = [limiter.take("partner:duo", 0.5, 3) for _ in range(5)]
+        with structlog.testing.capture_logs() as logged:
+            waits = [limiter.take("partner:duo", 0.5, 3) for _ in range(5)]
     finally:
         limiter.close()
         unreachable.dispose()
     assert waits[:3] == [0.0] * 3  # nobody refused because the database did not answer...
     assert all(w > 0 for w in waits[3:])  # ...and the partner still limited, by this process
     assert limiter.fallbacks == 5
+    # one log line for the outage, not one per request
+    assert [e["event"] for e in logged if e["event"] == "rate_bucket_unavailable"] == ["rate_bucket_unavailable"]
 
 
 @pytest.fixture
