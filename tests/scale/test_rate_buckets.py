@@ -51,7 +51,7 @@ def test_two_processes_share_one_budget_per_partner(processes: list[SharedRateLi
     assert lease_size(0.5, 20) == 1  # a slow rate leases one token at a time: exact
     waits = [limiter.take("partner:duo", 0.5, 20) for limiter in [a, b] * 15]
     assert waits[:20] == [0.0] * 20
-    assert all(1.5 < w <= 2.0 for w in waits[20:]), waits[20:]  # one token comes back every 2 s
+    assert all(1.0 < w <= 2.0 for w in waits[20:]), waits[20:]  # one token comes back every 2 s
     # other partners have budgets of their own
     assert a.take("partner:coa", 0.5, 20) == 0.0
     # what per-process buckets would have done: each process grants the whole burst
@@ -71,8 +71,12 @@ def test_leases_keep_a_fast_partner_close_to_its_budget_with_few_statements(
     elapsed = time.monotonic() - started
     # the burst, what refilled meanwhile, and at most one unspent lease per process besides
     assert burst <= allowed <= burst + rate * elapsed + 2 * want, (allowed, elapsed)
-    # leased, and refusals answered locally until the next token is due: few statements
-    assert a.statements + b.statements <= burst / want + 2 + 2 * rate * elapsed, (a.statements, b.statements)
+    # Leased, and refusals answered locally until the next token is due: the burst in leases of
+    # `want`, then per process a last partial lease and a first refusal, and at most two statements
+    # per token that refills meanwhile (one refused because the other process took it, one granted).
+    # Without leases it would be one statement per request: 300.
+    statements = a.statements + b.statements
+    assert statements <= burst / want + 2 * 2 + 2 * 2 * (rate * elapsed + 1), (a.statements, b.statements, elapsed)
 
 
 def test_a_lease_lapses_unspent(processes: list[SharedRateLimiter], engine: Engine) -> None:
