@@ -442,8 +442,17 @@ class Authenticator:
 # -- rate limits --------------------------------------------------------------------
 
 
+#: the rate-limit key of a partner's requests; every other key is a client address (before
+#: authentication). Limiters shared between processes share the partner keys only.
+PARTNER_KEY_PREFIX = "partner:"
+
+
+def partner_key(partner_id: str) -> str:
+    return PARTNER_KEY_PREFIX + partner_id
+
+
 class RateLimiter:
-    """Token buckets per key (partner id, or a client address before authentication).
+    """Token buckets per key (:func:`partner_key`, or a client address before authentication).
 
     Thread-safe and O(1) per request; the number of buckets is bounded so
     spoofed or rotating client addresses cannot grow memory without end.
@@ -474,6 +483,9 @@ class RateLimiter:
                 del self._buckets[old]
         self._buckets[key] = (tokens, now)
 
+    def close(self) -> None:
+        """Let go of what the buckets are kept in (nothing, here: they are this process's memory)."""
+
     def check(self, key: str, rate: float, burst: int, who: str) -> None:
         """Raise :class:`RateLimited` with a Retry-After when the bucket is empty."""
         wait = self.take(key, rate, burst)
@@ -499,6 +511,7 @@ def partner_body_cap(settings: Settings, partner_id: str | None) -> int:
 
 
 __all__ = [
+    "PARTNER_KEY_PREFIX",
     "AuthenticatedPartner",
     "Authenticator",
     "ClientCertificate",

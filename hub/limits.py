@@ -32,11 +32,10 @@ from pathlib import Path
 
 import structlog
 
-from hub.auth import RateLimiter
+from hub.auth import PARTNER_KEY_PREFIX, RateLimiter
 
 log = structlog.get_logger(__name__)
 
-SHARED_PREFIX = "partner:"
 SLOTS = 4096
 _SLOT = struct.Struct("=Qdd8x")  # key hash (0: free), tokens, last refill (CLOCK_MONOTONIC)
 SIZE = SLOTS * _SLOT.size
@@ -72,7 +71,7 @@ class FileRateLimiter(RateLimiter):
         self._overflowed: set[str] = set()
 
     def take(self, key: str, rate: float, burst: int) -> float:
-        if not key.startswith(SHARED_PREFIX):
+        if not key.startswith(PARTNER_KEY_PREFIX):
             return super().take(key, rate, burst)
         with self._locked():
             slot = self._slot(key)

@@ -36,6 +36,7 @@ import os
 import ssl
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,8 +108,7 @@ def read_crls(path: Path, authorities: list[x509.Certificate]) -> list[Crl]:
     loaded = []
     for crl in lists:
         issuer = crl.issuer.rfc4514_string()
-        signed_by = [ca for ca in authorities if ca.subject == crl.issuer and _signed(crl, ca)]
-        if not signed_by:
+        if not any(ca.subject == crl.issuer and _signed(crl, ca) for ca in authorities):
             raise ConfigurationError(
                 f"CRL {path}: uitgegeven door {issuer}, maar niet ondertekend door een CA uit tls.ca_certs"
             )
@@ -157,10 +157,8 @@ class Revocation:
         self._contexts: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
         self._stamps: dict[Path, tuple[int, int]] = {}
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self.crls: dict[Path, list[Crl]] = {}
         self.errors: dict[Path, str] = {}
-        self.refreshes = 0
         for path in self.files:
             self._stamps[path] = _stamp(path)
             self.crls[path] = read_crls(path, self._authorities)
@@ -210,7 +208,6 @@ class Revocation:
                         _load(context, crl)
                 taken.append(path)
                 log.info("crl_refreshed", file=str(path), issuers=[c.issuer for c in fresh])
-            self.refreshes += 1
         return taken
 
     def _no_rollback(self, path: Path, fresh: list[Crl]) -> None:
@@ -228,7 +225,8 @@ class Revocation:
             )
 
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
+        while True:
+            time.sleep(self.refresh_seconds)
             with self._lock:
                 if not self._contexts:  # every server using these CRLs has stopped
                     self._thread = None
@@ -237,10 +235,6 @@ class Revocation:
                 self.refresh()
             except Exception:  # the loop must outlive one bad read; refresh logs what it refuses
                 log.exception("crl_refresh_failed")
-
-    def close(self) -> None:
-        """Stop refreshing (the contexts keep the CRLs they have)."""
-        self._stop.set()
 
     # -- what /health shows ------------------------------------------------------------
 

@@ -120,8 +120,7 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
                 writer_server.stop()
             await dispatcher.stop()
             await hub.stop()
-            if isinstance(limiter, SharedRateLimiter | FileRateLimiter):
-                limiter.close()
+            limiter.close()
             log.info("hub_stopped", batches=hub.writer.batches, units=hub.writer.units)
 
     app = FastAPI(

@@ -17,7 +17,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 
 from hub.api.tls import client_certificate
-from hub.auth import AuthenticatedPartner, Authenticator, RateLimiter, partner_body_cap, partner_limits
+from hub.auth import AuthenticatedPartner, Authenticator, RateLimiter, partner_body_cap, partner_key, partner_limits
 from hub.errors import AuthenticationFailed, PayloadTooLarge
 from hub.partners import Partner
 from hub.service import Hub
@@ -133,7 +133,7 @@ async def authenticate_request(request: Request) -> AuthenticatedPartner:
     hub: Hub = state.hub
     limiter: RateLimiter = state.limiter
     rate, burst = partner_limits(hub.settings, partner.id)
-    limiter.check(f"partner:{partner.id}", rate, burst, partner.id)
+    limiter.check(partner_key(partner.id), rate, burst, partner.id)
     request.state.partner_id = partner.id
     return partner
 

@@ -50,8 +50,8 @@ async def health(request: Request) -> Response:
     if hub.writer_server is not None:
         checks["writer"]["fromApiProcesses"] = hub.writer_server.units
     checks["transport"] = transport_check(request, depth=True)
-    if hub.settings.tls.enabled and hub.settings.tls.crl_files:
-        checks["tls"] = _revocation_check(hub.settings.tls)
+    if hub.settings.tls.enabled and (revocation := _revocation_check(hub.settings.tls)) is not None:
+        checks["tls"] = revocation
     ok = all(c["ok"] for c in checks.values())
     body = {
         "status": "up" if ok else "down",
@@ -62,13 +62,14 @@ async def health(request: Request) -> Response:
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
 
 
-def _revocation_check(tls: TLSSettings) -> dict[str, Any]:
-    """The CRLs partner certificates are checked against; an expired one refuses that CA's partners."""
+def _revocation_check(tls: TLSSettings) -> dict[str, Any] | None:
+    """The CRLs partner certificates are checked against (None: no CRLs configured); an expired
+    one refuses that CA's partners."""
     try:
         revocation = revocation_for(tls.crl_files, tls.ca_certs, tls.crl_refresh_seconds)
     except HubError as exc:  # the process was started without them (the server checks them at start)
         return {"ok": False, "revocationCheck": "crl", "error": str(exc)}
-    return revocation.status() if revocation is not None else {"ok": True, "revocationCheck": "off"}
+    return None if revocation is None else revocation.status()
 
 
 def transport_check(request: Request, *, depth: bool = False) -> dict[str, Any]:

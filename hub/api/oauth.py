@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from hub.api.deps import get_authenticator, get_hub, get_limiter, read_body, refuse_authentication
 from hub.api.problems import PROBLEM, problem_body
 from hub.api.tls import client_certificate
-from hub.auth import Authenticator, partner_limits, partner_scopes
+from hub.auth import Authenticator, partner_key, partner_limits, partner_scopes
 from hub.errors import AuthenticationFailed, HubError
 from hub.partners import Partner
 
@@ -157,7 +157,7 @@ async def token(request: Request) -> Response:
             raise OAuthError("unsupported_grant_type", "alleen grant_type=client_credentials")
         partner = await _client(request, form, header)
         rate, burst = partner_limits(hub.settings, partner.id)
-        get_limiter(request).check(f"partner:{partner.id}", rate, burst, partner.id)
+        get_limiter(request).check(partner_key(partner.id), rate, burst, partner.id)
         allowed = partner_scopes(partner, hub.protocols)
         requested = set(form.get("scope", "").split()) or set(allowed)
         if not requested <= allowed:

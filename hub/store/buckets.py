@@ -41,12 +41,11 @@ import structlog
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.auth import RateLimiter
+from hub.auth import PARTNER_KEY_PREFIX, RateLimiter
 from hub.store.database import HotReads
 
 log = structlog.get_logger(__name__)
 
-SHARED_PREFIX = "partner:"
 LEASE_SECONDS_OF_RATE = 0.05  # a lease holds this much of the partner's rate...
 LEASE_SHARE_OF_BURST = 0.25  # ...and at most this share of its burst
 LEASE_LIFETIME = 0.25  # seconds a lease may be spent before what is left of it lapses
@@ -92,7 +91,7 @@ class SharedRateLimiter(RateLimiter):
         self._warned = -WARN_EVERY
 
     def take(self, key: str, rate: float, burst: int) -> float:
-        if not key.startswith(SHARED_PREFIX):
+        if not key.startswith(PARTNER_KEY_PREFIX):
             return super().take(key, rate, burst)
         now = self._clock()
         with self._lock:
