@@ -10,11 +10,10 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -32,6 +31,9 @@ from hub.identifiers import IdentifierError, parse_kbo, parse_oin
 from hub.partners import Partner, add_partner, issue_token, new_token
 from hub.service import Hub
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.cli.runner import DemoSetup
 
 app = typer.Typer(help="Knooppunt: het gegevensknooppunt van de inburgeringsketen.", no_args_is_help=True)
 partners_app = typer.Typer(help="Partners beheren.", no_args_is_help=True)
@@ -94,7 +96,7 @@ def run(
     ] = None,
 ) -> None:
     """Start de hub (API, SOAP, portaal, afleveringen) op de ingebouwde standaard: SQLite en in-process transport."""
-    from hub.cli.runner import seed_demo, serve
+    from hub.cli.runner import Stop, seed_demo, serve
 
     settings = _settings()
     count = processes if processes is not None else settings.api_processes
@@ -140,61 +142,17 @@ def run(
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
     base = f"{'https' if settings.tls.enabled else 'http'}://{host}:{port}"
-    console.rule("[bold]Knooppunt[/bold]")
-    table = Table(show_header=False, box=None)
-    table.add_row("API", f"{base}/v1/berichten")
-    table.add_row("API-documentatie", f"{base}/v1/docs")
-    table.add_row("OpenAPI", f"{base}/v1/openapi.json")
-    table.add_row("SOAP (WSDL)", f"{base}/soap/berichten")
-    table.add_row("Gezondheid", f"{base}/health")
-    table.add_row("Portaal (plateau 1)", f"{base}/portaal  (gebruikers: knooppunt users add)")
-    table.add_row("Database", settings.database_url)
-    if api is not None:
-        pids = ", ".join(str(p.pid) for p in api.procs if p is not None)
-        table.add_row("Processen", f"{count} op poort {port}: deze hub (pid {os.getpid()}) en API-processen {pids}")
-    console.print(table)
-    if setup is not None:
-        sims = Table(title="Gesimuleerde partners en hun tokens", show_lines=False)
-        sims.add_column("partner")
-        sims.add_column("rol")
-        sims.add_column("ontvangt op")
-        sims.add_column("token")
-        for p in setup.partners:
-            where = setup.simulators[p.id].url if p.id in setup.simulators else "portaal-inbox"
-            sims.add_row(p.id, p.role, where, setup.tokens[p.id])
-        console.print(sims)
-        if demo_user := seed_demo_user(settings):
-            console.print(
-                f"\nPortaal van gemeente Ede: {base}/portaal  gebruiker {demo_user[0]}  wachtwoord {demo_user[1]}"
-            )
-        duo = setup.tokens["duo"]
-        console.print("\nStuur een bericht (DUO meldt een inburgeringsplicht aan Utrecht):")
-        console.print(
-            f"  curl -s -X POST {base}/v1/berichten -H 'Authorization: Bearer {duo}' "
-            "-H 'Content-Type: application/json' --data @examples/inburgeringsplicht.json",
-            soft_wrap=True,
-        )
-        console.print(f"  curl -s {setup.simulators['gemeente-utrecht'].url}   # wat Utrecht ontving")
-        console.print(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
-        console.print("\nVraag een persoon op via MAGDA (AgII, onder protocol be-opvolging-inburgeraar):")
-        magda = setup.simulators.get("magda")
-        state = f"http://127.0.0.1:{magda.port}/_control/state" if magda else "<MAGDA-simulator>/_control/state"
-        console.print(
-            f"  curl -s -X POST {base}/v1/personen/_zoek -H 'Authorization: Bearer {setup.tokens['agii']}' "
-            "-H 'Content-Type: application/json' "
-            f"""-d '{{"insz": "<INSZ uit {state}>", "purpose": "be-opvolging-inburgeraar"}}'""",
-            soft_wrap=True,
-        )
+    pids = ", ".join(str(p.pid) for p in api.procs if p is not None) if api is not None else None
+    _banner(settings, base, setup, processes=(count, port, pids) if pids is not None else None)
     console.print("\nStoppen: Ctrl-C\n")
     if supervisor is not None:
         supervisor.start()
         console.print(f"{workers} afleverproces(sen) gestart")
-    # uvicorn passes a SIGTERM on once it has shut down: end like Ctrl-C, so the finally below stops
-    # the child processes instead of leaving them behind
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT and SIGTERM stop the servers; the finally below then stops the child processes
+    stop = Stop()
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings, host, port, setup, sockets=sockets))
+        with stop.installed(), contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings, host, port, setup, sockets=sockets, stop=stop))
     finally:
         if api is not None:
             api.stop()
@@ -204,8 +162,62 @@ def run(
             supervisor.stop()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _say(text: str) -> None:
+    """One line of the start-up banner, never cut or wrapped by rich: URLs, tokens and curl
+    commands must survive a copy from a narrow terminal or a log."""
+    console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
+def _banner(settings: Settings, base: str, setup: DemoSetup | None, *, processes: tuple[int, int, str] | None) -> None:
+    """What `knooppunt run` prints once it is about to listen: where to look and, with --demo,
+    the partners, their tokens (also written to a file to source) and commands to try."""
+    console.rule("[bold]Knooppunt[/bold]")
+    rows = [
+        ("API", f"{base}/v1/berichten"),
+        ("API-documentatie", f"{base}/v1/docs"),
+        ("OpenAPI", f"{base}/v1/openapi.json"),
+        ("SOAP (WSDL)", f"{base}/soap/berichten"),
+        ("Gezondheid", f"{base}/health"),
+        ("Portaal (plateau 1)", f"{base}/portaal  (gebruikers: knooppunt users add)"),
+        ("Database", settings.database_url),
+    ]
+    if processes is not None:
+        count, port, pids = processes
+        rows.append(("Processen", f"{count} op poort {port}: deze hub (pid {os.getpid()}) en API-processen {pids}"))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        _say(f" {name:<{width}}  {value}")
+    if setup is None:
+        return
+    console.print("\n[bold]Gesimuleerde partners[/bold] (partner, rol, ontvangt op, token)")
+    id_width = max(len(p.id) for p in setup.partners)
+    role_width = max(len(p.role) for p in setup.partners)
+    where = {p.id: setup.simulators[p.id].url if p.id in setup.simulators else "portaal-inbox" for p in setup.partners}
+    where_width = max(len(w) for w in where.values())
+    for p in setup.partners:
+        _say(f"  {p.id:<{id_width}}  {p.role:<{role_width}}  {where[p.id]:<{where_width}}  {setup.tokens[p.id]}")
+    from hub.cli.runner import write_demo_tokens
+
+    tokens_file = write_demo_tokens(settings, setup)
+    _say(f"De tokens staan ook in {tokens_file}: source {tokens_file}  (dan bv. $KNOOPPUNT_TOKEN_DUO)")
+    if demo_user := seed_demo_user(settings):
+        _say(f"\nPortaal van gemeente Ede: {base}/portaal  gebruiker {demo_user[0]}  wachtwoord {demo_user[1]}")
+    duo = setup.tokens["duo"]
+    _say("\nStuur een bericht (DUO meldt een inburgeringsplicht aan Utrecht):")
+    _say(
+        f"  curl -s -X POST {base}/v1/berichten -H 'Authorization: Bearer {duo}' "
+        "-H 'Content-Type: application/json' --data @examples/inburgeringsplicht.json"
+    )
+    _say(f"  curl -s {setup.simulators['gemeente-utrecht'].url}   # wat Utrecht ontving")
+    _say(f"  curl -s {base}/v1/berichten/<messageId> -H 'Authorization: Bearer {duo}'")
+    _say("\nVraag een persoon op via MAGDA (AgII, onder protocol be-opvolging-inburgeraar):")
+    magda = setup.simulators.get("magda")
+    state = f"http://127.0.0.1:{magda.port}/_control/state" if magda else "<MAGDA-simulator>/_control/state"
+    _say(
+        f"  curl -s -X POST {base}/v1/personen/_zoek -H 'Authorization: Bearer {setup.tokens['agii']}' "
+        "-H 'Content-Type: application/json' "
+        f"""-d '{{"insz": "<INSZ uit {state}>", "purpose": "be-opvolging-inburgeraar"}}'"""
+    )
 
 
 #: how often the leader's relay looks for messages the API processes accepted, unless

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shlex
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -107,6 +113,27 @@ def demo_pki_dir(settings: Settings) -> Path:
     return DEFAULT_PKI
 
 
+def demo_tokens_file(settings: Settings) -> Path:
+    """Where `knooppunt run --demo` writes the demo partners' tokens: beside the demo PKI."""
+    return demo_pki_dir(settings).parent / "demo-tokens.env"
+
+
+def write_demo_tokens(settings: Settings, setup: DemoSetup) -> Path:
+    """Write the demo's fresh tokens as shell variables (``KNOOPPUNT_TOKEN_GEMEENTE_UTRECHT=...``),
+    readable by the owner only, so a newcomer can ``source`` them instead of copying each one."""
+    path = demo_tokens_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Tokens van de demopartners van `knooppunt run --demo` (bij elke start nieuw)."]
+    for partner_id, token in sorted(setup.tokens.items()):
+        name = "KNOOPPUNT_TOKEN_" + "".join(c if c.isalnum() else "_" for c in partner_id.upper())
+        lines.append(f"export {name}={shlex.quote(token)}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # an older file may have been readable by others
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
 def seed_demo(
     settings: Settings,
     *,
@@ -172,18 +199,75 @@ def hub_server(settings: Settings, host: str, port: int, *, api_only: bool = Fal
 
 
 async def serve(
-    settings: Settings, host: str, port: int, demo: DemoSetup | None, *, sockets: list[socket.socket] | None = None
+    settings: Settings,
+    host: str,
+    port: int,
+    demo: DemoSetup | None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    stop: Stop | None = None,
 ) -> None:
     """Run the hub (and the demo's simulators) until interrupted; ``sockets``: the hub listens on
-    these (bound by `knooppunt run --processes`) instead of binding host:port itself."""
+    these (bound by `knooppunt run --processes`) instead of binding host:port itself; ``stop``:
+    the caller's signal handling, installed before this (else this installs its own)."""
     servers = [hub_server(settings, host, port)]
     if demo is not None:
         servers += simulator_servers(settings, demo, hub_base_url(settings, host, port))
-    tasks = [asyncio.create_task(servers[0].serve(sockets=sockets))]
-    tasks += [asyncio.create_task(s.serve()) for s in servers[1:]]
-    if demo is not None:
-        await _show_lookups(servers, demo, settings, host, port)
-    await asyncio.gather(*tasks)
+    own = stop is None
+    stop = stop or Stop()
+    stop.watch(servers)
+    with stop.installed() if own else contextlib.nullcontext():
+        tasks = [asyncio.create_task(servers[0].serve(sockets=sockets))]
+        tasks += [asyncio.create_task(s.serve()) for s in servers[1:]]
+        shown = asyncio.create_task(_show_lookups(servers, demo, settings, host, port)) if demo is not None else None
+        await asyncio.gather(*tasks)
+        if shown is not None:  # stopped while the demo was still showing its lookups
+            shown.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shown
+
+
+class Stop:
+    """SIGINT and SIGTERM for the uvicorn servers of one process (the hub and the demo's
+    simulators): the first signal stops them all, a second SIGINT forces them, and a signal that
+    comes before a server exists stops that server as soon as it is watched.
+
+    Two things lost a SIGTERM during start-up, leaving `knooppunt run --demo` running. Each
+    ``Server.serve`` installs its own handler and, on its way out, puts back the one it found:
+    servers stopping in another order than they started put back the handler of a server that
+    had already stopped. And a handler that raises (``KeyboardInterrupt``) raises wherever the
+    main thread happens to be, which may be a garbage-collector callback that ignores it. This
+    handler only sets flags."""
+
+    def __init__(self) -> None:
+        self.servers: list[uvicorn.Server] = []
+        self.signals: list[int] = []
+
+    def handle(self, sig: int, frame: FrameType | None) -> None:
+        force = bool(self.signals) and sig == signal.SIGINT
+        self.signals.append(sig)
+        for server in self.servers:
+            server.should_exit = True
+            server.force_exit = server.force_exit or force
+
+    def watch(self, servers: list[uvicorn.Server]) -> None:
+        for server in servers:
+            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+            server.should_exit = server.should_exit or bool(self.signals)
+        self.servers.extend(servers)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """This handler for SIGINT and SIGTERM while inside (signals reach the main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        found = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in found.items():
+                signal.signal(sig, handler)
 
 
 def hub_base_url(settings: Settings, host: str, port: int) -> str:
