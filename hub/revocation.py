@@ -4,7 +4,9 @@ A partner whose key leaked, or who left the chain, has its certificate revoked b
 long before the certificate expires. With ``tls.crl_files`` set, the hub loads the CRLs
 of the CAs in ``tls.ca_certs`` into its TLS context and OpenSSL refuses a revoked
 certificate at the handshake (``VERIFY_CRL_CHECK_LEAF``): a revoked partner reaches no
-route, as a certificate of another CA does not.
+route, as a certificate of another CA does not. The same holds the other way: an outgoing
+TLS profile's ``crl_files`` (``outbound_tls.<profile>``, :mod:`hub.tls`) make the hub refuse
+a partner *server* whose certificate was revoked.
 
 Why this shape:
 
@@ -79,15 +81,16 @@ class Crl:
         }
 
 
-def read_authorities(ca_certs: Path) -> list[x509.Certificate]:
-    """The CA certificates of the bundle partner certificates must chain to."""
+def read_authorities(ca_certs: Path, setting: str = "tls") -> list[x509.Certificate]:
+    """The CA certificates of the bundle peer certificates must chain to (``setting``: the
+    settings group named in errors, ``tls`` or ``outbound_tls.<profile>``)."""
     try:
         return list(x509.load_pem_x509_certificates(ca_certs.read_bytes()))
     except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"tls.ca_certs {ca_certs}: geen leesbare CA-certificaten ({exc})") from exc
+        raise ConfigurationError(f"{setting}.ca_certs {ca_certs}: geen leesbare CA-certificaten ({exc})") from exc
 
 
-def read_crls(path: Path, authorities: list[x509.Certificate]) -> list[Crl]:
+def read_crls(path: Path, authorities: list[x509.Certificate], setting: str = "tls") -> list[Crl]:
     """The CRLs in one file (PEM, one or more, or DER), each checked against its CA.
 
     Raises:
@@ -110,7 +113,7 @@ def read_crls(path: Path, authorities: list[x509.Certificate]) -> list[Crl]:
         issuer = crl.issuer.rfc4514_string()
         if not any(ca.subject == crl.issuer and _signed(crl, ca) for ca in authorities):
             raise ConfigurationError(
-                f"CRL {path}: uitgegeven door {issuer}, maar niet ondertekend door een CA uit tls.ca_certs"
+                f"CRL {path}: uitgegeven door {issuer}, maar niet ondertekend door een CA uit {setting}.ca_certs"
             )
         loaded.append(
             Crl(
@@ -148,11 +151,13 @@ class Revocation:
         *,
         refresh_seconds: float = 300.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        setting: str = "tls",
     ) -> None:
         self.files = list(files)
         self.refresh_seconds = refresh_seconds
+        self.setting = setting
         self._clock = clock
-        self._authorities = read_authorities(ca_certs)
+        self._authorities = read_authorities(ca_certs, setting)
         self._lock = threading.Lock()
         self._contexts: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
         self._stamps: dict[Path, tuple[int, int]] = {}
@@ -161,13 +166,13 @@ class Revocation:
         self.errors: dict[Path, str] = {}
         for path in self.files:
             self._stamps[path] = _stamp(path)
-            self.crls[path] = read_crls(path, self._authorities)
+            self.crls[path] = read_crls(path, self._authorities, setting)
         covered = {crl.issuer for crls in self.crls.values() for crl in crls}
         missing = sorted({ca.subject.rfc4514_string() for ca in self._authorities} - covered)
         if missing:
             names = "; ".join(missing)
             raise ConfigurationError(
-                f"tls.crl_files: geen CRL voor {names} (zonder CRL weigert de hub al hun certificaten)"
+                f"{setting}.crl_files: geen CRL voor {names} (zonder CRL weigert de hub al hun certificaten)"
             )
 
     # -- the TLS contexts ------------------------------------------------------------
@@ -195,7 +200,7 @@ class Revocation:
                     continue
                 self._stamps[path] = stamp
                 try:
-                    fresh = read_crls(path, self._authorities)
+                    fresh = read_crls(path, self._authorities, self.setting)
                     self._no_rollback(path, fresh)
                 except ConfigurationError as exc:
                     self.errors[path] = str(exc)
@@ -281,16 +286,22 @@ _BY_SETTINGS: dict[tuple[tuple[Path, ...], Path, float], Revocation] = {}
 _BY_SETTINGS_LOCK = threading.Lock()
 
 
-def revocation_for(files: list[Path], ca_certs: Path | None, refresh_seconds: float) -> Revocation | None:
+def revocation_for(
+    files: list[Path], ca_certs: Path | None, refresh_seconds: float, setting: str = "tls"
+) -> Revocation | None:
     """The process's :class:`Revocation` for these settings (one per process, shared by the TLS
-    context and ``/health``); None when no CRLs are configured."""
+    contexts and ``/health``); None when no CRLs are configured. ``setting`` names the settings
+    group in errors: ``tls`` (partners' client certificates) or ``outbound_tls.<profile>``
+    (partners' server certificates, hub/tls.py)."""
     if not files:
         return None
     if ca_certs is None:
-        raise ConfigurationError("tls.crl_files vraagt tls.ca_certs: de CA's waarvan de CRL's zijn")
+        raise ConfigurationError(f"{setting}.crl_files vraagt {setting}.ca_certs: de CA's waarvan de CRL's zijn")
     key = (tuple(Path(f).resolve() for f in files), Path(ca_certs).resolve(), refresh_seconds)
     with _BY_SETTINGS_LOCK:
         found = _BY_SETTINGS.get(key)
         if found is None:
-            found = _BY_SETTINGS[key] = Revocation(list(key[0]), key[1], refresh_seconds=refresh_seconds)
+            found = _BY_SETTINGS[key] = Revocation(
+                list(key[0]), key[1], refresh_seconds=refresh_seconds, setting=setting
+            )
         return found
