@@ -1,4 +1,4 @@
-"""A development PKI: a CA, a server certificate for the hub and partner certificates.
+"""A development PKI: a CA, server certificates (the hub's, a simulator's) and client certificates.
 
 For demos and tests only (``knooppunt pki``): real partners bring certificates
 from PKIoverheid (NL) or a Belgian qualified CA. Partner certificates carry
@@ -116,8 +116,11 @@ def _leaf(
     return _write(directory, name, builder.sign(ca_key, hashes.SHA256()), key)
 
 
-def create_server(ca: Issued, directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Issued:
-    """The hub's server certificate for ``hosts`` in ``server.pem`` / ``server-key.pem``."""
+def create_server(
+    ca: Issued, directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), *, name: str = "server"
+) -> Issued:
+    """A server certificate for ``hosts`` in ``<name>.pem`` / ``<name>-key.pem``: the hub's
+    (``server``), or a partner simulator's that the hub calls with an outgoing TLS profile."""
     sans: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -125,13 +128,14 @@ def create_server(ca: Issued, directory: Path, hosts: tuple[str, ...] = ("localh
         except ValueError:
             sans.append(x509.DNSName(host))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
-    return _leaf(ca, directory, "server", subject, ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    return _leaf(ca, directory, name, subject, ExtendedKeyUsageOID.SERVER_AUTH, sans)
 
 
 def create_partner(
     ca: Issued, directory: Path, partner_id: str, *, oin: str | None = None, kbo: str | None = None, name: str = ""
 ) -> Issued:
-    """A partner certificate ``<partner_id>.pem`` naming its OIN or KBO number (or neither: pin it)."""
+    """A client certificate ``<partner_id>.pem`` naming its OIN or KBO number (or neither: pin it):
+    a partner's, or the hub's own for an outgoing TLS profile."""
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, partner_id)]
     if name:
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, name))

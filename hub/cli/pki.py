@@ -8,6 +8,14 @@ Only for demos and tests; the hub's TLS settings then point at the files::
         knooppunt run --demo --port 8443
     curl --cacert var/pki/ca.pem --cert var/pki/duo.pem --key var/pki/duo-key.pem https://127.0.0.1:8443/v1/inbox
 
+Outgoing two-way TLS (a partner simulator that asks the hub for a certificate)::
+
+    knooppunt pki server magda-sim --host 127.0.0.1        # the simulator's server certificate
+    knooppunt pki partner knooppunt --oin 00000001234567890000   # the hub's own client certificate
+    KNOOPPUNT_OUTBOUND_TLS__MAGDA__CLIENT_CERT=var/pki/knooppunt.pem \\
+    KNOOPPUNT_OUTBOUND_TLS__MAGDA__CLIENT_KEY=var/pki/knooppunt-key.pem \\
+    KNOOPPUNT_OUTBOUND_TLS__MAGDA__CA_CERTS=var/pki/ca.pem ...   # and tls_profile "magda" on the partner
+
 Revocation: ``knooppunt pki crl`` issues ``crl.pem`` (``KNOOPPUNT_TLS__CRL_FILES``) and
 ``knooppunt pki revoke ID`` adds a partner's certificate to it; a running hub reads the new
 list within ``KNOOPPUNT_TLS__CRL_REFRESH_SECONDS``.
@@ -69,6 +77,17 @@ def partner(
     """Maak een partnercertificaat met OIN of KBO-nummer; zonder beide: pin de vingerafdruk."""
     issued = pki.create_partner(_ca(directory), directory, partner_id, oin=oin, kbo=kbo)
     console.print(f"{issued.cert} ({issued.key}); vingerafdruk {pki.fingerprint(issued.cert)}")
+
+
+@app.command("server")
+def server(
+    name: Annotated[str, typer.Argument(metavar="NAAM", help="Bestandsnaam, bv. magda-sim")],
+    directory: Annotated[Path, typer.Option("--dir")] = DEFAULT_DIR,
+    host: Annotated[list[str] | None, typer.Option(help="Naam of IP van de server (herhaalbaar)")] = None,
+) -> None:
+    """Maak een servercertificaat voor een partnersimulator die de hub via een uitgaand TLS-profiel aanroept."""
+    issued = pki.create_server(_ca(directory), directory, tuple(host or ("127.0.0.1",)), name=name)
+    console.print(f"{issued.cert} ({issued.key})")
 
 
 def _crl_path(directory: Path) -> Path:
