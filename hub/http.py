@@ -11,7 +11,8 @@ locks and events per request, headers and body in two writes); see docs/performa
 What it does (and what httpx above it still does: URLs, headers, redirects, cookies,
 content decoding, the ``httpx`` exception types):
 
-- ``http`` and ``https`` (TLS verified like httpx's default, SNI, no client certificate);
+- ``http`` and ``https`` (TLS verified like httpx's default, SNI, no client certificate; or
+  with an outgoing TLS profile's context: a client certificate, the partner's CAs and CRLs);
 - request bodies sent whole (a streamed body is read first; chunked framing if the
   request says so); responses streamed as they arrive (``Content-Length``, chunked, or
   until the server closes);
@@ -29,8 +30,8 @@ content decoding, the ``httpx`` exception types):
   not an error;
 - the request is written whole, so there is no write timeout.
 
-Not supported, so :func:`partner_client` keeps httpx's own transport: HTTP proxies from
-the environment (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``). HTTP/2 and ``Expect:
+Not supported, so :func:`partner_client` keeps httpx's own transport (with the same TLS
+context): HTTP proxies from the environment (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``). HTTP/2 and ``Expect:
 100-continue`` are not used by the hub.
 """
 
@@ -53,13 +54,18 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 Origin = tuple[str, str, int]
 
 
-def partner_client(timeout: float) -> httpx.AsyncClient:
-    """The client the hub injects into its adapters: the lean transport unless a proxy is configured."""
+def partner_client(timeout: float, ssl_context: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    """The client the hub injects into its adapters: the lean transport unless a proxy is configured.
+
+    ``ssl_context``: an outgoing TLS profile's context (hub/tls.py: the hub's client certificate,
+    the partner's CAs and CRLs); None verifies like httpx's default and presents no certificate.
+    """
     proxied = any(k.lower() in ("http", "https", "all") for k in urllib.request.getproxies())
     if proxied:
-        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout))
+        verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), verify=verify)
     else:
-        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=LeanTransport())
+        client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=LeanTransport(ssl_context=ssl_context))
     # One client serves every partner, and a cookie's domain ignores the port: a cookie one partner
     # set must never travel to another. Partner protocols here are stateless, so keep none at all.
     client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))

@@ -64,6 +64,7 @@ from hub.store import migrate
 from hub.store.database import Tx, Writer, make_engine
 from hub.store.shared import SharedWriter, Wire, WriterServer
 from hub.store.tables import data_keys, deliveries, messages, outbox
+from hub.tls import OutboundTLS
 from hub.transport import Job, Transport
 
 log = structlog.get_logger(__name__)
@@ -220,6 +221,9 @@ class Hub:
         self.transport: Transport | None = None
         self.writer_server: WriterServer | None = None  # the leader of `knooppunt run --processes N`
         self.http: httpx.AsyncClient | None = None
+        # outgoing TLS profiles (checked at start) and the partner client of each profile in use
+        self.outbound: OutboundTLS | None = None
+        self._profile_http: dict[str, httpx.AsyncClient] = {}
         self._adapters: dict[str, Adapter] = {}
         # the configuration each adapter was built from: a changed one is rebuilt (plateau moves)
         self._adapter_specs: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -255,7 +259,12 @@ class Hub:
                 log.warning("partners_reload_failed", error=exc.__class__.__name__)
 
     async def start(self, transport: Transport | None) -> None:
-        """None: an API-only process; what it accepts stays unpublished for another process's relay."""
+        """None: an API-only process; what it accepts stays unpublished for another process's relay.
+
+        Raises:
+            ConfigurationError: an outgoing TLS profile cannot be loaded (hub/tls.py); nothing started.
+        """
+        self.outbound = OutboundTLS(self.settings.outbound_tls)
         self.open_store()
         self.transport = transport
         self.http = partner_client(self.settings.delivery.timeout_seconds)
@@ -269,6 +278,11 @@ class Hub:
                 log.warning("adapter_close_failed", partner=adapter.partner_id, error=str(exc))
         self._adapters.clear()
         self._retired.clear()
+        # the profiles' clients serve these adapters only; a later adapter builds its client again
+        clients = list(self._profile_http.values())
+        self._profile_http.clear()
+        for client in clients:
+            await client.aclose()
 
     async def stop(self) -> None:
         await self.stop_adapters()
@@ -306,12 +320,26 @@ class Hub:
             self._retired.append(adapter)  # closed at stop; a delivery may still be using it
             adapter = None
         if adapter is None:
-            if self.http is None:
-                raise HubError("de hub is niet gestart")
-            adapter = build_adapter(partner.adapter, partner.id, partner.adapter_config, self.http)
+            adapter = build_adapter(partner.adapter, partner.id, partner.adapter_config, self._client_for(partner))
             self._adapters[partner.id] = adapter
             self._adapter_specs[partner.id] = spec
         return adapter
+
+    def _client_for(self, partner: Partner) -> httpx.AsyncClient:
+        """The partner client for this partner's outgoing TLS profile (``tls_profile``, else
+        ``default``), built at first use; the hub's one client when it has none."""
+        if self.http is None:
+            raise HubError("de hub is niet gestart")
+        if self.outbound is None:  # the CLI's lookups set self.http without start()
+            self.outbound = OutboundTLS(self.settings.outbound_tls)
+        profile = self.outbound.choose(partner.id, partner.adapter_config)
+        if profile is None:
+            return self.http
+        client = self._profile_http.get(profile.name)
+        if client is None:
+            client = partner_client(self.settings.delivery.timeout_seconds, ssl_context=profile.context)
+            self._profile_http[profile.name] = client
+        return client
 
     # -- ingest -------------------------------------------------------------------
 

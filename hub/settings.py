@@ -9,6 +9,7 @@ entry point or the CLI.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hub.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
+_PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 # Development-only keys: the hub refuses to start with them outside development.
 DEV_PAYLOAD_KEY = base64.b64encode(b"knooppunt-development-payload-k!").decode()
@@ -106,6 +108,22 @@ class TLSSettings(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.certfile is not None
+
+
+class OutboundTLSProfile(BaseModel):
+    """Two-way TLS to partners (MAGDA, Digikoppeling): the hub's client certificate and the CAs (and
+    their CRLs) trusted for the partner's server certificate. A partner picks one with its adapter
+    config key ``tls_profile``; ``default`` serves every partner that names none (hub/tls.py)."""
+
+    # PEM: the hub's certificate, then the intermediates the partner needs to build the chain
+    client_cert: Path | None = None
+    client_key: Path | None = None  # unset: the key is in client_cert
+    client_key_password_file: Path | None = None  # for an encrypted key
+    # CA bundle (PEM) trusted for the partner's server certificate: it REPLACES certifi's list
+    ca_certs: Path | None = None
+    # CRLs (PEM or DER) of the CAs in ca_certs, one for each: a revoked server certificate is refused
+    crl_files: list[Path] = Field(default_factory=list)
+    crl_refresh_seconds: float = Field(default=300.0, ge=1.0)
 
 
 class OAuthSettings(BaseModel):
@@ -217,6 +235,8 @@ class Settings(BaseSettings):
     audit_signing_key_file: Path | None = None
 
     tls: TLSSettings = Field(default_factory=TLSSettings)
+    # outgoing TLS profiles by name (KNOOPPUNT_OUTBOUND_TLS__<NAME>__CLIENT_CERT, ...); see hub/tls.py
+    outbound_tls: dict[str, OutboundTLSProfile] = Field(default_factory=dict)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; none by default")
@@ -304,9 +324,28 @@ class Settings(BaseSettings):
                 "KNOOPPUNT_TLS__CRL_FILES checks partner certificates: it needs KNOOPPUNT_TLS__CERTFILE, "
                 "KNOOPPUNT_TLS__CA_CERTS and client certificates (KNOOPPUNT_TLS__CLIENT_CERT optional or required)"
             )
+        self._check_outbound_tls()
         if "*" in self.cors_origins:
             raise ConfigurationError("CORS: name the published origins, a wildcard is not allowed")
         return self
+
+    def _check_outbound_tls(self) -> None:
+        # the files themselves are read when the hub starts (hub.tls.OutboundTLS): a CLI command
+        # that never calls a partner must not need them
+        for name, profile in self.outbound_tls.items():
+            env = f"KNOOPPUNT_OUTBOUND_TLS__{name.upper()}"
+            if not _PROFILE_NAME.fullmatch(name) or name == "none":
+                raise ConfigurationError(
+                    f"{env}: profile names are lower-case letters, digits, '-' and '_' ('none' is reserved: no profile)"
+                )
+            if profile.client_cert is None and profile.ca_certs is None:
+                raise ConfigurationError(f"{env}: set __CLIENT_CERT and/or __CA_CERTS, the profile sets nothing")
+            if profile.client_cert is None and (profile.client_key or profile.client_key_password_file):
+                raise ConfigurationError(f"{env}__CLIENT_KEY is set but __CLIENT_CERT is not")
+            if profile.crl_files and profile.ca_certs is None:
+                raise ConfigurationError(
+                    f"{env}__CRL_FILES checks the partner's server certificate against __CA_CERTS: set it"
+                )
 
     @model_validator(mode="after")
     def _no_development_login_in_production(self) -> Settings:

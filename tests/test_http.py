@@ -361,6 +361,21 @@ def test_the_partner_client_keeps_httpx_transport_behind_a_proxy(monkeypatch: py
     assert not isinstance(proxied, LeanTransport)
 
 
+def test_behind_a_proxy_the_partner_client_keeps_the_profiles_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outgoing TLS profile's context (client certificate, partner CAs) also holds through a proxy."""
+    context = ssl.create_default_context()
+
+    async def contexts() -> list[object]:
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+        async with partner_client(5.0, ssl_context=context) as proxied:
+            transports = [proxied._transport, *proxied._mounts.values()]
+            return [t._pool._ssl_context for t in transports if t is not None]  # type: ignore[attr-defined]
+
+    found = asyncio.run(contexts())
+    assert len(found) == 2  # direct and through the proxy
+    assert all(c is context for c in found)
+
+
 def test_https_is_verified_against_the_trusted_authorities(tmp_path: Path) -> None:
     ca = pki.create_ca(tmp_path)
     server = pki.create_server(ca, tmp_path)

@@ -1,4 +1,4 @@
-"""GET /health: database, keys, configuration, transport, writer (X-Road checks the same)."""
+"""GET /health: database, keys, configuration, transport, writer, TLS (X-Road checks the same)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ async def health(request: Request) -> Response:
     checks["transport"] = transport_check(request, depth=True)
     if hub.settings.tls.enabled and (revocation := _revocation_check(hub.settings.tls)) is not None:
         checks["tls"] = revocation
+    if hub.outbound is not None and (outbound := hub.outbound.status()) is not None:
+        # the outgoing profiles: client certificates' days left and the partners' CRLs
+        tls = checks.setdefault("tls", {"ok": True})
+        tls["ok"] = tls["ok"] and outbound["ok"]
+        tls["outbound"] = outbound
     ok = all(c["ok"] for c in checks.values())
     body = {
         "status": "up" if ok else "down",

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub.auth import ClientCertificate
 from hub.revocation import Revocation, revocation_for
 from hub.settings import Settings
+from hub.tls import harden
 
 _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
@@ -100,9 +101,7 @@ def harden_context(
     renegotiation: the peer certificate read at connection time stays the connection's certificate.
     With ``revocation``, revoked partner certificates are refused at the handshake."""
     del config
-    context = default()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_RENEGOTIATION
+    context = harden(default())
     if revocation is not None:
         revocation.install(context)
     return context
