@@ -35,6 +35,8 @@ Configuration keys:
     max_message_bytes       cap on an answer read from COA (default 5000000)
     retry_interval_seconds, retry_window_days, retry_backoff, retry_max_interval_seconds,
     business_hours          the retry window (see adapters._digikoppeling.reliability.RetryPolicy)
+    tls_profile             read by the hub: the outgoing TLS profile (the PKIoverheid client
+                            certificate, COA's CAs and CRLs) of the client the adapter gets (hub/tls.py)
 """
 
 from adapters.coa.adapter import CoaAdapter

@@ -55,6 +55,9 @@ Configuration keys:
     verify_responses        verify DUO's signed answers (default true)
     retry_interval_seconds, retry_window_days, retry_backoff, retry_max_interval_seconds,
     business_hours          {start, end, weekdays, timezone}: the retry window (see RetryPolicy)
+    tls_profile             read by the hub: the outgoing TLS profile (the PKIoverheid client
+                            certificate for two-way TLS, DUO's CAs and CRLs) of the client the
+                            adapter gets (hub/tls.py); distinct from key_file/cert_file (WS-Security)
 """
 
 from adapters.duo.adapter import DuoAdapter

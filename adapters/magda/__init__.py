@@ -25,7 +25,8 @@ Configuration keys:
     (default "nl"), ``registratie_dagen`` (default 365), ``connect_timeout``,
     ``read_timeout``, ``retries``, ``backoff_base``, ``backoff_max``,
     ``breaker_threshold``, ``breaker_reset``, ``max_concurrency``, ``queue_timeout``,
-    ``max_reply_bytes``.
+    ``max_reply_bytes``, ``tls_profile`` (read by the hub: the outgoing TLS profile,
+    i.e. the client certificate and MAGDA's CAs, of the client the adapter gets; hub/tls.py).
 """
 
 from __future__ import annotations

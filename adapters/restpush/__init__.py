@@ -12,7 +12,8 @@ Features:
     deliver (json, xml); health (``GET {health_url}`` when configured).
 Configuration keys:
     url (required), format ("json" | "xml", default json), token,
-    health_url, timeout_seconds (default 10).
+    health_url, timeout_seconds (default 10), tls_profile (read by the hub:
+    the outgoing TLS profile of the client the adapter gets, see hub/tls.py).
 """
 
 from adapters.restpush.adapter import RestPushAdapter

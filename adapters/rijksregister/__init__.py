@@ -25,7 +25,8 @@ Configuration keys:
     ``insz_test_numbers`` (bool, default false), ``registratie_dagen`` (default 365),
     ``connect_timeout``, ``read_timeout``, ``retries``, ``backoff_base``, ``backoff_max``,
     ``breaker_threshold``, ``breaker_reset``, ``max_concurrency``, ``queue_timeout``,
-    ``max_reply_bytes``.
+    ``max_reply_bytes``, ``tls_profile`` (read by the hub: the outgoing TLS profile of
+    the client the adapter gets; hub/tls.py).
 """
 
 from __future__ import annotations
