@@ -32,6 +32,19 @@ from hub.identifiers import INSZ
 from hub.ports import Adapter, Capabilities, Delivery, DeliveryReceipt, HealthStatus, LookupRequest, LookupResult
 
 
+def sample_delivery() -> Delivery:
+    """One small message for a partner (a new message id each time)."""
+    envelope = Envelope(
+        message_id=uuid.uuid4(),
+        type="aanmelding",
+        version="1.0",
+        sender="gemeente-gent",
+        subject=INSZ("85073003328"),
+        purpose="inburgering-opvolging",
+    )
+    return Delivery(envelope=envelope, receiver="partner", payload_xml=b"<bericht/>", payload_json=None)
+
+
 class AdapterContract:
     """Shared tests; a subclass binds them to one adapter and its partner."""
 
@@ -51,15 +64,7 @@ class AdapterContract:
         raise NotImplementedError("a contract subclass makes its partner reply with hostile XML")
 
     def delivery(self) -> Delivery:
-        envelope = Envelope(
-            message_id=uuid.uuid4(),
-            type="aanmelding",
-            version="1.0",
-            sender="gemeente-gent",
-            subject=INSZ("85073003328"),
-            purpose="inburgering-opvolging",
-        )
-        return Delivery(envelope=envelope, receiver="partner", payload_xml=b"<bericht/>", payload_json=None)
+        return sample_delivery()
 
     async def test_declares_capabilities_as_data(self, adapter: Adapter) -> None:
         assert isinstance(adapter, Adapter)

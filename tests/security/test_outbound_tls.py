@@ -13,7 +13,6 @@ import datetime as dt
 import http.server
 import ssl
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +26,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hub import pki
-from hub.envelope import Envelope
 from hub.errors import ConfigurationError, PartnerUnavailable
 from hub.http import partner_client
-from hub.identifiers import INSZ
 from hub.loopback import free_port
 from hub.partners import Partner
-from hub.ports import Adapter, Delivery
+from hub.ports import Adapter
 from hub.registry import build
 from hub.service import Hub
 from hub.settings import OutboundTLSProfile, Settings
 from hub.tls import OutboundTLS
 from tests.conftest import make_settings, start_live_hub
+from tests.contract.adapter_contract import sample_delivery
 
 HUB_OIN = "00000001234567890000"
 
@@ -148,25 +146,13 @@ def partner(out_pki: OutPKI, request: pytest.FixtureRequest) -> Iterator[Partner
         yield PartnerServer(url, seen)
 
 
-def _delivery() -> Delivery:
-    envelope = Envelope(
-        message_id=uuid.uuid4(),
-        type="aanmelding",
-        version="1.0",
-        sender="gemeente-gent",
-        subject=INSZ("85073003328"),
-        purpose="inburgering-opvolging",
-    )
-    return Delivery(envelope=envelope, receiver="partner", payload_xml=b"<bericht/>", payload_json={"a": 1})
-
-
 async def _deliver_through(outbound: OutboundTLS, config: dict[str, Any]) -> str:
     """Build rest-push for the partner as the hub does and deliver one message -> the receipt detail."""
     profile = outbound.choose("partner", config)
     http = partner_client(5.0, ssl_context=profile.context if profile else None)
     try:
         adapter = build("rest-push", "partner", config, http)
-        receipt = await adapter.deliver(_delivery())
+        receipt = await adapter.deliver(sample_delivery())
         return receipt.detail
     finally:
         await http.aclose()
@@ -280,9 +266,9 @@ def test_the_hub_gives_each_partner_the_client_of_its_profile(
             assert isinstance(with_profile, Adapter)
             assert isinstance(plain, Adapter)
             assert other is not None
-            receipt = await with_profile.deliver(_delivery())
+            receipt = await with_profile.deliver(sample_delivery())
             with pytest.raises(PartnerUnavailable):
-                await plain.deliver(_delivery())
+                await plain.deliver(sample_delivery())
             clients = (with_profile._http, other._http, plain._http)  # type: ignore[attr-defined]
             return receipt.detail, clients, hub.http
         finally:
