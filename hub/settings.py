@@ -324,12 +324,12 @@ class Settings(BaseSettings):
                 "KNOOPPUNT_TLS__CRL_FILES checks partner certificates: it needs KNOOPPUNT_TLS__CERTFILE, "
                 "KNOOPPUNT_TLS__CA_CERTS and client certificates (KNOOPPUNT_TLS__CLIENT_CERT optional or required)"
             )
-        self._check_outbound_tls()
         if "*" in self.cors_origins:
             raise ConfigurationError("CORS: name the published origins, a wildcard is not allowed")
         return self
 
-    def _check_outbound_tls(self) -> None:
+    @model_validator(mode="after")
+    def _whole_outbound_tls_profiles(self) -> Settings:
         # the files themselves are read when the hub starts (hub.tls.OutboundTLS): a CLI command
         # that never calls a partner must not need them
         for name, profile in self.outbound_tls.items():
@@ -346,6 +346,7 @@ class Settings(BaseSettings):
                 raise ConfigurationError(
                     f"{env}__CRL_FILES checks the partner's server certificate against __CA_CERTS: set it"
                 )
+        return self
 
     @model_validator(mode="after")
     def _no_development_login_in_production(self) -> Settings:
