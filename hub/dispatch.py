@@ -526,7 +526,15 @@ class Dispatcher:
 
     async def _deliver(self, receiver: Any, stored: Any, attempt: int) -> Outcome:
         hub = self.hub
-        adapter = hub.adapter_for(receiver)
+        try:
+            adapter = hub.adapter_for(receiver)
+        except HubError as exc:
+            # a configuration its adapter refuses (a missing key, an unknown tls_profile): retried
+            # with backoff like an unreachable partner, so the attempts, the error and finally the
+            # dead letter show where the sender and the operator look; the job must not come back
+            # at once for ever (RabbitMQ redelivers a job whose handler raised)
+            log.error("adapter_not_built", partner=receiver.id, error=exc.detail)
+            return Outcome(False, error=f"adapter van {receiver.id} niet te bouwen: {exc.detail}")
         if adapter is None:
             # plateau 1: the message waits in the portal inbox; receipt is recorded when it is read
             return Outcome(True, reference="inbox", in_inbox=True)

@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from hub import demo
 from hub.cli.main import app
 from hub.cli.runner import seed_demo
 from hub.dispatch import RELAY_IDLE_MAX_SECONDS, Dispatcher, Outcome, backoff, relay_wait
+from hub.partners import upsert_partner
 from hub.service import Hub
 from hub.settings import Settings
 from hub.store.tables import deliveries, outbox
@@ -87,6 +89,44 @@ def test_after_the_last_attempt_the_delivery_is_dead_and_audited_failed(live: Li
     failed = [e for e in audit_rows(live.settings, "failed") if e["message_id"] == doc["messageId"]]
     assert len(failed) == 1
     assert failed[0]["receiver"] == "stad-gent"
+
+
+def test_a_partner_whose_adapter_cannot_be_built_is_retried_then_dead_and_fixed_by_replay(settings: Settings) -> None:
+    """A configuration the adapter refuses (here an outgoing TLS profile that is not set up) used
+    to escape the delivery: no attempt counted, no error shown, and the job came back at once
+    for ever (RabbitMQ redelivers it). Now it is a failed attempt with the reason, retried with
+    backoff, dead after the last one, and delivered by a replay once the configuration is right."""
+    live = start_live_hub(settings.model_copy(update={"partners_refresh_seconds": 0.0}))
+    try:
+        store = Hub(live.settings)
+        store.open_store()
+        try:
+            gent = store.partners.get("stad-gent")
+            assert gent is not None
+            broken = replace(gent, adapter_config={**gent.adapter_config, "tls_profile": "ontbreekt"})
+            store.writer.run_sync(upsert_partner(broken, actor="test"))
+            doc = demo.aanmelding(rng, "44021")
+            with live.client("agii") as c:
+                assert c.post("/v1/berichten", json=doc).status_code == 202
+            status = live.wait_status("agii", doc["messageId"], {"dead"})
+            delivery = status["deliveries"][0]
+            assert delivery["attempts"] == live.settings.delivery.max_attempts
+            assert "tls_profile 'ontbreekt'" in delivery["lastError"]
+            events = [e["event"] for e in audit_rows(live.settings) if e["message_id"] == doc["messageId"]]
+            assert events.count("retry_scheduled") == live.settings.delivery.max_attempts - 1
+            assert events[-1] == "failed"
+            assert live.received("stad-gent")["messages"] == []
+
+            store.writer.run_sync(upsert_partner(gent, actor="test"))  # the operator fixes it
+            env = {"KNOOPPUNT_DATABASE_URL": live.settings.database_url, "KNOOPPUNT_LOG_LEVEL": "warning"}
+            result = CliRunner().invoke(app, ["deliveries", "replay", "--message-id", doc["messageId"]], env=env)
+            assert result.exit_code == 0, result.output
+            live.wait_status("agii", doc["messageId"], {"delivered"})
+            assert [m["messageId"] for m in live.received("stad-gent")["messages"]] == [doc["messageId"]]
+        finally:
+            store.close_store()
+    finally:
+        live.stop()
 
 
 def test_a_partner_refusal_is_not_retried(live: LiveHub) -> None:
