@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,9 +15,8 @@ from typer.testing import CliRunner
 from hub import pki
 from hub.cli.main import app
 from hub.loopback import free_port
-from hub.settings import ROOT, Settings
-from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
-from tests.helpers import audit_rows
+from hub.settings import Settings
+from tests.helpers import audit_rows, run_demo, wait_for_output
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -106,73 +103,45 @@ def test_run_demo_prints_every_token_whole_and_writes_them_to_a_file_to_source(t
     to fit a table ("kpt_qWaf_q2EoKPO…") and broke a curl command inside its header. Every
     token now stands whole on its partner's line, each command on one line, and the tokens
     are also in a file (owner-only) that a shell can source and use."""
-    env = {
-        **os.environ,
-        "COLUMNS": "80",
-        "KNOOPPUNT_ENV": "test",
-        "KNOOPPUNT_PAYLOAD_KEY": TEST_PAYLOAD_KEY,
-        "KNOOPPUNT_AUDIT_HMAC_KEY": TEST_AUDIT_KEY,
-        "KNOOPPUNT_AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
-        "KNOOPPUNT_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
-        "KNOOPPUNT_LOG_LEVEL": "warning",
-    }
     port = free_port()
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli.main", "run", "--demo", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while "Stoppen: Ctrl-C" not in log.read_text():
-                assert proc.poll() is None, log.read_text()
+    with run_demo(tmp_path, port, COLUMNS="80") as (proc, log):
+        lines = wait_for_output(proc, log, "Stoppen: Ctrl-C").splitlines()
+        token = re.compile(r"kpt_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+        listed = {}
+        for line in lines:
+            fields = line.split()
+            if len(fields) == 4 and token.fullmatch(fields[3]):
+                listed[fields[0]] = fields[3]
+        assert {"duo", "coa", "gemeente-utrecht", "gemeente-ede", "agii", "magda"} <= set(listed)
+        assert not [line for line in lines if "…" in line], "nothing is cut short"
+        send = [line for line in lines if "curl -s -X POST" in line and "/v1/berichten" in line]
+        assert len(send) == 1
+        assert f"'Authorization: Bearer {listed['duo']}'" in send[0]
+        status = [line for line in lines if "/v1/berichten/<messageId>" in line]
+        assert len(status) == 1
+        assert f"'Authorization: Bearer {listed['duo']}'" in status[0]
+
+        tokens_file = tmp_path / "demo-tokens.env"
+        assert f"source {tokens_file}" in log.read_text()
+        assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600
+        sourced = subprocess.run(
+            ["bash", "-c", f"source {tokens_file} && echo $KNOOPPUNT_TOKEN_DUO $KNOOPPUNT_TOKEN_GEMEENTE_UTRECHT"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert sourced == [listed["duo"], listed["gemeente-utrecht"]]
+        deadline = time.monotonic() + 30
+        while True:  # the banner comes just before the hub listens
+            try:
+                inbox = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/inbox", headers={"Authorization": f"Bearer {sourced[1]}"}, timeout=10
+                )
+                break
+            except httpx.ConnectError:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
-            lines = log.read_text().splitlines()
-            token = re.compile(r"kpt_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
-            listed = {}
-            for line in lines:
-                fields = line.split()
-                if len(fields) == 4 and token.fullmatch(fields[3]):
-                    listed[fields[0]] = fields[3]
-            assert {"duo", "coa", "gemeente-utrecht", "gemeente-ede", "agii", "magda"} <= set(listed)
-            assert not [line for line in lines if "…" in line], "nothing is cut short"
-            send = [line for line in lines if "curl -s -X POST" in line and "/v1/berichten" in line]
-            assert len(send) == 1
-            assert f"'Authorization: Bearer {listed['duo']}'" in send[0]
-            status = [line for line in lines if "/v1/berichten/<messageId>" in line]
-            assert len(status) == 1
-            assert f"'Authorization: Bearer {listed['duo']}'" in status[0]
-
-            tokens_file = tmp_path / "demo-tokens.env"
-            assert f"source {tokens_file}" in log.read_text()
-            assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600
-            sourced = subprocess.run(
-                ["bash", "-c", f"source {tokens_file} && echo $KNOOPPUNT_TOKEN_DUO $KNOOPPUNT_TOKEN_GEMEENTE_UTRECHT"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            assert sourced == [listed["duo"], listed["gemeente-utrecht"]]
-            while True:  # the banner comes just before the hub listens
-                try:
-                    inbox = httpx.get(
-                        f"http://127.0.0.1:{port}/v1/inbox",
-                        headers={"Authorization": f"Bearer {sourced[1]}"},
-                        timeout=10,
-                    )
-                    break
-                except httpx.ConnectError:
-                    assert time.monotonic() < deadline, log.read_text()
-                    time.sleep(0.2)
-            assert inbox.status_code == 200, inbox.text
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+        assert inbox.status_code == 200, inbox.text
 
 
 def test_the_demo_over_https_shows_the_dutch_chain_and_the_lookups(tmp_path: Path) -> None:
@@ -180,39 +149,16 @@ def test_the_demo_over_https_shows_the_dutch_chain_and_the_lookups(tmp_path: Pat
     the development CA (they used plain HTTP and printed "niet getoond")."""
     ca = pki.create_ca(tmp_path)
     server = pki.create_server(ca, tmp_path)
-    env = {
-        **os.environ,
-        "KNOOPPUNT_ENV": "test",
-        "KNOOPPUNT_PAYLOAD_KEY": TEST_PAYLOAD_KEY,
-        "KNOOPPUNT_AUDIT_HMAC_KEY": TEST_AUDIT_KEY,
-        "KNOOPPUNT_AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
-        "KNOOPPUNT_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
-        "KNOOPPUNT_LOG_LEVEL": "warning",
+    port = free_port()
+    tls = {
         "KNOOPPUNT_TLS__CERTFILE": str(server.cert),
         "KNOOPPUNT_TLS__KEYFILE": str(server.key),
         "KNOOPPUNT_TLS__CA_CERTS": str(ca.cert),
         "KNOOPPUNT_TLS__CRL_FILES": json.dumps([str(pki.create_crl(ca, tmp_path / "crl.pem"))]),  # as make run-tls
+        "KNOOPPUNT_PUBLIC_URL": f"https://127.0.0.1:{port}",
     }
-    port = free_port()
-    env["KNOOPPUNT_PUBLIC_URL"] = f"https://127.0.0.1:{port}"
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli.main", "run", "--demo", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while "Opvraging via Discimus" not in log.read_text() and "niet getoond" not in log.read_text():
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with run_demo(tmp_path, port, **tls) as (proc, log):
+        wait_for_output(proc, log, "Opvraging via Discimus", "niet getoond")
     shown = " ".join(log.read_text().split())
     assert "niet getoond" not in shown
     assert "MISLUKT" not in shown

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,8 +20,7 @@ import uvicorn
 
 from hub.cli.runner import Stop
 from hub.loopback import free_port
-from hub.settings import ROOT
-from tests.conftest import TEST_AUDIT_KEY, TEST_PAYLOAD_KEY, TEST_SIGNING_KEY
+from tests.helpers import run_demo, wait_for_output
 
 
 async def _app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
@@ -93,37 +90,11 @@ def test_a_second_interrupt_forces_the_servers() -> None:
 def test_run_demo_ends_on_sigterm_whenever_it_comes(tmp_path: Path, delay: float) -> None:
     """The whole command, SIGTERM at a few moments of its start-up (the demo's servers starting,
     its scenario under way): it ends, and no simulator keeps its port."""
-    env = {
-        **os.environ,
-        "KNOOPPUNT_ENV": "test",
-        "KNOOPPUNT_PAYLOAD_KEY": TEST_PAYLOAD_KEY,
-        "KNOOPPUNT_AUDIT_HMAC_KEY": TEST_AUDIT_KEY,
-        "KNOOPPUNT_AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
-        "KNOOPPUNT_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
-        "KNOOPPUNT_LOG_LEVEL": "warning",
-    }
-    log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli.main", "run", "--demo", "--port", str(free_port())],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while "Stoppen: Ctrl-C" not in log.read_text():
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.002)
-            time.sleep(delay)
-            proc.terminate()
-            assert proc.wait(timeout=20) == 0, log.read_text()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with run_demo(tmp_path, free_port()) as (proc, log):
+        wait_for_output(proc, log, "Stoppen: Ctrl-C")
+        time.sleep(delay)
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, log.read_text()
     simulator = httpx.Client(timeout=1)
     with pytest.raises(httpx.ConnectError):
         simulator.get("http://127.0.0.1:9103/berichten")  # gemeente-utrecht's simulator is gone
