@@ -54,6 +54,9 @@ class Row:
     drain_s: float
     load: float  # 1-minute load average when the run started
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per message, per kind of process
+    # each worker's part of the workers' CPU over the run, busiest first: with consumer priorities
+    # (broker.fill_first) one worker takes a queue's jobs until its prefetch window is full
+    worker_split: list[float] = field(default_factory=list)
 
 
 TARGET_PER_S = 1500
@@ -139,6 +142,7 @@ def measure(label: str, messages: int, *, apis: int, workers: int, embedded: boo
             requests = planned_requests(cluster, messages, seed=7)
             load = os.getloadavg()[0]
             before = cpu_snapshot(cluster, database)
+            per_worker = [_cpu_seconds(w.pid) for w in cluster.workers if w is not None]
             started = time.monotonic()
             sent = asyncio.run(
                 loadgen.drive(list(cluster.apis), "/v1/berichten", requests.__getitem__, total=messages, time_limit=600)
@@ -146,6 +150,9 @@ def measure(label: str, messages: int, *, apis: int, workers: int, embedded: boo
             sent_at = time.monotonic()
             done_at = cluster.wait_delivered(900)
             after = cpu_snapshot(cluster, database)
+            per_worker = [_cpu_seconds(w.pid) - b for w, b in zip(cluster.workers, per_worker, strict=False) if w]
+            spent = sum(per_worker)
+            split = sorted((c / spent for c in per_worker), reverse=True) if spent > 0 else []
             if sent.ok != messages:
                 raise SystemExit(f"{label}: only {sent.ok} of {messages} accepted ({sent.statuses})")
             return Row(
@@ -158,6 +165,7 @@ def measure(label: str, messages: int, *, apis: int, workers: int, embedded: boo
                 done_at - sent_at,
                 load,
                 {k: (after[k] - before[k]) * 1000 / messages for k in after},
+                split,
             )
         finally:
             cluster.stop()
@@ -228,6 +236,11 @@ def main() -> None:
         cells = " ".join(f"{r.cpu_ms[k]:>13.2f}" if k in r.cpu_ms else f"{'-':>13}" for k in kinds)
         hub_total = r.cpu_ms.get("api", 0.0) + r.cpu_ms.get("workers", 0.0)
         print(f"{r.mode:32} {workers:>8} {cells} {hub_total:>10.2f}")
+    scale = [r for r in rows if r.workers > 1]
+    if scale:
+        print("\nEach worker's part of the workers' CPU (busiest first): who did the deliveries\n")
+        for r in scale:
+            print(f"{r.workers:>3} workers: " + " / ".join(f"{share:.0%}" for share in r.worker_split))
     scale = [r for r in rows if r.workers > 0]
     by_workers = summary(scale)
     if args.rounds > 1:
@@ -254,6 +267,17 @@ def main() -> None:
         if b.end_to_end_per_s < a.end_to_end_per_s
     ]
     print(f"more workers never slower: {'met' if not slower else 'NOT met: ' + ', '.join(slower)}")
+    if args.rounds > 1:
+        # the medians above flip on this machine's noise (every process's CPU per message moves
+        # with it, the API's too, which does not depend on the workers); a count is clearly
+        # slower only when every one of its rounds is below every round of the smaller count
+        rates = {r.workers: [x.end_to_end_per_s for x in scale if x.workers == r.workers] for r in by_workers}
+        clearly = [f"{b} < {a}" for a, b in itertools.pairwise(sorted(rates)) if max(rates[b]) < min(rates[a])]
+        spread = "; ".join(f"{n}: {min(v):.0f}-{max(v):.0f}" for n, v in sorted(rates.items()))
+        print(
+            f"  slower in every round (beyond the spread of the rounds, {spread} msg/s): "
+            f"{', '.join(clearly) if clearly else 'none'}"
+        )
     cpu = ", ".join(f"{r.workers}: {r.cpu_ms['workers']:.2f}" for r in by_workers)
     print(f"worker CPU ms per message by worker count (load-independent): {cpu}")
 
