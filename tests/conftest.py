@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from lxml import etree
+from playwright.sync_api import Browser, sync_playwright
 
 from hub.cli.runner import DEMO_PARTNERS, DemoSetup, Simulated, demo_pki_dir, seed_demo
 from hub.demo import load_partners
@@ -223,3 +224,26 @@ def live(settings: Settings) -> Iterator[LiveHub]:
         yield hub
     finally:
         hub.stop()
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium through Playwright (never a downloaded browser)."""
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

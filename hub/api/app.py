@@ -24,6 +24,7 @@ from hub.api import audit as audit_api
 from hub.api import (
     citizen,
     directory,
+    docs,
     health,
     lookups,
     messages,
@@ -128,7 +129,7 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
         version=API_VERSION,
         summary="Gegevensknooppunt van de inburgeringsketen (Vlaanderen en Nederland)",
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,  # hub/api/docs.py: Swagger UI served from here, not from a CDN
         redoc_url=None,
         lifespan=lifespan,
         dependencies=[Depends(refuse_repeated_query)],
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
     app.include_router(repertorium.router)
     app.include_router(citizen.router)
     app.include_router(reporting.router)
+    docs.mount(app)  # before the portal's catch-all
     app.include_router(dpo_portal_router)  # before the portal's catch-all
     app.include_router(portal_router)
     # the send operation's hot path and the synchronous lookups (latency the caller waits for):
