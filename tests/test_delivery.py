@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from hub import demo
 from hub.cli.main import app
-from hub.cli.runner import seed_demo
+from hub.cli.runner import DEMO_PARTNERS, Simulated, seed_demo
+from hub.demo import load_partners
 from hub.dispatch import RELAY_IDLE_MAX_SECONDS, Dispatcher, Outcome, backoff, relay_wait
+from hub.loopback import free_port
 from hub.partners import upsert_partner
 from hub.service import Hub
 from hub.settings import Settings
@@ -96,35 +98,39 @@ def test_a_partner_whose_adapter_cannot_be_built_is_retried_then_dead_and_fixed_
     to escape the delivery: no attempt counted, no error shown, and the job came back at once
     for ever (RabbitMQ redelivers it). Now it is a failed attempt with the reason, retried with
     backoff, dead after the last one, and delivered by a replay once the configuration is right."""
-    live = start_live_hub(settings.model_copy(update={"partners_refresh_seconds": 0.0}))
+    port = free_port()
+    gent = next(d for d in load_partners(DEMO_PARTNERS) if d.partner.id == "stad-gent")
+    assert gent.simulator is not None
+    config = {**gent.partner.adapter_config, "url": Simulated(gent.simulator, port).url}
+    broken = replace(gent.partner, adapter_config={**config, "tls_profile": "ontbreekt"})
+    # configured so from the start: the hub follows a change only at its next partner refresh
+    live = start_live_hub(
+        settings.model_copy(update={"partners_refresh_seconds": 0.0}), {"stad-gent": port}, extra=[broken]
+    )
     try:
+        doc = demo.aanmelding(rng, "44021")
+        with live.client("agii") as c:
+            assert c.post("/v1/berichten", json=doc).status_code == 202
+        status = live.wait_status("agii", doc["messageId"], {"dead"})
+        delivery = status["deliveries"][0]
+        assert delivery["attempts"] == live.settings.delivery.max_attempts
+        assert "tls_profile 'ontbreekt'" in delivery["lastError"]
+        events = [e["event"] for e in audit_rows(live.settings) if e["message_id"] == doc["messageId"]]
+        assert events.count("retry_scheduled") == live.settings.delivery.max_attempts - 1
+        assert events[-1] == "failed"
+        assert live.received("stad-gent")["messages"] == []
+
         store = Hub(live.settings)
         store.open_store()
-        try:
-            gent = store.partners.get("stad-gent")
-            assert gent is not None
-            broken = replace(gent, adapter_config={**gent.adapter_config, "tls_profile": "ontbreekt"})
-            store.writer.run_sync(upsert_partner(broken, actor="test"))
-            doc = demo.aanmelding(rng, "44021")
-            with live.client("agii") as c:
-                assert c.post("/v1/berichten", json=doc).status_code == 202
-            status = live.wait_status("agii", doc["messageId"], {"dead"})
-            delivery = status["deliveries"][0]
-            assert delivery["attempts"] == live.settings.delivery.max_attempts
-            assert "tls_profile 'ontbreekt'" in delivery["lastError"]
-            events = [e["event"] for e in audit_rows(live.settings) if e["message_id"] == doc["messageId"]]
-            assert events.count("retry_scheduled") == live.settings.delivery.max_attempts - 1
-            assert events[-1] == "failed"
-            assert live.received("stad-gent")["messages"] == []
-
-            store.writer.run_sync(upsert_partner(gent, actor="test"))  # the operator fixes it
-            env = {"KNOOPPUNT_DATABASE_URL": live.settings.database_url, "KNOOPPUNT_LOG_LEVEL": "warning"}
-            result = CliRunner().invoke(app, ["deliveries", "replay", "--message-id", doc["messageId"]], env=env)
-            assert result.exit_code == 0, result.output
-            live.wait_status("agii", doc["messageId"], {"delivered"})
-            assert [m["messageId"] for m in live.received("stad-gent")["messages"]] == [doc["messageId"]]
+        try:  # the operator fixes it; the relay reloads the partners (each poll, here) before it publishes
+            store.writer.run_sync(upsert_partner(replace(broken, adapter_config=config), actor="test"))
         finally:
             store.close_store()
+        env = {"KNOOPPUNT_DATABASE_URL": live.settings.database_url, "KNOOPPUNT_LOG_LEVEL": "warning"}
+        result = CliRunner().invoke(app, ["deliveries", "replay", "--message-id", doc["messageId"]], env=env)
+        assert result.exit_code == 0, result.output
+        live.wait_status("agii", doc["messageId"], {"delivered"})
+        assert [m["messageId"] for m in live.received("stad-gent")["messages"]] == [doc["messageId"]]
     finally:
         live.stop()
 
