@@ -62,6 +62,28 @@ def harden(context: ssl.SSLContext) -> ssl.SSLContext:
     return context
 
 
+def certificate_not_after(path: Path) -> dt.datetime | None:
+    """The notAfter of the first certificate in a PEM file; None when it cannot be read."""
+    try:
+        return x509.load_pem_x509_certificates(path.read_bytes())[0].not_valid_after_utc
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def validity(path: Path, not_after: dt.datetime | None, now: dt.datetime) -> dict[str, Any]:
+    """For ``/health``: a certificate's days left; an expired (or unreadable) one is not ok."""
+    if not_after is None:
+        return {"ok": False, "certFile": str(path), "error": "certificaat niet leesbaar"}
+    expired = not_after <= now
+    return {
+        "ok": not expired,
+        "certFile": str(path),
+        "notAfter": not_after.isoformat(),
+        "daysLeft": (not_after - now).days,
+        "expired": expired,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ClientTLS:
     """One outgoing profile, loaded: its context, the client certificate's validity, its CRLs."""
@@ -75,15 +97,9 @@ class ClientTLS:
     def status(self, now: dt.datetime) -> dict[str, Any]:
         """For ``/health``: days the client certificate has left (expired: not ok) and the CRLs."""
         check: dict[str, Any] = {"ok": True}
-        if self.not_after is not None:
-            expired = self.not_after <= now
-            check.update(
-                ok=not expired,
-                clientCert=str(self.client_cert),
-                notAfter=self.not_after.isoformat(),
-                daysLeft=(self.not_after - now).days,
-                expired=expired,
-            )
+        if self.client_cert is not None and self.not_after is not None:
+            check.update(validity(self.client_cert, self.not_after, now))
+            check["clientCert"] = check.pop("certFile")
         if self.revocation is not None:
             crl = self.revocation.status()
             check["ok"] = check["ok"] and crl["ok"]

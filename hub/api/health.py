@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 
 from hub.api.deps import get_hub
+from hub.api.tls import server_certificate
 from hub.crypto import key_id
 from hub.errors import HubError
 from hub.revocation import revocation_for
@@ -50,8 +51,13 @@ async def health(request: Request) -> Response:
     if hub.writer_server is not None:
         checks["writer"]["fromApiProcesses"] = hub.writer_server.units
     checks["transport"] = transport_check(request, depth=True)
-    if hub.settings.tls.enabled and (revocation := _revocation_check(hub.settings.tls)) is not None:
-        checks["tls"] = revocation
+    if hub.settings.tls.enabled and hub.settings.tls.certfile is not None:
+        tls_check = _revocation_check(hub.settings.tls) or {"ok": True}
+        # the hub's own server certificate: its days left (an expired one shuts out every partner)
+        server = server_certificate(hub.settings.tls.certfile)
+        tls_check["ok"] = tls_check["ok"] and server["ok"]
+        tls_check["server"] = server
+        checks["tls"] = tls_check
     if hub.outbound is not None and (outbound := hub.outbound.status()) is not None:
         # the outgoing profiles: client certificates' days left and the partners' CRLs
         tls = checks.setdefault("tls", {"ok": True})

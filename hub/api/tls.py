@@ -14,9 +14,11 @@ not used.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import ssl
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub.auth import ClientCertificate
 from hub.revocation import Revocation, revocation_for
 from hub.settings import Settings
-from hub.tls import harden
+from hub.tls import certificate_not_after, harden, validity
 
 _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
@@ -100,11 +102,25 @@ def harden_context(
     """uvicorn's context (certificate, CA bundle, verify mode) with TLS 1.2 as the floor and no
     renegotiation: the peer certificate read at connection time stays the connection's certificate.
     With ``revocation``, revoked partner certificates are refused at the handshake."""
-    del config
     context = harden(default())
     if revocation is not None:
         revocation.install(context)
+    certfile = getattr(config, "ssl_certfile", None)
+    if certfile:  # the certificate this process serves, for /health (a renewed file needs a restart)
+        _SERVED[str(certfile)] = certificate_not_after(Path(certfile))
     return context
+
+
+#: certificate file -> notAfter of the certificate this process loaded from it
+_SERVED: dict[str, dt.datetime | None] = {}
+
+
+def server_certificate(certfile: Path) -> dict[str, Any]:
+    """For ``/health``: the days the hub's own server certificate has left, as loaded by this
+    process (else as in the file); an expired one is a real outage for every partner."""
+    key = str(certfile)
+    not_after = _SERVED[key] if key in _SERVED else certificate_not_after(certfile)
+    return validity(certfile, not_after, dt.datetime.now(dt.UTC))
 
 
 def client_certificate(scope: Mapping[str, Any]) -> ClientCertificate | None:

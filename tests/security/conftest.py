@@ -3,6 +3,8 @@ an OAuth2 signing key, and a module-wide hub for the slower property-based tests
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import socket
 import ssl
 from collections.abc import Iterator
@@ -13,6 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from hub import pki
 from hub.api.tls import uvicorn_options
@@ -128,3 +134,31 @@ def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         yield hub
     finally:
         hub.stop()
+
+
+def expired_certificate(ca: pki.Issued, directory: Path, name: str, *, ip: str | None = None) -> pki.Issued:
+    """A certificate of ``ca`` that expired 30 days ago (``ip``: a server certificate's address)."""
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip or name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(past - dt.timedelta(days=365))
+        .not_valid_after(past)
+    )
+    if ip is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+    issued = pki.Issued(directory / f"{name}.pem", directory / f"{name}-key.pem")
+    issued.cert.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    issued.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return issued

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 
 from hub import demo, pki
 from hub.auth import ClientCertificate, identifier_number
 from hub.infomodel import InfoModel
 from tests.conftest import LiveHub, make_settings
 from tests.helpers import audit_rows, count_messages, xml_message
-from tests.security.conftest import DevPKI, start_tls_hub, tls_settings
+from tests.security.conftest import DevPKI, expired_certificate, start_tls_hub, tls_settings
 from tests.security.corpus import soap_wrap
 
 
@@ -142,3 +144,33 @@ def test_soap_without_credentials_gets_a_401_fault_and_is_audited(tls_hub: LiveH
     [row] = audit_rows(tls_hub.settings, "refused")
     assert (row["sender"], row["detail"]["channel"]) == (None, "soap")
     assert count_messages(tls_hub.settings) == 0
+
+
+def test_health_shows_the_days_the_hubs_own_certificate_has_left(tls_hub: LiveHub, dev_pki: DevPKI) -> None:
+    with dev_pki.client(tls_hub.url) as client:
+        answer = client.get("/health")
+    assert answer.status_code == 200
+    server = answer.json()["checks"]["tls"]["server"]
+    not_after = x509.load_pem_x509_certificate(dev_pki.server.cert.read_bytes()).not_valid_after_utc
+    assert server["certFile"] == str(dev_pki.server.cert)
+    assert server["notAfter"] == not_after.isoformat()
+    assert server["daysLeft"] in {(not_after - dt.datetime.now(dt.UTC)).days + d for d in (-1, 0)}
+    assert (server["ok"], server["expired"]) == (True, False)
+
+
+def test_a_hub_serving_an_expired_certificate_is_down_in_health(tmp_path: Path, dev_pki: DevPKI) -> None:
+    """An expired server certificate shuts out every partner (their clients refuse the handshake);
+    /health says so to a monitor that does not verify the certificate."""
+    expired = expired_certificate(dev_pki.ca, tmp_path, "server-expired", ip="127.0.0.1")
+    tls = tls_settings(dev_pki).model_copy(update={"certfile": expired.cert, "keyfile": expired.key})
+    hub = start_tls_hub(make_settings(tmp_path, tls=tls))
+    try:
+        with dev_pki.client(hub.url) as client, pytest.raises(httpx.ConnectError):
+            client.get("/health")
+        answer = httpx.get(f"{hub.url}/health", verify=False, timeout=10)
+    finally:
+        hub.stop()
+    assert answer.status_code == 503
+    server = answer.json()["checks"]["tls"]["server"]
+    assert (server["ok"], server["expired"]) == (False, True)
+    assert server["daysLeft"] < 0

@@ -22,7 +22,6 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hub import pki
@@ -37,6 +36,7 @@ from hub.settings import OutboundTLSProfile, Settings
 from hub.tls import OutboundTLS
 from tests.conftest import make_settings, start_live_hub
 from tests.contract.adapter_contract import sample_delivery
+from tests.security.conftest import expired_certificate
 
 HUB_OIN = "00000001234567890000"
 
@@ -343,7 +343,7 @@ def test_an_encrypted_key_needs_its_password_file(tmp_path: Path, out_pki: OutPK
 
 
 def test_an_expired_client_certificate_fails_at_start(tmp_path: Path, out_pki: OutPKI) -> None:
-    expired = _expired_client_cert(out_pki, tmp_path)
+    expired = expired_certificate(out_pki.ca, tmp_path, "expired")
     with pytest.raises(ConfigurationError, match=rf"outbound_tls\.magda\.client_cert {expired.cert}: verlopen op"):
         OutboundTLS({"magda": out_pki.profile(client_cert=expired.cert, client_key=expired.key)})
 
@@ -422,27 +422,3 @@ def test_health_shows_the_profiles_and_answers_503_once_the_client_certificate_e
         assert answer.json()["checks"]["tls"]["outbound"]["profiles"]["magda"]["expired"] is True
     finally:
         live.stop()
-
-
-def _expired_client_cert(out_pki: OutPKI, directory: Path) -> pki.Issued:
-    ca_cert = x509.load_pem_x509_certificate(out_pki.ca.cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(out_pki.ca.key.read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "knooppunt")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(past - dt.timedelta(days=365))
-        .not_valid_after(past)
-        .sign(ca_key, hashes.SHA256())
-    )
-    issued = pki.Issued(directory / "expired.pem", directory / "expired-key.pem")
-    issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    issued.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return issued
