@@ -151,7 +151,7 @@ def run(
     # SIGINT and SIGTERM stop the servers; the finally below then stops the child processes
     stop = Stop()
     try:
-        with stop.installed(), contextlib.suppress(KeyboardInterrupt):
+        with stop.installed():
             asyncio.run(serve(settings, host, port, setup, sockets=sockets, stop=stop))
     finally:
         if api is not None:

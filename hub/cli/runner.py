@@ -205,26 +205,23 @@ async def serve(
     demo: DemoSetup | None,
     *,
     sockets: list[socket.socket] | None = None,
-    stop: Stop | None = None,
+    stop: Stop,
 ) -> None:
-    """Run the hub (and the demo's simulators) until interrupted; ``sockets``: the hub listens on
-    these (bound by `knooppunt run --processes`) instead of binding host:port itself; ``stop``:
-    the caller's signal handling, installed before this (else this installs its own)."""
+    """Run the hub (and the demo's simulators) until ``stop`` (installed by the caller) gets a
+    signal; ``sockets``: the hub listens on these (bound by `knooppunt run --processes`) instead
+    of binding host:port itself."""
     servers = [hub_server(settings, host, port)]
     if demo is not None:
         servers += simulator_servers(settings, demo, hub_base_url(settings, host, port))
-    own = stop is None
-    stop = stop or Stop()
     stop.watch(servers)
-    with stop.installed() if own else contextlib.nullcontext():
-        tasks = [asyncio.create_task(servers[0].serve(sockets=sockets))]
-        tasks += [asyncio.create_task(s.serve()) for s in servers[1:]]
-        shown = asyncio.create_task(_show_lookups(servers, demo, settings, host, port)) if demo is not None else None
-        await asyncio.gather(*tasks)
-        if shown is not None:  # stopped while the demo was still showing its lookups
-            shown.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await shown
+    tasks = [asyncio.create_task(servers[0].serve(sockets=sockets))]
+    tasks += [asyncio.create_task(s.serve()) for s in servers[1:]]
+    shown = asyncio.create_task(_show_lookups(servers, demo, settings, host, port)) if demo is not None else None
+    await asyncio.gather(*tasks)
+    if shown is not None:  # stopped while the demo was still showing its lookups
+        shown.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await shown
 
 
 class Stop:
