@@ -166,7 +166,6 @@ class _Cancel:
 
 
 Effect = _Follow | _EndFollowing | _Relink | _Cancel
-EFFECT_TYPES: tuple[type, ...] = (_Follow, _EndFollowing, _Relink, _Cancel)
 
 
 @dataclass(frozen=True)

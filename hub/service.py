@@ -20,8 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -36,7 +35,7 @@ from hub import xmlsafe
 from hub.audit import AuditEvent
 from hub.auth import check_scope
 from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, forget_ciphers, new_data_key
-from hub.directory import EFFECT_TYPES, Directory, Forwarding, Handover
+from hub.directory import Directory, Forwarding
 from hub.errors import (
     Conflict,
     ErrorCollector,
@@ -62,7 +61,6 @@ from hub.settings import Settings
 from hub.signals import SIGNAL_TYPES, SignalNotices
 from hub.store import migrate
 from hub.store.database import Tx, Writer, make_engine
-from hub.store.shared import SharedWriter, Wire, WriterServer
 from hub.store.tables import data_keys, deliveries, messages, outbox
 from hub.tls import OutboundTLS
 from hub.transport import Job, Transport
@@ -189,9 +187,7 @@ class KeyRing:
 class Hub:
     """Everything the hub does, built from settings and started once."""
 
-    def __init__(self, settings: Settings, *, shared_writer: Path | None = None) -> None:
-        """``shared_writer``: an extra API process of `knooppunt run --processes N`; its units go to
-        the leader's writer over this socket (see hub.store.shared)."""
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.infomodel = InfoModel(settings.schemas_dir)
         self.protocols = ProtocolBook.load(settings.protocols_dir)
@@ -204,11 +200,8 @@ class Hub:
         self.engine: Engine = make_engine(settings)
         store = settings.store
         group_commit: dict[str, Any] = {"batch_max": store.batch_max, "linger": settings.writer_linger_seconds}
-        self.writer = (
-            SharedWriter(make_engine(settings, writer=True), shared_writer, WIRE, **group_commit)
-            if shared_writer is not None
-            else Writer(make_engine(settings, writer=True), **group_commit)
-        )
+        # every process of `knooppunt run --processes N` writes itself, in turns (hub.store.writelock)
+        self.writer = Writer(make_engine(settings, writer=True), **group_commit)
         self.directory = Directory(
             engine=self.engine,
             writer=self.writer,
@@ -219,7 +212,6 @@ class Hub:
             allow_test_numbers=settings.insz_test_numbers,
         )
         self.transport: Transport | None = None
-        self.writer_server: WriterServer | None = None  # the leader of `knooppunt run --processes N`
         self.http: httpx.AsyncClient | None = None
         # outgoing TLS profiles (checked at start) and the partner client of each profile in use
         self.outbound: OutboundTLS | None = None
@@ -295,13 +287,6 @@ class Hub:
         self.writer.engine.dispose()
         self.engine.dispose()
         self.started = False
-
-    def serve_writer(self, path: Path) -> WriterServer:
-        """The leader of `knooppunt run --processes N`: write the API processes' units too."""
-        server = WriterServer(self.writer, path, lambda values: _IngestUnit.from_wire(values, self.transport), WIRE)
-        server.start()
-        self.writer_server = server
-        return server
 
     def close_store(self) -> None:
         self.writer.stop()
@@ -871,104 +856,6 @@ class _IngestUnit:
         reference-directory effects of a person-bound event write directly, so those need one."""
         return self.directory_effects is None
 
-    def wire(self) -> tuple[Any, ...] | None:
-        """What the leader's writer needs to run this unit (see hub.store.shared), as plain values
-        (a tenth of the cost of pickling the envelope), or None: a unit that changes the reference
-        directory is written where it was planned (its effects are a closure over that
-        process's directory key)."""
-        if self.directory_effects is not None:
-            return None
-        e = self.envelope
-        return (
-            str(e.message_id),
-            e.type,
-            e.version,
-            e.sender,
-            e.subject_type,
-            e.subject_id,
-            e.purpose,
-            e.receivers,
-            str(e.conversation_id) if e.conversation_id else None,
-            e.traceparent,
-            e.created_at,
-            self.protocol_id,
-            self.digest,
-            self.subject_hash,
-            self.key_id,
-            self.nonce,
-            self.ciphertext,
-            self.size,
-            self.channel,
-            self.forwarding,
-        )
-
-    @classmethod
-    def from_wire(cls, values: tuple[Any, ...], transport: Transport | None) -> _IngestUnit:
-        """The unit an API process sent (checked there), to be run and published by this process."""
-        (
-            message_id,
-            mtype,
-            version,
-            sender,
-            subject_type,
-            subject_id,
-            purpose,
-            receivers,
-            conversation_id,
-            traceparent,
-            created_at,
-            protocol_id,
-            digest,
-            subject_hash,
-            key_id,
-            nonce,
-            ciphertext,
-            size,
-            channel,
-            forwarding,
-        ) = values
-        subject: INSZ | BSN | None = None
-        if subject_id is not None:
-            subject = INSZ(subject_id) if subject_type == "INSZ" else BSN(subject_id)
-        envelope = env.Envelope(
-            message_id=uuid.UUID(message_id),
-            type=mtype,
-            version=version,
-            sender=sender,
-            subject=subject,
-            purpose=purpose,
-            receivers=tuple(receivers),
-            conversation_id=uuid.UUID(conversation_id) if conversation_id else None,
-            traceparent=traceparent,
-            created_at=created_at,
-        )
-        if not isinstance(ciphertext, bytes) or not isinstance(created_at, datetime):
-            raise TypeError("geen berichteenheid")
-        return cls(
-            envelope=envelope,
-            protocol_id=protocol_id,
-            digest=digest,
-            subject_hash=subject_hash,
-            key_id=key_id,
-            nonce=nonce,
-            ciphertext=ciphertext,
-            size=size,
-            channel=channel,
-            transport=transport,
-            forwarding=forwarding,
-        )
-
-    def answer_wire(self, accepted: Accepted) -> tuple[Any, ...]:
-        """The answer as plain values; the forwarding the API process sent is not sent back."""
-        forwarding = None if accepted.forwarding is self.forwarding else accepted.forwarding
-        return (accepted.receivers, accepted.received_at, accepted.duplicate, forwarding)
-
-    def answer_from_wire(self, values: tuple[Any, ...]) -> Accepted:
-        receivers, received_at, duplicate, forwarding = values
-        if forwarding is None and not duplicate:
-            forwarding = self.forwarding
-        return Accepted(str(self.envelope.message_id), tuple(receivers), received_at, duplicate, forwarding)
-
     def __call__(self, tx: Tx) -> Accepted:
         e = self.envelope
         message_id = str(e.message_id)
@@ -1055,8 +942,3 @@ class _IngestUnit:
         if transport is not None:
             tx.after_commit(lambda: transport.publish(jobs))
         return Accepted(message_id, e.receivers, tx.now, forwarding=self.forwarding)
-
-
-#: the classes in what the API processes and the leader exchange (hub.store.shared): the ingest
-#: unit's and its answer's plain values, with their times and the person-bound forwarding
-WIRE = Wire([datetime, date, timedelta, timezone, Forwarding, Handover, *EFFECT_TYPES])

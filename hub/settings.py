@@ -86,8 +86,6 @@ class StoreSettings(BaseModel):
     linger_ms: float | None = Field(default=None, ge=0, le=50)
     switch_interval_ms: float = Field(default=5.0, gt=0, le=10)
     statement_timeout_ms: int = Field(default=5000, ge=100)
-    #: set by `knooppunt run --processes N`: the leader writes for every API process through this socket
-    writer_socket: Path | None = None
 
 
 class TLSSettings(BaseModel):

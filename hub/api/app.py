@@ -80,16 +80,13 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
     # while the event loop waits; KNOOPPUNT_STORE__SWITCH_INTERVAL_MS trades latency for
     # throughput (CPython's default, 5 ms, unless set).
     sys.setswitchinterval(settings.store.switch_interval_ms / 1000)
-    # `knooppunt run --processes N`: the leader's writer writes for all (see hub.store.shared)
-    shared = settings.store.writer_socket
-    hub = Hub(settings, shared_writer=shared if api_only else None)
+    hub = Hub(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         # RabbitMQ: connected, declared and a publish confirmed before the first request is taken
         await hub.start(None if api_only else await open_transport(settings, loop))
-        writer_server = hub.serve_writer(shared) if shared is not None and not api_only else None
         dispatcher = Dispatcher(hub)
         app.state.dispatcher = dispatcher
         if settings.run_workers:
@@ -117,8 +114,6 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
             for task in periodic:
                 task.cancel()
             await asyncio.gather(*periodic, return_exceptions=True)
-            if writer_server is not None:
-                writer_server.stop()
             await dispatcher.stop()
             await hub.stop()
             limiter.close()

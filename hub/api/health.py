@@ -17,7 +17,6 @@ from hub.crypto import key_id
 from hub.errors import HubError
 from hub.revocation import revocation_for
 from hub.settings import TLSSettings
-from hub.store.shared import SharedWriter
 
 router = APIRouter(tags=["beheer"])
 
@@ -45,11 +44,10 @@ async def health(request: Request) -> Response:
         "partners": len(hub.partners.all()),
     }
     checks["writer"] = {"ok": hub.writer.is_running(), "batches": hub.writer.batches, "units": hub.writer.units}
-    # `knooppunt run --processes N`: an API process's units written by the leader, and the leader's count of them
-    if isinstance(hub.writer, SharedWriter):
-        checks["writer"]["sentToLeader"] = hub.writer.sent
-    if hub.writer_server is not None:
-        checks["writer"]["fromApiProcesses"] = hub.writer_server.units
+    if hub.writer.lock is not None:
+        # SQLite: batches that waited for another process's writer, and that gave up (hub.store.writelock)
+        checks["writer"]["waitedForLock"] = hub.writer.lock.contended
+        checks["writer"]["lockTimeouts"] = hub.writer.lock.timeouts
     checks["transport"] = transport_check(request, depth=True)
     if hub.settings.tls.enabled and hub.settings.tls.certfile is not None:
         tls_check = _revocation_check(hub.settings.tls) or {"ok": True}

@@ -127,7 +127,7 @@ def run(
             err.print(f"[red]poort {port} op {host} is al in gebruik[/red]")
             raise typer.Exit(1)
         ready_dir = Path(tempfile.mkdtemp(prefix="knooppunt-api-"))  # private: mode 0700
-        settings, env = _leader_settings(settings, ready_dir / "writer.sock")
+        settings, env = _leader_settings(settings, ready_dir)
         _migrate(settings)  # before any API process opens the database
         sockets = [reuseport_socket(host, port)]
         api = ApiProcesses(count - 1, host, port, env, ready_dir)
@@ -225,12 +225,12 @@ def _banner(settings: Settings, base: str, setup: DemoSetup | None, *, processes
 MULTI_PROCESS_POLL_SECONDS = 0.1
 
 
-def _leader_settings(settings: Settings, writer_socket: Path) -> tuple[Settings, dict[str, str]]:
+def _leader_settings(settings: Settings, private_dir: Path) -> tuple[Settings, dict[str, str]]:
     """The leader's settings and the environment of its API processes, so that all agree.
 
-    - The leader's writer writes for every process, through ``writer_socket`` (hub.store.shared).
+    - Every process writes itself; their writers take turns on the database (hub.store.writelock).
     - A partner's rate limit holds for all processes together: they share its bucket in a file
-      beside the socket (hub.limits).
+      in ``private_dir`` (mode 0700; hub.limits).
 
     - A development hub without an OAuth signing key makes one per process; a token issued by
       one process must verify in the others, so the leader makes one key for all.
@@ -238,17 +238,15 @@ def _leader_settings(settings: Settings, writer_socket: Path) -> tuple[Settings,
     - The leader's relay polls every 0.1 s unless the poll interval was set: what an API process
       accepts reaches delivery only through that relay.
     """
-    buckets = writer_socket.with_name("rate-buckets")
+    buckets = private_dir / "rate-buckets"
     env = {
         **os.environ,
         "KNOOPPUNT_RUN_WORKERS": "false",
         "KNOOPPUNT_PUBLIC_URL": settings.public_url,
-        "KNOOPPUNT_STORE__WRITER_SOCKET": str(writer_socket),
         "KNOOPPUNT_LIMITS__BUCKET_FILE": str(buckets),
     }
-    store = settings.store.model_copy(update={"writer_socket": writer_socket})
     limits = settings.limits.model_copy(update={"bucket_file": buckets})
-    settings = settings.model_copy(update={"store": store, "limits": limits})
+    settings = settings.model_copy(update={"limits": limits})
     if settings.oauth.signing_key is None and settings.env == "development":
         from hub.auth import new_signing_key
 

@@ -35,9 +35,14 @@ from hub.audit import AuditEvent, ChainWriter
 from hub.errors import HubError, StoreError
 from hub.settings import Settings
 from hub.store.tables import audit_events, deliveries, messages, outbox
+from hub.store.writelock import WriteLock, WriteLockTimeout
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+#: how long an SQLite writer waits for another to finish its transaction (SQLite's busy timeout,
+#: and the deadline of the writers' own queue in front of it, hub.store.writelock)
+SQLITE_BUSY_SECONDS = 10
 
 # Buffered rows are inserted parents first; the statements are built once (SQLAlchemy caches them).
 _INSERT_ORDER = (messages, deliveries, outbox, audit_events)
@@ -61,7 +66,7 @@ def make_engine(settings: Settings, *, writer: bool = False) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
@@ -448,20 +453,29 @@ class Writer:
     an idle writer is written at once. (On CPython the writer also shares the GIL
     with the event loop: every batch hands it back and forth around each statement,
     so fewer batches also means fewer hand-offs.)
+
+    On an SQLite file every batch's transaction runs under the file's write lock
+    (:mod:`hub.store.writelock`), so the writers of several processes take turns
+    without sleeping in SQLite's busy handler.
     """
 
-    def __init__(self, engine: Engine, *, batch_max: int = 256, linger: float = 0.0) -> None:
+    def __init__(
+        self, engine: Engine, *, batch_max: int = 256, linger: float = 0.0, lock_timeout: float = SQLITE_BUSY_SECONDS
+    ) -> None:
         self.engine = engine
+        self.lock_timeout = lock_timeout
         self.batch_max = batch_max
         self.linger = linger
         self._idle_since = 0.0  # monotonic time the last batch ended
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self.lock: WriteLock | None = None
         self.batches = 0
         self.units = 0
 
     def start(self) -> None:
         if self._thread is None:
+            self.lock = WriteLock.for_engine(self.engine)
             self._thread = threading.Thread(target=self._run, name="knooppunt-writer", daemon=True)
             self._thread.start()
 
@@ -473,6 +487,9 @@ class Writer:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
     def submit_future(self, unit: Callable[[Tx], T]) -> Future[T]:
         if self._thread is None:
@@ -546,7 +563,13 @@ class Writer:
             if conn is None:
                 # (re)connect lazily: a database that is down fails this batch, not the writer thread
                 conn = self.engine.connect()
-            results = self._run_batch(conn, batch)
+            with contextlib.nullcontext() if self.lock is None else self.lock.held(self.lock_timeout):
+                results = self._run_batch(conn, batch)
+        except WriteLockTimeout as exc:
+            # nothing began: the whole batch is answered with the timeout (split, each unit would wait again)
+            log.error("write_lock_timeout", error=str(exc), units=len(batch))
+            _answer([(job, False, exc) for job in batch])
+            return conn
         except Exception as exc:  # noqa: BLE001 - whatever fails, fails its batch, never the writer thread
             lost = conn is None or bool(getattr(exc, "connection_invalidated", False)) or conn.invalidated
             if not isinstance(exc, SQLAlchemyError):

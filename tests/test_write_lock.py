@@ -1,0 +1,176 @@
+"""The writers of several processes take turns on one SQLite file (hub.store.writelock).
+
+The other writer here is a real process holding the lock file, as another API process of
+`knooppunt run --processes N` does while its batch commits; tests/test_processes.py runs
+the whole command with two processes writing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from hub.errors import StoreError
+from hub.settings import Settings
+from hub.store import migrate
+from hub.store.database import Tx, Writer, make_engine
+from hub.store.tables import partners
+from hub.store.writelock import WriteLock, WriteLockTimeout
+
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()  # hold until told
+fcntl.flock(fd, fcntl.LOCK_UN)
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+class Holder:
+    """Another process holding the write lock until :meth:`release`."""
+
+    def __init__(self, path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "held"
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "released"
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=10)  # also closes the pipes
+
+
+def add_partner(partner_id: str):  # type: ignore[no-untyped-def]
+    def unit(tx: Tx) -> str:
+        tx.conn.execute(insert(partners).values(id=partner_id, name=partner_id, role="gemeente", created_at=tx.now))
+        return partner_id
+
+    return unit
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[tuple[Settings, Path]]:
+    engine = make_engine(settings)
+    migrate.upgrade(engine)
+    engine.dispose()
+    database = Path(settings.database_url.removeprefix("sqlite:///"))
+    yield settings, database.with_name(database.name + ".write-lock")
+
+
+def count(settings: Settings) -> int:
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(partners)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_writer_on_an_sqlite_file_takes_the_lock_beside_it(db: tuple[Settings, Path]) -> None:
+    settings, lock_path = db
+    w = Writer(make_engine(settings, writer=True))
+    w.start()
+    try:
+        assert w.lock is not None and w.lock.path == lock_path
+        assert w.run_sync(add_partner("p1")) == "p1"
+        assert lock_path.stat().st_mode & 0o777 == 0o600
+        assert w.lock.contended == 0  # nobody else was writing
+    finally:
+        w.stop()
+    assert w.lock is None  # closed with the writer
+
+
+def test_a_batch_waits_while_another_process_writes_and_commits_the_moment_it_is_done(
+    db: tuple[Settings, Path],
+) -> None:
+    settings, lock_path = db
+    holder = Holder(lock_path)
+    w = Writer(make_engine(settings, writer=True))
+    w.start()
+    try:
+        future = w.submit_future(add_partner("p1"))
+        time.sleep(0.3)
+        assert not future.done()  # waiting its turn, not failing
+        assert count(settings) == 0
+        released = time.monotonic()
+        holder.release()
+        assert future.result(timeout=5) == "p1"
+        # woken by the kernel, not by a sleep in SQLite's busy handler
+        assert time.monotonic() - released < 0.5
+        assert count(settings) == 1
+        assert w.lock is not None and w.lock.contended == 1
+    finally:
+        holder.close()
+        w.stop()
+
+
+def test_past_the_deadline_the_batch_fails_whole_and_nothing_is_written(db: tuple[Settings, Path]) -> None:
+    settings, lock_path = db
+    holder = Holder(lock_path)
+    w = Writer(make_engine(settings, writer=True), lock_timeout=0.3)
+    w.start()
+    try:
+        futures = [w.submit_future(add_partner(f"p{i}")) for i in range(3)]
+        for future in futures:
+            with pytest.raises(WriteLockTimeout) as caught:
+                future.result(timeout=5)
+            assert isinstance(caught.value, StoreError) and caught.value.status == 503
+            assert "bezet door een andere schrijver" in caught.value.detail
+        assert count(settings) == 0
+        assert w.lock is not None and w.lock.timeouts >= 1
+        holder.release()
+        # the writer goes on, and the turn it gave up did not stay taken
+        assert w.run_sync(add_partner("after")) == "after"
+        assert count(settings) == 1
+        other = WriteLock(lock_path)
+        with other.held(1.0):
+            pass
+        other.close()
+    finally:
+        holder.close()
+        w.stop()
+
+
+def test_two_writers_take_turns_and_lose_nothing(db: tuple[Settings, Path]) -> None:
+    settings, _ = db
+    writers = [Writer(make_engine(settings, writer=True), batch_max=8) for _ in range(2)]
+    for w in writers:
+        w.start()
+    try:
+        results: list[str] = []
+
+        def write(w: Writer, prefix: str) -> None:
+            futures = [w.submit_future(add_partner(f"{prefix}{i}")) for i in range(200)]
+            results.extend(f.result(timeout=30) for f in futures)
+
+        threads = [threading.Thread(target=write, args=(w, p)) for w, p in zip(writers, "ab", strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(results) == 400
+        assert count(settings) == 400
+    finally:
+        for w in writers:
+            w.stop()
+
+
+def test_no_lock_for_a_database_that_is_not_an_sqlite_file(tmp_path: Path) -> None:
+    assert WriteLock.for_engine(make_engine(Settings(database_url="sqlite://"))) is None
+    assert WriteLock.for_engine(make_engine(Settings(database_url="postgresql+psycopg://u@127.0.0.1/x"))) is None
