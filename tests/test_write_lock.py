@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,10 +42,12 @@ class Holder:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "held"
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "held"
 
     def release(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write("\n")
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "released"
@@ -65,12 +66,12 @@ def add_partner(partner_id: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def db(settings: Settings) -> Iterator[tuple[Settings, Path]]:
+def db(settings: Settings) -> tuple[Settings, Path]:
     engine = make_engine(settings)
     migrate.upgrade(engine)
     engine.dispose()
     database = Path(settings.database_url.removeprefix("sqlite:///"))
-    yield settings, database.with_name(database.name + ".write-lock")
+    return settings, database.with_name(database.name + ".write-lock")
 
 
 def count(settings: Settings) -> int:
@@ -87,7 +88,8 @@ def test_a_writer_on_an_sqlite_file_takes_the_lock_beside_it(db: tuple[Settings,
     w = Writer(make_engine(settings, writer=True))
     w.start()
     try:
-        assert w.lock is not None and w.lock.path == lock_path
+        assert w.lock is not None
+        assert w.lock.path == lock_path
         assert w.run_sync(add_partner("p1")) == "p1"
         assert lock_path.stat().st_mode & 0o777 == 0o600
         assert w.lock.contended == 0  # nobody else was writing
@@ -114,7 +116,26 @@ def test_a_batch_waits_while_another_process_writes_and_commits_the_moment_it_is
         # woken by the kernel, not by a sleep in SQLite's busy handler
         assert time.monotonic() - released < 0.5
         assert count(settings) == 1
-        assert w.lock is not None and w.lock.contended == 1
+        assert w.lock is not None
+        assert w.lock.contended == 1
+    finally:
+        holder.close()
+        w.stop()
+
+
+def test_units_that_come_while_another_process_writes_join_the_waiting_batch(db: tuple[Settings, Path]) -> None:
+    settings, lock_path = db
+    holder = Holder(lock_path)
+    w = Writer(make_engine(settings, writer=True))
+    w.start()
+    try:
+        first = w.submit_future(add_partner("first"))
+        time.sleep(0.2)  # the writer has taken "first" and waits for its turn
+        later = [w.submit_future(add_partner(f"later{i}")) for i in range(5)]
+        time.sleep(0.1)
+        holder.release()
+        assert [f.result(timeout=5) for f in [first, *later]] == ["first"] + [f"later{i}" for i in range(5)]
+        assert (w.batches, w.units) == (1, 6)  # one transaction, not "first" alone and then the rest
     finally:
         holder.close()
         w.stop()
@@ -130,10 +151,12 @@ def test_past_the_deadline_the_batch_fails_whole_and_nothing_is_written(db: tupl
         for future in futures:
             with pytest.raises(WriteLockTimeout) as caught:
                 future.result(timeout=5)
-            assert isinstance(caught.value, StoreError) and caught.value.status == 503
+            assert isinstance(caught.value, StoreError)
+            assert caught.value.status == 503
             assert "bezet door een andere schrijver" in caught.value.detail
         assert count(settings) == 0
-        assert w.lock is not None and w.lock.timeouts >= 1
+        assert w.lock is not None
+        assert w.lock.timeouts >= 1
         holder.release()
         # the writer goes on, and the turn it gave up did not stay taken
         assert w.run_sync(add_partner("after")) == "after"

@@ -467,6 +467,7 @@ class Writer:
         self.batch_max = batch_max
         self.linger = linger
         self._idle_since = 0.0  # monotonic time the last batch ended
+        self._stop = False  # the run loop took the stop request
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.lock: WriteLock | None = None
@@ -535,25 +536,31 @@ class Writer:
                 if self.linger and time.monotonic() - self._idle_since < self.linger:
                     time.sleep(self.linger)  # busy: let the units on their way join this batch
                 batch = [first]
-                stop = False
-                while len(batch) < self.batch_max:
-                    try:
-                        job = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stop = True
-                        break
-                    batch.append(job)
-                conn = self._commit_batch(conn, batch)
+                self._stop = False
+                self._top_up(batch)
+                conn = self._commit_batch(conn, batch, top_up=True)
                 self._idle_since = time.monotonic()
-                if stop:
+                if self._stop:
                     return
         finally:
             if conn is not None:
                 conn.close()
 
-    def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
+    def _top_up(self, batch: list[_Job[Any]]) -> None:
+        """Add what is queued to ``batch``, up to ``batch_max`` (a stop request ends the run after it)."""
+        while not self._stop and len(batch) < self.batch_max:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is None:
+                self._stop = True
+            else:
+                batch.append(job)
+
+    def _commit_batch(
+        self, conn: Connection | None, batch: list[_Job[Any]], *, top_up: bool = False
+    ) -> Connection | None:
         # A caller that gave up (its task was cancelled, e.g. at shutdown) is not waited for: its
         # unit is not run at all.
         batch = [job for job in batch if not _abandoned(job)]
@@ -564,6 +571,10 @@ class Writer:
                 # (re)connect lazily: a database that is down fails this batch, not the writer thread
                 conn = self.engine.connect()
             with contextlib.nullcontext() if self.lock is None else self.lock.held(self.lock_timeout):
+                if top_up and self.lock is not None and self.lock.waited:
+                    # the units that came while another process wrote join this batch, not the next
+                    self._top_up(batch)
+                    batch = [job for job in batch if not _abandoned(job)]
                 results = self._run_batch(conn, batch)
         except WriteLockTimeout as exc:
             # nothing began: the whole batch is answered with the timeout (split, each unit would wait again)

@@ -66,6 +66,8 @@ class WriteLock:
         self._outstanding = 0  # waits handed to the helper and not yet settled (guarded)
         #: batches that found the lock taken by another writer, and that gave up waiting
         self.contended = 0
+        #: whether the last turn had to wait for another writer
+        self.waited = False
         self.timeouts = 0
 
     @classmethod
@@ -89,6 +91,7 @@ class WriteLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _acquire(self, timeout: float) -> None:
+        self.waited = False
         with self._guard:
             # While the helper still waits for a turn a writer gave up, it may hold the lock on this
             # very file descriptor, and a second LOCK_EX on it would "succeed": queue behind it instead.
@@ -100,6 +103,7 @@ class WriteLock:
                     pass
             self._outstanding += 1
         self.contended += 1
+        self.waited = True
         wait = _Wait()
         self._start_helper()
         self._waits.put(wait)
