@@ -141,6 +141,25 @@ def test_units_that_come_while_another_process_writes_join_the_waiting_batch(db:
         w.stop()
 
 
+def test_a_writer_killed_while_it_holds_the_lock_lets_go_of_it(db: tuple[Settings, Path]) -> None:
+    settings, lock_path = db
+    holder = Holder(lock_path)
+    w = Writer(make_engine(settings, writer=True))
+    w.start()
+    try:
+        future = w.submit_future(add_partner("p1"))
+        time.sleep(0.2)
+        assert not future.done()
+        killed = time.monotonic()
+        holder.proc.kill()  # SIGKILL: no chance to unlock; the kernel drops the lock with the process
+        assert future.result(timeout=5) == "p1"
+        assert time.monotonic() - killed < 1.0
+        assert count(settings) == 1
+    finally:
+        holder.close()
+        w.stop()
+
+
 def test_past_the_deadline_the_batch_fails_whole_and_nothing_is_written(db: tuple[Settings, Path]) -> None:
     settings, lock_path = db
     holder = Holder(lock_path)
