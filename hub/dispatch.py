@@ -113,6 +113,9 @@ class Dispatcher:
         self._inflight: set[Job] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        # rung by the extra API processes of `knooppunt run --processes N` after they commit
+        # messages for this relay (hub.doorbell): poll now rather than at the next poll
+        self._rung = asyncio.Event()
         self.delivered = 0
         self.failed = 0
         settings = hub.settings
@@ -178,14 +181,34 @@ class Dispatcher:
 
     # -- relay ----------------------------------------------------------------------
 
+    def ring(self) -> None:
+        """Another process committed messages for this relay: poll now (see hub.doorbell)."""
+        self._rung.set()
+
+    async def _relay_pause(self, seconds: float) -> None:
+        """Until the next poll: ``seconds``, a stop, or a ring (one that came during the last
+        poll included, so nothing it announced waits for the poll after)."""
+        waits = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._rung.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
     async def _relay_loop(self) -> None:
         idle_polls = 0
+        last_poll = 0.0
         while not self._stopping.is_set():
             wait = relay_wait(self.hub.settings.delivery.poll_seconds, idle_polls, backs_off=self.claims)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=wait)
+            await self._relay_pause(wait)
             if self._stopping.is_set():
                 return
+            # each poll is a write transaction: under load one poll every RING_POLL_GAP takes all rings
+            gap = RING_POLL_GAP_SECONDS - (time.monotonic() - last_poll)
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self._rung.clear()
+            last_poll = time.monotonic()
             try:
                 self.hub.refresh_partners()  # a partner moved to another plateau: follow its configuration
                 self._ensure_queues()
@@ -771,6 +794,8 @@ SELECT k.message_id, k.receiver, ours.message_id IS NOT NULL AS ours, d.status
 
 #: the longest an idle relay waits between polls in scale mode (far below a lease's half)
 RELAY_IDLE_MAX_SECONDS = 4.0
+#: the shortest time between two polls of a relay that other processes ring (hub.doorbell)
+RING_POLL_GAP_SECONDS = 0.02
 
 
 def relay_wait(poll_seconds: float, idle_polls: int, *, backs_off: bool) -> float:

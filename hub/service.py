@@ -36,6 +36,7 @@ from hub.audit import AuditEvent
 from hub.auth import check_scope
 from hub.crypto import MasterKeys, SubjectHasher, decrypt, encrypt, forget_ciphers, new_data_key
 from hub.directory import Directory, Forwarding
+from hub.doorbell import Doorbell
 from hub.errors import (
     Conflict,
     ErrorCollector,
@@ -212,6 +213,10 @@ class Hub:
             allow_test_numbers=settings.insz_test_numbers,
         )
         self.transport: Transport | None = None
+        # an extra API process of `knooppunt run --processes N` (no transport) rings the leader's
+        # relay after committing messages, so they are published at once (hub.doorbell)
+        relay = settings.delivery.relay_socket
+        self.doorbell: Doorbell | None = Doorbell(relay) if relay is not None else None
         self.http: httpx.AsyncClient | None = None
         # outgoing TLS profiles (checked at start) and the partner client of each profile in use
         self.outbound: OutboundTLS | None = None
@@ -283,6 +288,8 @@ class Hub:
         if self.http is not None:
             await self.http.aclose()
         self.writer.stop()
+        if self.doorbell is not None:
+            self.doorbell.close()
         self.directory.reads.close()
         self.writer.engine.dispose()
         self.engine.dispose()
@@ -290,6 +297,8 @@ class Hub:
 
     def close_store(self) -> None:
         self.writer.stop()
+        if self.doorbell is not None:
+            self.doorbell.close()
         self.directory.reads.close()
         self.writer.engine.dispose()
         self.engine.dispose()
@@ -387,6 +396,7 @@ class Hub:
             transport=self.transport,
             forwarding=forwarding,
             directory_effects=directory_effects,
+            ring=self.doorbell.ring if self.doorbell is not None and self.transport is None else None,
         )
         result = await self.writer.submit(unit)
         if result.duplicate:
@@ -844,6 +854,7 @@ class _IngestUnit:
     transport: Transport | None
     forwarding: Forwarding | None = None
     directory_effects: Callable[[Tx, Mapping[str, Any]], None] | None = None  # reference-directory changes
+    ring: Callable[[], None] | None = None  # no transport here: tell the leader's relay (hub.doorbell)
 
     @property
     def message_key(self) -> str:
@@ -941,4 +952,6 @@ class _IngestUnit:
         transport = self.transport
         if transport is not None:
             tx.after_commit(lambda: transport.publish(jobs))
+        elif self.ring is not None:
+            tx.after_commit(self.ring)
         return Accepted(message_id, e.receivers, tx.now, forwarding=self.forwarding)

@@ -46,6 +46,9 @@ class DeliverySettings(BaseModel):
     # Scale mode: how long a worker may hold a small batch of claims or records open for more jobs
     # (so load split over several workers still gives large batches); 0 = never wait.
     batch_linger_ms: float = Field(default=5.0, ge=0, le=100)
+    #: set by `knooppunt run --processes N`: its API processes ring the leader's relay here after
+    #: committing messages, so they are published at once (hub.doorbell); not set by hand
+    relay_socket: Path | None = None
 
     @model_validator(mode="after")
     def _claim_outlasts_the_partner_call(self) -> DeliverySettings:

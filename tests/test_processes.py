@@ -244,6 +244,24 @@ def test_two_processes_both_take_messages_and_each_is_delivered_once(multi: Mult
     assert not Path(f"/proc/{api['pid']}").exists()
 
 
+def test_what_an_api_process_accepts_is_delivered_at_once_not_at_the_relays_next_poll(tmp_path: Path) -> None:
+    # a relay that polls only every 30 s: only the API process's ring can bring its messages out sooner
+    settings = make_settings(tmp_path)
+    setup = seed_demo(settings, ports={p: free_port() for p in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")})
+    hub = MultiHub(settings, setup, 2, tmp_path / "hub.log", env={"KNOOPPUNT_DELIVERY__POLL_SECONDS": "30"})
+    try:
+        hub.wait_started()
+        time.sleep(1.0)  # past the relay's first poll after start-up
+        docs = messages(60, 3)
+        statuses = asyncio.run(send(hub, docs))
+        assert set(statuses.values()) == {202}
+        [api] = [p for p in hub.processes().values() if p["role"] == "api"]
+        assert api["accepted"] > 0  # some went through the API process (new connections are spread)
+        wait_in_inbox(settings, set(statuses), timeout=3)
+    finally:
+        hub.stop()
+
+
 def test_an_api_process_killed_mid_load_is_restarted_and_loses_nothing(multi: MultiHub) -> None:
     [old] = [pid for pid, p in multi.processes().items() if p["role"] == "api"]
     docs = messages(600, 2)
@@ -307,6 +325,9 @@ def test_the_leader_gives_its_api_processes_one_oauth_key_and_polls_often(tmp_pa
     assert env["KNOOPPUNT_OAUTH__SIGNING_KEY"] == leader.oauth.signing_key
     assert env["KNOOPPUNT_RUN_WORKERS"] == "false"
     assert leader.delivery.poll_seconds == MULTI_PROCESS_POLL_SECONDS
+    # the API processes ring the leader's relay through a socket in its private directory
+    assert leader.delivery.relay_socket == tmp_path / "relay.sock"
+    assert env["KNOOPPUNT_DELIVERY__RELAY_SOCKET"] == str(tmp_path / "relay.sock")
     # one rate bucket per partner for all, in a file in the leader's private directory
     assert leader.limits.bucket_file == tmp_path / "rate-buckets"
     assert env["KNOOPPUNT_LIMITS__BUCKET_FILE"] == str(tmp_path / "rate-buckets")

@@ -43,6 +43,7 @@ from hub.api.problems import from_error, problem
 from hub.audit.checkpoint import CheckpointSigner, checkpoint_periodically
 from hub.auth import Authenticator, RateLimiter
 from hub.dispatch import Dispatcher
+from hub.doorbell import DoorbellListener
 from hub.errors import HubError, InvalidParam
 from hub.limits import FileRateLimiter
 from hub.portal.dpo import router as dpo_portal_router
@@ -89,8 +90,13 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
         await hub.start(None if api_only else await open_transport(settings, loop))
         dispatcher = Dispatcher(hub)
         app.state.dispatcher = dispatcher
+        doorbell = None
         if settings.run_workers:
             await dispatcher.start(recover_all=settings.is_sqlite)
+            if settings.delivery.relay_socket is not None and not api_only:
+                # `knooppunt run --processes N`: the API processes ring when they committed messages
+                doorbell = DoorbellListener(settings.delivery.relay_socket, dispatcher.ring)
+                doorbell.start(loop)
         periodic: list[asyncio.Task[None]] = []
         if not api_only:  # one process signs checkpoints
             signer = CheckpointSigner.from_settings(settings)
@@ -114,6 +120,8 @@ def create_app(settings: Settings | None = None, *, api_only: bool = False) -> F
             for task in periodic:
                 task.cancel()
             await asyncio.gather(*periodic, return_exceptions=True)
+            if doorbell is not None:
+                doorbell.stop()
             await dispatcher.stop()
             await hub.stop()
             limiter.close()

@@ -236,14 +236,17 @@ def _leader_settings(settings: Settings, private_dir: Path) -> tuple[Settings, d
       one process must verify in the others, so the leader makes one key for all.
     - The API processes run no delivery workers and serve the leader's public URL.
     - The leader's relay polls every 0.1 s unless the poll interval was set: what an API process
-      accepts reaches delivery only through that relay.
+      accepts reaches delivery only through that relay, which the API process rings after each
+      commit (hub.doorbell) so it need not wait for the poll.
     """
     buckets = private_dir / "rate-buckets"
+    doorbell = private_dir / "relay.sock"
     env = {
         **os.environ,
         "KNOOPPUNT_RUN_WORKERS": "false",
         "KNOOPPUNT_PUBLIC_URL": settings.public_url,
         "KNOOPPUNT_LIMITS__BUCKET_FILE": str(buckets),
+        "KNOOPPUNT_DELIVERY__RELAY_SOCKET": str(doorbell),
     }
     limits = settings.limits.model_copy(update={"bucket_file": buckets})
     settings = settings.model_copy(update={"limits": limits})
@@ -253,9 +256,10 @@ def _leader_settings(settings: Settings, private_dir: Path) -> tuple[Settings, d
         key = new_signing_key()
         settings = settings.model_copy(update={"oauth": settings.oauth.model_copy(update={"signing_key": key})})
         env["KNOOPPUNT_OAUTH__SIGNING_KEY"] = key
+    delivery = settings.delivery.model_copy(update={"relay_socket": doorbell})
     if "poll_seconds" not in settings.delivery.model_fields_set:
-        delivery = settings.delivery.model_copy(update={"poll_seconds": MULTI_PROCESS_POLL_SECONDS})
-        settings = settings.model_copy(update={"delivery": delivery})
+        delivery = delivery.model_copy(update={"poll_seconds": MULTI_PROCESS_POLL_SECONDS})
+    settings = settings.model_copy(update={"delivery": delivery})
     return settings, env
 
 
