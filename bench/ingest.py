@@ -113,6 +113,18 @@ def wait_processes(port: int, processes: int, proc: subprocess.Popen[bytes]) -> 
     return seen
 
 
+def accepted_by_process(port: int, processes: int) -> dict[int, int]:
+    """pid -> messages accepted so far, from /health asked over new connections until every
+    process answered (the kernel spreads connections, not load: the shares show how evenly)."""
+    seen: dict[int, int] = {}
+    for _ in range(200):
+        body = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+        seen[int(body["process"]["pid"])] = int(body["process"]["accepted"])
+        if len(seen) == processes:
+            break
+    return seen
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc), a load-independent cost figure."""
     try:
@@ -167,16 +179,18 @@ def measure(
 
 def measure_hub(
     tmp: Path, processes: int, template: bytes, args: argparse.Namespace
-) -> tuple[loadgen.Result, list[int]]:
-    """`knooppunt run --processes N` on a fresh database, measured; -> the result and its pids."""
+) -> tuple[loadgen.Result, dict[int, int]]:
+    """`knooppunt run --processes N` on a fresh database, measured; -> the result and what each
+    process (by pid) accepted."""
     db = tmp / f"hub-{processes}.db"
     settings = Settings(database_url=f"sqlite:///{db}")
     setup = seed_demo(settings, ports={p: free_port() for p in ("duo", "coa", "gemeente-utrecht", "agii", "stad-gent")})
     port = free_port()
     hub = start_run(db, port, processes, deliver=args.deliver)
     try:
-        pids = wait_processes(port, processes, hub)
-        return measure(port, template, setup.tokens["duo"], args, hub.pid), sorted(pids)
+        wait_processes(port, processes, hub)
+        result = measure(port, template, setup.tokens["duo"], args, hub.pid)
+        return result, accepted_by_process(port, processes)
     finally:
         hub.terminate()
         hub.wait(timeout=30)
@@ -215,9 +229,15 @@ def main() -> int:
             baseline.terminate()
             baseline.wait(timeout=20)
         for n in dict.fromkeys((1, processes)):
-            result, pids = measure_hub(Path(tmp), n, template, args)
+            result, accepted = measure_hub(Path(tmp), n, template, args)
             rows[f"hub x{n}"] = result
-            print(f"{f'hub x{n}':<9} {result.summary()}  cpu {result.cpu_ms_per_message:.3f} ms/msg  (pids {pids})")
+            cpu = f"cpu {result.cpu_ms_per_message:.3f} ms/msg"
+            print(f"{f'hub x{n}':<9} {result.summary()}  {cpu}  (pids {sorted(accepted)})")
+            total = sum(accepted.values())
+            if n > 1 and total:
+                # each process's share: SO_REUSEPORT spreads the 32 connections by hash, not by load
+                shares = " / ".join(f"{v / total:.0%}" for v in sorted(accepted.values(), reverse=True))
+                print(f"{'':<9} accepted per process: {shares}")
     best_name, best = max(rows.items(), key=lambda item: item[1].rate)
     for name, result in rows.items():
         print(f"ratio {name}/baseline: {result.rate / base.rate if base.rate else 0.0:.2f}")
