@@ -47,7 +47,6 @@ class DoorbellListener:
         self.on_ring = on_ring
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.heard = 0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -65,13 +64,10 @@ class DoorbellListener:
         while True:  # take every ring waiting: one poll answers them all
             try:
                 self._sock.recv(64)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+            except OSError:  # nothing more waiting (BlockingIOError), or the socket is going away
                 break
             rang = True
         if rang:
-            self.heard += 1
             self.on_ring()
 
     def stop(self) -> None:

@@ -214,9 +214,8 @@ class Hub:
         )
         self.transport: Transport | None = None
         # an extra API process of `knooppunt run --processes N` (no transport) rings the leader's
-        # relay after committing messages, so they are published at once (hub.doorbell)
-        relay = settings.delivery.relay_socket
-        self.doorbell: Doorbell | None = Doorbell(relay) if relay is not None else None
+        # relay after committing messages, so they are published at once (hub.doorbell); set at start
+        self.doorbell: Doorbell | None = None
         self.http: httpx.AsyncClient | None = None
         # outgoing TLS profiles (checked at start) and the partner client of each profile in use
         self.outbound: OutboundTLS | None = None
@@ -264,6 +263,9 @@ class Hub:
         self.outbound = OutboundTLS(self.settings.outbound_tls)
         self.open_store()
         self.transport = transport
+        relay = self.settings.delivery.relay_socket
+        if transport is None and relay is not None and self.doorbell is None:
+            self.doorbell = Doorbell(relay)
         self.http = partner_client(self.settings.delivery.timeout_seconds)
         self.started = True
 
@@ -287,18 +289,14 @@ class Hub:
             await self.transport.close()
         if self.http is not None:
             await self.http.aclose()
-        self.writer.stop()
-        if self.doorbell is not None:
-            self.doorbell.close()
-        self.directory.reads.close()
-        self.writer.engine.dispose()
-        self.engine.dispose()
+        self.close_store()
         self.started = False
 
     def close_store(self) -> None:
         self.writer.stop()
         if self.doorbell is not None:
             self.doorbell.close()
+            self.doorbell = None
         self.directory.reads.close()
         self.writer.engine.dispose()
         self.engine.dispose()
@@ -396,7 +394,7 @@ class Hub:
             transport=self.transport,
             forwarding=forwarding,
             directory_effects=directory_effects,
-            ring=self.doorbell.ring if self.doorbell is not None and self.transport is None else None,
+            ring=self.doorbell.ring if self.doorbell is not None else None,
         )
         result = await self.writer.submit(unit)
         if result.duplicate:

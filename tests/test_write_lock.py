@@ -7,11 +7,14 @@ the whole command with two processes writing.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -74,6 +77,28 @@ def db(settings: Settings) -> tuple[Settings, Path]:
     return settings, database.with_name(database.name + ".write-lock")
 
 
+@pytest.fixture
+def holder(db: tuple[Settings, Path]) -> Iterator[Holder]:
+    """Another process holding the database's write lock from the start of the test."""
+    h = Holder(db[1])
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+@contextlib.contextmanager
+def running_writer(settings: Settings, **options: Any) -> Iterator[Writer]:
+    engine = make_engine(settings, writer=True)
+    w = Writer(engine, **options)
+    w.start()
+    try:
+        yield w
+    finally:
+        w.stop()
+        engine.dispose()
+
+
 def count(settings: Settings) -> int:
     engine = make_engine(settings)
     try:
@@ -85,27 +110,20 @@ def count(settings: Settings) -> int:
 
 def test_a_writer_on_an_sqlite_file_takes_the_lock_beside_it(db: tuple[Settings, Path]) -> None:
     settings, lock_path = db
-    w = Writer(make_engine(settings, writer=True))
-    w.start()
-    try:
+    with running_writer(settings) as w:
         assert w.lock is not None
         assert w.lock.path == lock_path
         assert w.run_sync(add_partner("p1")) == "p1"
         assert lock_path.stat().st_mode & 0o777 == 0o600
         assert w.lock.contended == 0  # nobody else was writing
-    finally:
-        w.stop()
     assert w.lock is None  # closed with the writer
 
 
 def test_a_batch_waits_while_another_process_writes_and_commits_the_moment_it_is_done(
-    db: tuple[Settings, Path],
+    db: tuple[Settings, Path], holder: Holder
 ) -> None:
-    settings, lock_path = db
-    holder = Holder(lock_path)
-    w = Writer(make_engine(settings, writer=True))
-    w.start()
-    try:
+    settings, _ = db
+    with running_writer(settings) as w:
         future = w.submit_future(add_partner("p1"))
         time.sleep(0.3)
         assert not future.done()  # waiting its turn, not failing
@@ -118,17 +136,13 @@ def test_a_batch_waits_while_another_process_writes_and_commits_the_moment_it_is
         assert count(settings) == 1
         assert w.lock is not None
         assert w.lock.contended == 1
-    finally:
-        holder.close()
-        w.stop()
 
 
-def test_units_that_come_while_another_process_writes_join_the_waiting_batch(db: tuple[Settings, Path]) -> None:
-    settings, lock_path = db
-    holder = Holder(lock_path)
-    w = Writer(make_engine(settings, writer=True))
-    w.start()
-    try:
+def test_units_that_come_while_another_process_writes_join_the_waiting_batch(
+    db: tuple[Settings, Path], holder: Holder
+) -> None:
+    settings, _ = db
+    with running_writer(settings) as w:
         first = w.submit_future(add_partner("first"))
         time.sleep(0.2)  # the writer has taken "first" and waits for its turn
         later = [w.submit_future(add_partner(f"later{i}")) for i in range(5)]
@@ -136,17 +150,11 @@ def test_units_that_come_while_another_process_writes_join_the_waiting_batch(db:
         holder.release()
         assert [f.result(timeout=5) for f in [first, *later]] == ["first"] + [f"later{i}" for i in range(5)]
         assert (w.batches, w.units) == (1, 6)  # one transaction, not "first" alone and then the rest
-    finally:
-        holder.close()
-        w.stop()
 
 
-def test_a_writer_killed_while_it_holds_the_lock_lets_go_of_it(db: tuple[Settings, Path]) -> None:
-    settings, lock_path = db
-    holder = Holder(lock_path)
-    w = Writer(make_engine(settings, writer=True))
-    w.start()
-    try:
+def test_a_writer_killed_while_it_holds_the_lock_lets_go_of_it(db: tuple[Settings, Path], holder: Holder) -> None:
+    settings, _ = db
+    with running_writer(settings) as w:
         future = w.submit_future(add_partner("p1"))
         time.sleep(0.2)
         assert not future.done()
@@ -155,17 +163,13 @@ def test_a_writer_killed_while_it_holds_the_lock_lets_go_of_it(db: tuple[Setting
         assert future.result(timeout=5) == "p1"
         assert time.monotonic() - killed < 1.0
         assert count(settings) == 1
-    finally:
-        holder.close()
-        w.stop()
 
 
-def test_past_the_deadline_the_batch_fails_whole_and_nothing_is_written(db: tuple[Settings, Path]) -> None:
+def test_past_the_deadline_the_batch_fails_whole_and_nothing_is_written(
+    db: tuple[Settings, Path], holder: Holder
+) -> None:
     settings, lock_path = db
-    holder = Holder(lock_path)
-    w = Writer(make_engine(settings, writer=True), lock_timeout=0.3)
-    w.start()
-    try:
+    with running_writer(settings, lock_timeout=0.3) as w:
         futures = [w.submit_future(add_partner(f"p{i}")) for i in range(3)]
         for future in futures:
             with pytest.raises(WriteLockTimeout) as caught:
@@ -184,35 +188,26 @@ def test_past_the_deadline_the_batch_fails_whole_and_nothing_is_written(db: tupl
         with other.held(1.0):
             pass
         other.close()
-    finally:
-        holder.close()
-        w.stop()
 
 
 def test_two_writers_take_turns_and_lose_nothing(db: tuple[Settings, Path]) -> None:
     settings, _ = db
-    writers = [Writer(make_engine(settings, writer=True), batch_max=8) for _ in range(2)]
-    for w in writers:
-        w.start()
-    try:
+    with running_writer(settings, batch_max=8) as a, running_writer(settings, batch_max=8) as b:
         results: list[str] = []
 
         def write(w: Writer, prefix: str) -> None:
             futures = [w.submit_future(add_partner(f"{prefix}{i}")) for i in range(200)]
             results.extend(f.result(timeout=30) for f in futures)
 
-        threads = [threading.Thread(target=write, args=(w, p)) for w, p in zip(writers, "ab", strict=True)]
+        threads = [threading.Thread(target=write, args=(w, p)) for w, p in ((a, "a"), (b, "b"))]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
         assert len(results) == 400
         assert count(settings) == 400
-    finally:
-        for w in writers:
-            w.stop()
 
 
-def test_no_lock_for_a_database_that_is_not_an_sqlite_file(tmp_path: Path) -> None:
+def test_no_lock_for_a_database_that_is_not_an_sqlite_file() -> None:
     assert WriteLock.for_engine(make_engine(Settings(database_url="sqlite://"))) is None
     assert WriteLock.for_engine(make_engine(Settings(database_url="postgresql+psycopg://u@127.0.0.1/x"))) is None

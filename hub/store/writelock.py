@@ -64,11 +64,11 @@ class WriteLock:
         self._waits: queue.SimpleQueue[_Wait | None] = queue.SimpleQueue()
         self._helper: threading.Thread | None = None
         self._outstanding = 0  # waits handed to the helper and not yet settled (guarded)
-        #: batches that found the lock taken by another writer, and that gave up waiting
+        #: batches that found the lock taken by another writer, and those that gave up waiting
         self.contended = 0
+        self.timeouts = 0
         #: whether the last turn had to wait for another writer
         self.waited = False
-        self.timeouts = 0
 
     @classmethod
     def for_engine(cls, engine: Engine) -> WriteLock | None:
