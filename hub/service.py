@@ -13,6 +13,7 @@ Ingest (one message)::
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -262,6 +263,8 @@ class Hub:
         """
         self.outbound = OutboundTLS(self.settings.outbound_tls)
         self.open_store()
+        # what this loop submits (the API's messages, the dispatcher's records) it writes itself
+        self.writer.attach(asyncio.get_running_loop())
         self.transport = transport
         relay = self.settings.delivery.relay_socket
         if transport is None and relay is not None and self.doorbell is None:

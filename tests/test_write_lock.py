@@ -7,6 +7,7 @@ the whole command with two processes writing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
@@ -211,3 +212,129 @@ def test_two_writers_take_turns_and_lose_nothing(db: tuple[Settings, Path]) -> N
 def test_no_lock_for_a_database_that_is_not_an_sqlite_file() -> None:
     assert WriteLock.for_engine(make_engine(Settings(database_url="sqlite://"))) is None
     assert WriteLock.for_engine(make_engine(Settings(database_url="postgresql+psycopg://u@127.0.0.1/x"))) is None
+
+
+# -- batches written by the event loop the writer is attached to (Hub.start attaches the server's) --
+
+
+def test_units_from_the_attached_loop_are_written_in_that_loop_and_others_in_the_writer_thread(
+    db: tuple[Settings, Path],
+) -> None:
+    settings, _ = db
+    where: list[int] = []
+
+    def unit(name: str):  # type: ignore[no-untyped-def]
+        def run(tx: Tx) -> str:
+            where.append(threading.get_ident())
+            return str(add_partner(name)(tx))
+
+        return run
+
+    with running_writer(settings) as w:
+
+        async def main() -> int:
+            w.attach(asyncio.get_running_loop())
+            assert await w.submit(unit("from-loop")) == "from-loop"
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(main())
+        assert w.run_sync(unit("from-thread")) == "from-thread"
+        assert where[0] == loop_thread
+        assert where[1] != loop_thread
+        assert where[1] != threading.get_ident()
+        assert count(settings) == 2
+
+
+def test_the_loop_keeps_serving_while_its_batch_waits_for_another_process_and_late_units_join_it(
+    db: tuple[Settings, Path], holder: Holder
+) -> None:
+    settings, _ = db
+    with running_writer(settings) as w:
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            w.attach(loop)
+            first = asyncio.create_task(w.submit(add_partner("first")))
+            ticks, started = 0, time.monotonic()
+            while time.monotonic() - started < 0.3:
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not first.done()  # waiting for its turn, not failing ...
+            assert ticks >= 15  # ... and not in the loop: it went on with other work meanwhile
+            later = [asyncio.create_task(w.submit(add_partner(f"later{i}"))) for i in range(5)]
+            await asyncio.sleep(0.05)
+            released = time.monotonic()
+            holder.release()
+            names = await asyncio.wait_for(asyncio.gather(first, *later), 5)
+            assert time.monotonic() - released < 0.5
+            assert names == ["first"] + [f"later{i}" for i in range(5)]
+
+        asyncio.run(main())
+        assert (w.batches, w.units) == (1, 6)  # one transaction for all of them
+        assert w.lock is not None
+        assert w.lock.contended == 1
+        assert count(settings) == 6
+
+
+def test_a_loop_batch_past_the_deadline_fails_whole_and_the_turn_is_given_back(
+    db: tuple[Settings, Path], holder: Holder
+) -> None:
+    settings, lock_path = db
+    with running_writer(settings, lock_timeout=0.3) as w:
+
+        async def main() -> None:
+            w.attach(asyncio.get_running_loop())
+            results = await asyncio.gather(*(w.submit(add_partner(f"p{i}")) for i in range(3)), return_exceptions=True)
+            assert all(isinstance(r, WriteLockTimeout) and r.status == 503 for r in results), results
+            assert count(settings) == 0
+            holder.release()
+            assert await w.submit(add_partner("after")) == "after"
+
+        asyncio.run(main())
+        assert count(settings) == 1
+        assert w.run_sync(add_partner("thread-after")) == "thread-after"  # the thread gets its turn too
+        other = WriteLock(lock_path)
+        with other.held(1.0):
+            pass
+        other.close()
+
+
+def test_the_loop_and_the_writer_thread_of_one_process_take_turns_and_lose_nothing(
+    db: tuple[Settings, Path],
+) -> None:
+    settings, _ = db
+    with running_writer(settings, batch_max=8) as w:
+        from_thread: list[str] = []
+
+        def write() -> None:
+            futures = [w.submit_future(add_partner(f"t{i}")) for i in range(200)]
+            from_thread.extend(f.result(timeout=30) for f in futures)
+
+        async def main() -> list[str]:
+            w.attach(asyncio.get_running_loop())
+            thread = threading.Thread(target=write)
+            thread.start()
+            names = await asyncio.gather(*(w.submit(add_partner(f"l{i}")) for i in range(200)))
+            await asyncio.to_thread(thread.join, 60)
+            return list(names)
+
+        from_loop = asyncio.run(main())
+        assert len(from_loop) == len(from_thread) == 200
+        assert count(settings) == 400
+        assert w.lock is not None
+        assert w.lock.timeouts == 0
+
+
+def test_a_stopped_writer_refuses_what_the_loop_submits(db: tuple[Settings, Path]) -> None:
+    settings, _ = db
+    with running_writer(settings) as w:
+
+        async def main() -> None:
+            w.attach(asyncio.get_running_loop())
+            assert await w.submit(add_partner("before")) == "before"
+            w.stop()
+            with pytest.raises(StoreError):
+                await w.submit(add_partner("after"))
+
+        asyncio.run(main())
+    assert count(settings) == 1

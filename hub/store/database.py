@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -450,9 +450,16 @@ class Writer:
     batch ended less than ``linger`` seconds ago) waits that long for others to join
     its batch, so sustained load is written in few large batches, each one
     transaction and one fsync, instead of many small ones. A unit that arrives on
-    an idle writer is written at once. (On CPython the writer also shares the GIL
-    with the event loop: every batch hands it back and forth around each statement,
-    so fewer batches also means fewer hand-offs.)
+    an idle writer is written at once.
+
+    Where batches run: units submitted from the event loop the writer is attached to
+    (:meth:`attach`, the server's loop) are written by that loop itself, between its
+    other callbacks; everything else (threads, the CLI, other loops) goes to the
+    writer thread. On CPython a writer thread beside a busy event loop shares the GIL
+    with it: every statement hands it back and forth, and on two cores that made both
+    the loop's and the writer's work dearer (see docs/performance.md). Only waiting
+    (for another process's turn) leaves the loop, to a helper thread. One batch at a
+    time writes in a process, whichever runs it.
 
     On an SQLite file every batch's transaction runs under the file's write lock
     (:mod:`hub.store.writelock`), so the writers of several processes take turns
@@ -471,6 +478,15 @@ class Writer:
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.lock: WriteLock | None = None
+        # one batch at a time in this process, in the writer thread or the attached loop (and the
+        # file lock above is per process: two batches of one process would both "hold" it)
+        self._turn = threading.Lock()
+        # the attached event loop's own batches (see attach)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_jobs: list[_Job[Any]] = []
+        self._loop_cycle_due = False  # a cycle is scheduled or running; it takes what is queued
+        self._loop_conn: Connection | None = None
+        self._turn_waiter: ThreadPoolExecutor | None = None
         self.batches = 0
         self.units = 0
 
@@ -480,14 +496,30 @@ class Writer:
             self._thread = threading.Thread(target=self._run, name="knooppunt-writer", daemon=True)
             self._thread.start()
 
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write the units ``submit``-ted from ``loop`` in that loop, not in the writer thread."""
+        self._loop = loop
+
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
+        self._loop = None  # what the loop submits from now on fails as for a stopped writer
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        if self._turn.acquire(timeout=5):  # not while a batch of the loop writes
+            try:
+                if self._loop_conn is not None:
+                    with contextlib.suppress(Exception):
+                        self._loop_conn.close()
+                    self._loop_conn = None
+            finally:
+                self._turn.release()
+        if self._turn_waiter is not None:
+            self._turn_waiter.shutdown(wait=False)
+            self._turn_waiter = None
         if self.lock is not None:
             self.lock.close()
             self.lock = None
@@ -512,19 +544,55 @@ class Writer:
     async def submit(self, unit: Callable[[Tx], T]) -> T:
         """Run ``unit`` in the next batch; returns once that batch is committed.
 
-        The answer comes back through one loop callback per batch (not one per unit),
-        and the unit's after-commit hooks run in the caller's event loop.
+        From the attached loop the batch is written in that loop; from elsewhere the answer
+        comes back through one loop callback per batch (not one per unit). The unit's
+        after-commit hooks run in the caller's event loop.
         """
         if self._thread is None:
             raise StoreError("the writer is not running")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(unit, loop=loop, waiter=waiter))
+        job = _Job(unit, loop=loop, waiter=waiter)
+        if loop is self._loop:
+            self._loop_jobs.append(job)
+            if not self._loop_cycle_due:
+                self._schedule_loop_cycle(loop)
+        else:
+            self._queue.put(job)
         return await waiter
 
     def run_sync(self, unit: Callable[[Tx], T], timeout: float = 30.0) -> T:
         """For threads and the CLI: submit and wait."""
         return self.submit_future(unit).result(timeout=timeout)
+
+    # -- the turn: one batch at a time per process, then the file lock across processes --------
+
+    def _take_turn(self) -> None:
+        """Wait for this process's turn and the file lock; ``WriteLockTimeout`` past the deadline."""
+        deadline = time.monotonic() + self.lock_timeout
+        if not self._turn.acquire(timeout=self.lock_timeout):
+            raise WriteLockTimeout(f"de schrijver bleef {self.lock_timeout:g} s bezet")
+        if self.lock is not None:
+            try:
+                self.lock.acquire(max(0.0, deadline - time.monotonic()))
+            except BaseException:
+                self._turn.release()
+                raise
+
+    def _try_turn(self) -> bool:
+        if not self._turn.acquire(blocking=False):
+            return False
+        if self.lock is None or self.lock.try_acquire():
+            return True
+        self._turn.release()
+        return False
+
+    def _release_turn(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+        self._turn.release()
+
+    # -- batches of the writer thread ---------------------------------------------------------
 
     def _run(self) -> None:
         conn: Connection | None = None
@@ -567,21 +635,89 @@ class Writer:
         if not batch:
             return conn
         try:
-            if conn is None:
-                # (re)connect lazily: a database that is down fails this batch, not the writer thread
-                conn = self.engine.connect()
-            with contextlib.nullcontext() if self.lock is None else self.lock.held(self.lock_timeout):
-                if top_up and self.lock is not None and self.lock.waited:
-                    # the units that came while another process wrote join this batch, not the next
-                    self._top_up(batch)
-                    batch = [job for job in batch if not _abandoned(job)]
-                results = self._run_batch(conn, batch)
+            self._take_turn()
         except WriteLockTimeout as exc:
             # nothing began: the whole batch is answered with the timeout (split, each unit would wait again)
             log.error("write_lock_timeout", error=str(exc), units=len(batch))
             _answer([(job, False, exc) for job in batch])
             return conn
-        except Exception as exc:  # noqa: BLE001 - whatever fails, fails its batch, never the writer thread
+        try:
+            if top_up and (self.lock is None or self.lock.waited):
+                # the units that came while another batch wrote join this batch, not the next
+                self._top_up(batch)
+                batch = [job for job in batch if not _abandoned(job)]
+            conn, results = self._write(conn, batch)
+        finally:
+            self._release_turn()
+        _answer(results)
+        return conn
+
+    # -- batches of the attached loop ---------------------------------------------------------
+
+    def _schedule_loop_cycle(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop_cycle_due = True
+        busy = self.linger and time.monotonic() - self._idle_since < self.linger
+        # busy: let the units on their way join this batch; idle: write at once
+        loop.call_later(self.linger if busy else 0.0, lambda: loop.create_task(self._loop_cycle()))
+
+    def _take_loop_jobs(self, batch: list[_Job[Any]]) -> list[_Job[Any]]:
+        room = self.batch_max - len(batch)
+        taken, self._loop_jobs = self._loop_jobs[:room], self._loop_jobs[room:]
+        return batch + [job for job in taken if not _abandoned(job)]
+
+    async def _loop_cycle(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            batch = self._take_loop_jobs([])
+            if batch and self._loop is loop:
+                await self._write_in_loop(loop, batch)
+            elif batch:  # stopped meanwhile
+                _resolve_in_loop([(job, False, StoreError("the writer is not running")) for job in batch])
+        finally:
+            self._loop_cycle_due = False
+            if self._loop_jobs:
+                self._schedule_loop_cycle(loop)
+
+    async def _write_in_loop(self, loop: asyncio.AbstractEventLoop, batch: list[_Job[Any]]) -> None:
+        if not self._try_turn():
+            # another process (or the writer thread) writes: wait in a helper thread, not in the loop
+            if self._turn_waiter is None:
+                self._turn_waiter = ThreadPoolExecutor(1, thread_name_prefix="knooppunt-writer-turn")
+            turn = self._turn_waiter.submit(self._take_turn)
+            try:
+                await asyncio.wrap_future(turn)
+            except WriteLockTimeout as exc:
+                log.error("write_lock_timeout", error=str(exc), units=len(batch))
+                _resolve_in_loop([(job, False, exc) for job in batch])
+                return
+            except asyncio.CancelledError:
+                # the loop is shutting down: a turn granted later is given back at once
+                turn.add_done_callback(self._give_back_turn)
+                _resolve_in_loop([(job, False, StoreError("the writer is stopping")) for job in batch])
+                raise
+            batch = self._take_loop_jobs(batch)  # the units that came meanwhile join this batch
+        try:
+            self._loop_conn, results = self._write(self._loop_conn, batch)
+        finally:
+            self._release_turn()
+        self._idle_since = time.monotonic()
+        _resolve_in_loop(results)
+
+    def _give_back_turn(self, turn: Future[None]) -> None:
+        if not turn.cancelled() and turn.exception() is None:
+            self._release_turn()
+
+    # -- one batch, under the turn ------------------------------------------------------------
+
+    def _write(self, conn: Connection | None, batch: list[_Job[Any]]) -> tuple[Connection | None, list[Any]]:
+        """Write ``batch`` in one transaction (the turn is held); -> the connection to keep and
+        each job's (job, ok, result or exception)."""
+        try:
+            if conn is None:
+                # (re)connect lazily: a database that is down fails this batch, not the writer
+                conn = self.engine.connect()
+            results = self._run_batch(conn, batch)
+        except Exception as exc:  # noqa: BLE001 - whatever fails, fails its batch, never the writer
             lost = conn is None or bool(getattr(exc, "connection_invalidated", False)) or conn.invalidated
             if not isinstance(exc, SQLAlchemyError):
                 log.error("batch_crashed", error=repr(exc), units=len(batch))
@@ -589,20 +725,20 @@ class Writer:
                 # one unit's rows broke the shared flush (e.g. a race on a unique key with
                 # another process): run each unit in a transaction of its own to isolate it
                 log.warning("batch_split", error=exc.__class__.__name__, units=len(batch))
+                results = []
                 for job in batch:
-                    conn = self._commit_batch(conn, [job])
-                return conn
+                    conn, one = self._write(conn, [job])
+                    results.extend(one)
+                return conn, results
             log.error("batch_failed", error=str(exc), units=len(batch))
             failure = StoreError(f"de database weigerde de transactie: {exc.__class__.__name__}")
-            _answer([(job, False, failure) for job in batch])
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.close()
-            return None
+            return None, [(job, False, failure) for job in batch]
         self.batches += 1
         self.units += len(batch)
-        _answer(results)
-        return conn
+        return conn, results
 
     def _run_batch(self, conn: Connection, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], bool, Any]]:
         results: list[tuple[_Job[Any], bool, Any]] = []

@@ -52,7 +52,8 @@ class _Wait:
 class WriteLock:
     """An exclusive lock on ``path``, shared by the writers of every process that opens it.
 
-    One instance belongs to one writer thread (``held`` is not re-entrant). Waiting for a
+    One instance belongs to one writer (``held`` is not re-entrant, and two holders in one process
+    would both "hold" it: the writer lets one batch at a time take it). Waiting for a
     busy lock happens in a helper thread blocked in the kernel, so the writer can give up
     at its deadline while the wake-up stays immediate.
     """
@@ -84,23 +85,34 @@ class WriteLock:
     @contextlib.contextmanager
     def held(self, timeout: float) -> Iterator[None]:
         """Hold the lock for the block; ``WriteLockTimeout`` (a ``StoreError``) past ``timeout`` s."""
-        self._acquire(timeout)
+        self.acquire(timeout)
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self.release()
 
-    def _acquire(self, timeout: float) -> None:
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now; never waits."""
         self.waited = False
         with self._guard:
             # While the helper still waits for a turn a writer gave up, it may hold the lock on this
             # very file descriptor, and a second LOCK_EX on it would "succeed": queue behind it instead.
-            if not self._outstanding:
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return
-                except BlockingIOError:
-                    pass
+            if self._outstanding:
+                return False
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def acquire(self, timeout: float) -> None:
+        """Take the lock, waiting up to ``timeout`` s; ``WriteLockTimeout`` past it."""
+        if self.try_acquire():
+            return
+        with self._guard:
             self._outstanding += 1
         self.contended += 1
         self.waited = True
