@@ -567,10 +567,12 @@ class Writer:
 
     # -- the turn: one batch at a time per process, then the file lock across processes --------
 
-    def _take_turn(self) -> None:
-        """Wait for this process's turn and the file lock; ``WriteLockTimeout`` past the deadline."""
+    def _take_turn(self) -> bool:
+        """Wait for this process's turn and the file lock; -> whether another batch made it wait.
+        ``WriteLockTimeout`` past the deadline."""
         deadline = time.monotonic() + self.lock_timeout
-        if not self._turn.acquire(timeout=self.lock_timeout):
+        waited = not self._turn.acquire(blocking=False)
+        if waited and not self._turn.acquire(timeout=self.lock_timeout):
             raise WriteLockTimeout(f"de schrijver bleef {self.lock_timeout:g} s bezet")
         if self.lock is not None:
             try:
@@ -578,6 +580,8 @@ class Writer:
             except BaseException:
                 self._turn.release()
                 raise
+            waited = waited or self.lock.waited
+        return waited
 
     def _try_turn(self) -> bool:
         if not self._turn.acquire(blocking=False):
@@ -606,7 +610,7 @@ class Writer:
                 batch = [first]
                 self._stop = False
                 self._top_up(batch)
-                conn = self._commit_batch(conn, batch, top_up=True)
+                conn = self._commit_batch(conn, batch)
                 self._idle_since = time.monotonic()
                 if self._stop:
                     return
@@ -626,23 +630,21 @@ class Writer:
             else:
                 batch.append(job)
 
-    def _commit_batch(
-        self, conn: Connection | None, batch: list[_Job[Any]], *, top_up: bool = False
-    ) -> Connection | None:
+    def _commit_batch(self, conn: Connection | None, batch: list[_Job[Any]]) -> Connection | None:
         # A caller that gave up (its task was cancelled, e.g. at shutdown) is not waited for: its
         # unit is not run at all.
         batch = [job for job in batch if not _abandoned(job)]
         if not batch:
             return conn
         try:
-            self._take_turn()
+            waited = self._take_turn()
         except WriteLockTimeout as exc:
             # nothing began: the whole batch is answered with the timeout (split, each unit would wait again)
             log.error("write_lock_timeout", error=str(exc), units=len(batch))
             _answer([(job, False, exc) for job in batch])
             return conn
         try:
-            if top_up and (self.lock is None or self.lock.waited):
+            if waited:
                 # the units that came while another batch wrote join this batch, not the next
                 self._top_up(batch)
                 batch = [job for job in batch if not _abandoned(job)]
@@ -703,7 +705,7 @@ class Writer:
         self._idle_since = time.monotonic()
         _resolve_in_loop(results)
 
-    def _give_back_turn(self, turn: Future[None]) -> None:
+    def _give_back_turn(self, turn: Future[bool]) -> None:
         if not turn.cancelled() and turn.exception() is None:
             self._release_turn()
 
