@@ -37,6 +37,7 @@ capacity against a protocol and write an audit record in the same transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -245,6 +246,107 @@ FOLLOWERS = (
     )
 )
 
+#: the most identifier hashes one follower read asks for (a turn with more reads in chunks)
+FOLLOWERS_CHUNK = 32
+_FOLLOWERS_OF: dict[int, Any] = {}
+
+
+def followers_of(n: int) -> Any:
+    """FOLLOWERS for ``n`` identifier hashes at once (binds h0 .. h<n-1> and at), with each row's
+    hash, in a fixed order; built once per size (powers of two, so a few statements serve all)."""
+    statement = _FOLLOWERS_OF.get(n)
+    if statement is None:
+        statement = _FOLLOWERS_OF[n] = (
+            select(
+                directory_identifiers.c.id_hash,
+                directory_subscriptions.c.partner_id,
+                directory_subscriptions.c.capacity,
+            )
+            .select_from(
+                directory_identifiers.join(
+                    directory_subscriptions, directory_subscriptions.c.person_id == directory_identifiers.c.person_id
+                )
+            )
+            .where(
+                and_(
+                    directory_identifiers.c.id_hash.in_([bindparam(f"h{i}") for i in range(n)]),
+                    directory_subscriptions.c.valid_from <= bindparam("at"),
+                    or_(
+                        directory_subscriptions.c.valid_until.is_(None),
+                        directory_subscriptions.c.valid_until >= bindparam("at"),
+                    ),
+                )
+            )
+            .order_by(
+                directory_identifiers.c.id_hash,
+                directory_subscriptions.c.partner_id,
+                directory_subscriptions.c.capacity,
+            )
+        )
+    return statement
+
+
+class FollowerReads:
+    """The follower reads of one turn of an event loop, answered by one query.
+
+    Every person-bound message asks who follows its person. The requests that arrived
+    together reach that point in the same turn of the server's loop; the first to ask
+    schedules one read for all of them at the end of the turn (``call_soon``), so N
+    such messages cost one statement and one wait for the database instead of N (on
+    PostgreSQL each was a round trip that held the loop). Each caller gets its own
+    answer; one that gave up (cancelled) is skipped, and a failed read fails each of
+    the turn's callers as its own read would have.
+    """
+
+    def __init__(self, reads: HotReads) -> None:
+        self.reads = reads
+        # per event loop: (id hash, day) -> the futures of the callers asking for it this turn
+        self._asked: dict[asyncio.AbstractEventLoop, dict[tuple[str, date], list[asyncio.Future[Any]]]] = {}
+        self.statements = 0  # reads run (for tests and diagnostics)
+
+    def now(self, hashes: list[str], at: date) -> dict[str, list[tuple[str, str]]]:
+        """id hash -> (partner, capacity) of its followers valid on ``at``, read at once (in chunks)."""
+        found: dict[str, list[tuple[str, str]]] = {h: [] for h in hashes}
+        for start in range(0, len(hashes), FOLLOWERS_CHUNK):
+            chunk = hashes[start : start + FOLLOWERS_CHUNK]
+            size = 1 << (len(chunk) - 1).bit_length()  # padded to a power of two with the last hash
+            params: dict[str, Any] = {f"h{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
+            params["at"] = at
+            self.statements += 1
+            for id_hash, partner_id, capacity in self.reads.rows(followers_of(size), params):
+                found[str(id_hash)].append((str(partner_id), str(capacity)))
+        return found
+
+    async def get(self, id_hash: str, at: date) -> list[tuple[str, str]]:
+        """(partner, capacity) of every follower of ``id_hash`` on ``at``, read with the others of this turn."""
+        loop = asyncio.get_running_loop()
+        asked = self._asked.get(loop)
+        if asked is None:
+            asked = self._asked[loop] = {}
+            loop.call_soon(self._answer, loop)
+        future: asyncio.Future[list[tuple[str, str]]] = loop.create_future()
+        asked.setdefault((id_hash, at), []).append(future)
+        return await future
+
+    def _answer(self, loop: asyncio.AbstractEventLoop) -> None:
+        asked = self._asked.pop(loop, {})
+        days: dict[date, list[str]] = {}
+        for id_hash, at in asked:
+            days.setdefault(at, []).append(id_hash)
+        for at, hashes in days.items():
+            try:
+                found = self.now(hashes, at)
+            except Exception as exc:  # noqa: BLE001 - each caller fails as its own read would have
+                for id_hash in hashes:
+                    for future in asked[(id_hash, at)]:
+                        if not future.done():
+                            future.set_exception(exc)
+                continue
+            for id_hash in hashes:
+                for future in asked[(id_hash, at)]:
+                    if not future.done():
+                        future.set_result(list(found[id_hash]))
+
 
 class Directory:
     """Reads and changes the reference directory; routes person-bound messages."""
@@ -268,6 +370,7 @@ class Directory:
         self.partners = partners
         self.allow_test_numbers = allow_test_numbers
         self.reads = HotReads(engine)  # the follower lookup runs for every person-bound message
+        self.follower_reads = FollowerReads(self.reads)
 
     # -- keys and identifiers ---------------------------------------------------------
 
@@ -323,6 +426,12 @@ class Directory:
                 return [own]
             hashes = self.hashes_of(conn, found[0])
         return hashes if own in hashes else [own, *hashes]
+
+    async def read_followers(self, id_hash: str) -> tuple[date, list[tuple[str, str]]]:
+        """Today and the followers of ``id_hash`` today, for :meth:`plan`: read together with the
+        other person-bound messages of this turn of the loop (see :class:`FollowerReads`)."""
+        today = _today()
+        return today, await self.follower_reads.get(id_hash, today)
 
     @staticmethod
     def followers(conn: Connection, id_hash: str, at: date) -> list[tuple[str, str]]:
@@ -552,15 +661,21 @@ class Directory:
         fixed: Iterable[str],
         code_owner: Callable[[str], str | None],
         id_hash: str | None = None,
+        read: tuple[date, list[tuple[str, str]]] | None = None,
     ) -> Forwarding:
         """Who receives a person-bound message, who does not and why, and what it changes.
 
-        ``id_hash`` is the subject's keyed hash when the caller has it already (ingest does).
+        ``id_hash`` is the subject's keyed hash when the caller has it already (ingest does);
+        ``read`` the day and followers :meth:`read_followers` gave (ingest reads them with the
+        other messages of its turn), else they are read here.
         """
-        today = _today()
-        if id_hash is None:
-            id_hash = self.hasher(subject_type, subject_id)
-        follows = [(str(p), str(c)) for p, c in self.reads.rows(FOLLOWERS, {"id_hash": id_hash, "at": today})]
+        if read is None:
+            today = _today()
+            if id_hash is None:
+                id_hash = self.hasher(subject_type, subject_id)
+            follows = self.follower_reads.now([id_hash], today)[id_hash]
+        else:
+            today, follows = read
         receivers = [r for r in fixed if r != sender.id]
         skipped: Counter[str] = Counter()
         for partner_id, capacity in follows:

@@ -21,8 +21,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -363,7 +363,12 @@ class Hub:
                 audit record names the caller and the reason.
         """
         try:
-            prepared = self._prepare(caller, message, pointer)
+            routed = self._route(caller, message, pointer)
+            read = None
+            if routed.to_followers and routed.subject_hash and routed.envelope.subject_id:
+                # person-bound: who follows this person, read with the other messages of this turn
+                read = await self.directory.read_followers(routed.subject_hash)
+            prepared = self._prepare(caller, routed, read)
         except HubError as exc:
             await self._refused(caller, message.envelope, exc, channel)
             raise
@@ -417,11 +422,9 @@ class Hub:
             await self.signals.after_signal(caller, envelope, message.payload, result)
         return result
 
-    def _prepare(
-        self, caller: Partner, message: env.Message, pointer: str
-    ) -> tuple[MessageType, Protocol, env.Envelope, bytes, Forwarding | None, str | None]:
-        """Every check of an incoming message; -> type, protocol, settled envelope, payload bytes,
-        forwarding (person-bound) and the subject's keyed hash (computed once, for all who need it)."""
+    def _route(self, caller: Partner, message: env.Message, pointer: str) -> _Routed:
+        """The checks of an incoming message up to routing (the first half of :meth:`_prepare`;
+        the reference directory's read comes in between)."""
         envelope = message.envelope
         payload = message.payload
         if envelope.sender and envelope.sender != caller.id:
@@ -455,22 +458,32 @@ class Hub:
         protocol = self.protocols.authorize(
             purpose=envelope.purpose, sender=caller.ref, message_type=mtype.name, receivers=()
         )
-        routed, to_followers = self.router.resolve(mtype.name, caller.id, payload, self.partners.code_owner)
-        receivers = envelope.receivers or routed
-        subject_hash = self.subject_hash(envelope)
+        fixed, to_followers = self.router.resolve(mtype.name, caller.id, payload, self.partners.code_owner)
+        return _Routed(mtype, protocol, envelope, payload, fixed, to_followers, self.subject_hash(envelope))
+
+    def _prepare(
+        self, caller: Partner, routed: _Routed, read: tuple[date, list[tuple[str, str]]] | None
+    ) -> tuple[MessageType, Protocol, env.Envelope, bytes, Forwarding | None, str | None]:
+        """Every check of an incoming message after :meth:`_route`, with the reference
+        directory's ``read`` for a person-bound one; -> type, protocol, settled envelope, payload
+        bytes, forwarding (person-bound) and the subject's keyed hash (computed once, for all
+        who need it)."""
+        mtype, protocol, envelope, payload, fixed, _, subject_hash = routed
+        receivers = envelope.receivers or fixed
         forwarding = None
-        if subject_type and subject_id and to_followers:
+        if read is not None and envelope.subject_type and envelope.subject_id:
             # person-bound: the reference directory decides, and "nobody" is an answer, not an error
             forwarding = self.directory.plan(
                 protocol=protocol,
                 sender=caller,
                 message_type=mtype.name,
-                subject_type=subject_type,
-                subject_id=subject_id,
+                subject_type=envelope.subject_type,
+                subject_id=envelope.subject_id,
                 payload=payload,
-                fixed=routed,
+                fixed=fixed,
                 code_owner=self.partners.code_owner,
                 id_hash=subject_hash,
+                read=read,
             )
             if not envelope.receivers:
                 receivers = forwarding.receivers
@@ -820,6 +833,18 @@ class _AuditUnit:
 
     def __call__(self, tx: Tx) -> None:
         tx.audit(self.event)
+
+
+class _Routed(NamedTuple):
+    """What :meth:`Hub._route` settled: the checks up to routing passed."""
+
+    mtype: MessageType
+    protocol: Protocol
+    envelope: env.Envelope
+    payload: etree._Element
+    fixed: tuple[str, ...]  # the routing rules' receivers
+    to_followers: bool  # and the reference directory's followers of the person
+    subject_hash: str | None
 
 
 def _digest(envelope: env.Envelope, payload: bytes) -> str:
