@@ -6,7 +6,8 @@ knooppunt_deliveries_failed_total{partner}          dead letters
 knooppunt_deliveries_retried_total{partner}
 knooppunt_delivery_latency_seconds{partner}         accepted -> delivered (histogram)
 knooppunt_partner_call_seconds{partner}             one adapter call (histogram)
-knooppunt_queue_depth{partner}                      jobs waiting in the transport (at scrape)
+knooppunt_queue_depth{partner}                      job messages waiting in the transport (at scrape;
+                                                    on RabbitMQ each carries 1..jobs_per_message jobs)
 knooppunt_outbox_rows                               outbox rows not yet delivered (at scrape)
 """
 
@@ -47,7 +48,12 @@ class Metrics:
         self.call = Histogram(
             "knooppunt_partner_call_seconds", "One adapter call", ["partner"], buckets=LATENCY_BUCKETS, registry=r
         )
-        self.queue_depth = Gauge("knooppunt_queue_depth", "Jobs waiting in the transport", ["partner"], registry=r)
+        self.queue_depth = Gauge(
+            "knooppunt_queue_depth",
+            "Job messages waiting in the transport (RabbitMQ: each carries one or more jobs of the partner)",
+            ["partner"],
+            registry=r,
+        )
         self.outbox_rows = Gauge("knooppunt_outbox_rows", "Outbox rows not yet delivered", registry=r)
         self._sources: list[Callable[[], None]] = []
 

@@ -65,10 +65,14 @@ class BrokerSettings(BaseModel):
     """RabbitMQ (scale mode): names, deadlines, prefetch and the publisher-confirm window."""
 
     namespace: str = Field(default="knooppunt", pattern=r"^[A-Za-z0-9_.-]{1,80}$")
-    # jobs in hand per partner queue and worker: enough that a load one worker can carry stays on
-    # one worker (large batches of claims and records); the partner client's connections bound the
-    # calls under way (at most 64 to one partner, 256 in all: the rest wait for one, see hub/http.py)
+    # broker messages in hand per partner queue and worker (each carries up to jobs_per_message
+    # jobs): enough that a load one worker can carry stays on one worker (large batches of claims
+    # and records); the partner client's connections bound the calls under way (at most 64 to one
+    # partner, 256 in all: the rest wait for one, see hub/http.py)
     prefetch: int = Field(default=64, ge=1, le=1000)
+    # the jobs of one partner published together travel as one broker message of up to this many
+    # (the broker's and pika's work is per message: one publish, confirm, delivery and ack for all)
+    jobs_per_message: int = Field(default=32, ge=1, le=1000)
     # Workers consume with consumer priorities (a random one each): the broker fills one worker's
     # prefetch window before the next gets a job, so a load one worker can carry is not split into
     # small batches over all of them; off = round robin over the workers.

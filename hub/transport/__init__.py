@@ -44,11 +44,11 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
     def depth(self) -> int:
-        """Jobs waiting (for /health and metrics)."""
+        """Jobs waiting (for /health and metrics); on a broker, the messages waiting, each with one or more jobs."""
         ...
 
     def depths(self) -> dict[str, int]:
-        """Jobs waiting per receiver, as far as the transport knows (metrics)."""
+        """Jobs (on a broker: messages of jobs) waiting per receiver, as far as the transport knows (metrics)."""
         ...
 
     def ready(self) -> bool:

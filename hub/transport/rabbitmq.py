@@ -8,7 +8,13 @@ Topology (``<ns>`` is ``broker.namespace``)::
     exchange <ns>.dead (fanout, durable) --> queue <ns>.dead (quorum)
 
 One queue per receiving partner, each with its own consumer and prefetch, so
-a slow partner fills its own queue and nobody else's. Workers consume with
+a slow partner fills its own queue and nobody else's. The jobs of one partner
+published together travel as one message (up to ``jobs_per_message``): the
+broker's work, and pika's on both sides, is per message (a publish, a confirm,
+a delivery, an ack), so a batch of accepted messages costs the broker a few
+messages, not one per job. A message is acked when every job in it finished,
+and nacked (requeued, all of it) when one crashed: the jobs that did finish are
+recorded as delivered, and the workers skip them when they come back. Workers consume with
 consumer priorities (``fill_first``, a random priority per process): a queue's
 jobs go to one worker until its prefetch window is full, and only the overflow
 to the next, so a load one worker can carry is not split into small batches
@@ -65,13 +71,23 @@ Step = Callable[[Callable[..., None]], None]
 _PROBE = "_probe"
 
 
-def encode(job: Job) -> bytes:
-    return orjson.dumps({"m": job.message_id, "r": job.receiver})
+def encode(jobs: list[Job]) -> bytes:
+    """One message for jobs of one receiver: ``{"r": receiver, "m": [message id, ...]}``."""
+    return orjson.dumps({"r": jobs[0].receiver, "m": [job.message_id for job in jobs]})
 
 
-def decode(body: bytes) -> Job:
+def decode(body: bytes) -> list[Job]:
+    """The jobs of a message; also the one-job form ``{"m": id, "r": receiver}`` of earlier versions,
+    which queues may still hold after an upgrade. Raises ValueError, KeyError or TypeError."""
     doc = orjson.loads(body)
-    return Job(str(doc["m"]), str(doc["r"]))
+    receiver, ids = doc["r"], doc["m"]
+    if not isinstance(receiver, str):
+        raise TypeError("receiver is not a string")
+    if isinstance(ids, str):
+        return [Job(ids, receiver)]
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise ValueError("no message ids")
+    return [Job(i, receiver) for i in ids]
 
 
 class RabbitMQTransport:
@@ -105,7 +121,9 @@ class RabbitMQTransport:
         self._con_gen = 0
         self._tag = 0
         self._outgoing: deque[Job] = deque()
-        self._unconfirmed: dict[int, tuple[Job | None, float]] = {}
+        self._flush_due = False  # a flush is scheduled for the end of this turn of the IO loop
+        # publish tag -> (the jobs of that message, or None for the probe; when it was sent)
+        self._unconfirmed: dict[int, tuple[list[Job] | None, float]] = {}
         self._declared: set[str] = set()
         self._declaring: set[str] = set()
         self._wanted: set[str] = set()
@@ -126,12 +144,17 @@ class RabbitMQTransport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         # jobs and acks cross between the threads in bursts: one wake-up per burst, not per job
-        self._arrived: list[tuple[Job, int, int]] = []  # IO thread -> loop
+        self._publishing: list[Job] = []  # any thread -> IO thread
+        self._publishing_lock = threading.Lock()
+        self._arrived: list[tuple[list[Job], int, int]] = []  # IO thread -> loop: (jobs, gen, tag)
         self._arrived_lock = threading.Lock()
+        # loop side: (gen, tag) of a message in hand -> [its jobs not finished yet, all finished ok]
+        self._in_hand: dict[tuple[int, int], list[Any]] = {}
         self._settled: list[tuple[int, int, bool]] = []  # loop -> IO thread
         self._settled_lock = threading.Lock()
-        self.published = 0
-        self.confirmed = 0
+        self.published = 0  # jobs
+        self.confirmed = 0  # jobs
+        self.messages_published = 0  # broker messages (each carries one or more jobs)
         self.reconnects = 0
 
     def queue_name(self, receiver: str) -> str:
@@ -157,7 +180,12 @@ class RabbitMQTransport:
 
     def publish(self, jobs: list[Job]) -> None:
         if jobs and not self._stopped.is_set():
-            self._ioloop.add_callback_threadsafe(partial(self._enqueue, list(jobs)))
+            # every committed message publishes its jobs: one wake-up of the IO thread per burst
+            with self._publishing_lock:
+                first = not self._publishing
+                self._publishing.extend(jobs)
+            if first:
+                self._ioloop.add_callback_threadsafe(self._take_publishing)
 
     def ensure_queues(self, receivers: Iterable[str]) -> None:
         wanted = set(receivers)
@@ -186,7 +214,11 @@ class RabbitMQTransport:
         if self._stopped.is_set():
             return
         deadline = time.monotonic() + self.settings.timeout_seconds
-        while self._ready.is_set() and (self._outgoing or self._unconfirmed) and time.monotonic() < deadline:
+        while (
+            self._ready.is_set()
+            and (self._publishing or self._outgoing or self._unconfirmed)
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.02)
         self._closed.set()
         self._ioloop.add_callback_threadsafe(self._shutdown)
@@ -209,10 +241,12 @@ class RabbitMQTransport:
         handler = self._handler
         if handler is None:
             return  # not consuming any more: the broker requeues the unacked jobs
-        for job, gen, tag in arrived:
-            task = self._loop.create_task(self._run_job(handler, job, gen, tag))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for jobs, gen, tag in arrived:
+            self._in_hand[(gen, tag)] = [len(jobs), True]
+            for job in jobs:
+                task = self._loop.create_task(self._run_job(handler, job, gen, tag))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _run_job(self, handler: Handler, job: Job, gen: int, tag: int) -> None:
         ok = True
@@ -223,6 +257,14 @@ class RabbitMQTransport:
         except Exception as exc:  # noqa: BLE001 - one bad job must not stop the consumer; the broker redelivers it
             ok = False
             log.error("job_crashed", message_id=job.message_id, receiver=job.receiver, error=repr(exc))
+        # the message is settled once every job in it finished: acked, or requeued if one crashed
+        left = self._in_hand[(gen, tag)]
+        left[0] -= 1
+        left[1] = left[1] and ok
+        if left[0] > 0:
+            return
+        del self._in_hand[(gen, tag)]
+        ok = left[1]
         with self._settled_lock:
             first = not self._settled
             self._settled.append((gen, tag, ok))
@@ -282,7 +324,7 @@ class RabbitMQTransport:
         self._declared.clear()
         self._declaring.clear()
         self._consuming.clear()
-        lost = [job for _, (job, _sent) in sorted(self._unconfirmed.items()) if job is not None]
+        lost = [job for _, (jobs, _sent) in sorted(self._unconfirmed.items()) if jobs is not None for job in jobs]
         self._unconfirmed.clear()
         self._outgoing.extendleft(reversed(lost))
 
@@ -433,7 +475,7 @@ class RabbitMQTransport:
 
     def _on_message(self, gen: int, ch: Any, method: Any, _props: Any, body: bytes) -> None:
         try:
-            job = decode(body)
+            jobs = decode(body)
         except (ValueError, KeyError, TypeError):
             log.error("job_unreadable", queue=method.routing_key)
             ch.basic_nack(delivery_tag=method.delivery_tag, requeue=False)  # to the dead-letter queue
@@ -442,14 +484,14 @@ class RabbitMQTransport:
             self._unacked.add(method.delivery_tag)
         with self._arrived_lock:
             first = not self._arrived
-            self._arrived.append((job, gen, method.delivery_tag))
+            self._arrived.append((jobs, gen, method.delivery_tag))
         if first:
             self._loop.call_soon_threadsafe(self._spawn_arrived)
 
     def _settle_all(self) -> None:
-        """Ack or nack the jobs settled since the last call: failures one by one (requeued) first,
-        then every success below the oldest job still in hand with one ``multiple`` ack, and the
-        rest (above a job still running) one by one."""
+        """Ack or nack the messages settled since the last call: failures one by one (requeued)
+        first, then every success below the oldest message still in hand with one ``multiple`` ack,
+        and the rest (above a message still running) one by one."""
         with self._settled_lock:
             settled, self._settled = self._settled, []
         ch = self._con
@@ -499,31 +541,52 @@ class RabbitMQTransport:
 
         self._steps(gen, steps, declared)
 
-    def _enqueue(self, jobs: list[Job]) -> None:
+    def _take_publishing(self) -> None:
+        with self._publishing_lock:
+            jobs, self._publishing = self._publishing, []
         self._outgoing.extend(jobs)
+        if not self._flush_due:
+            # at the end of this turn: what other threads hand over meanwhile goes in the same messages
+            self._flush_due = True
+            self._ioloop.call_later(0, self._due_flush)
+
+    def _due_flush(self) -> None:
+        self._flush_due = False
         self._flush()
 
     def _flush(self) -> None:
-        if not self._ready.is_set() or self._pub is None or not self._pub.is_open:
+        """Publish what waits, as messages of up to ``jobs_per_message`` jobs of one receiver each,
+        while the confirm window (counted in messages) has room."""
+        if not self._ready.is_set() or self._pub is None or not self._pub.is_open or not self._outgoing:
             return
         window = self.settings.confirm_window
+        size = self.settings.jobs_per_message
         unknown: set[str] = set()
-        held: deque[Job] = deque()
-        props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
-        now = time.monotonic()
-        while self._outgoing and len(self._unconfirmed) < window:
-            job = self._outgoing.popleft()
-            if job.receiver not in self._declared:
+        held: list[Job] = []
+        by_receiver: dict[str, list[Job]] = {}
+        for job in self._outgoing:
+            if job.receiver in self._declared:
+                by_receiver.setdefault(job.receiver, []).append(job)
+            else:
                 unknown.add(job.receiver)
                 held.append(job)
-                continue
-            self._tag += 1
-            self._unconfirmed[self._tag] = (job, now)
-            self._pub.basic_publish(
-                exchange=self.exchange, routing_key=job.receiver, body=encode(job), properties=props
-            )
-            self.published += 1
-        self._outgoing.extendleft(reversed(held))
+        self._outgoing.clear()
+        props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
+        now = time.monotonic()
+        for receiver, jobs in by_receiver.items():
+            for start in range(0, len(jobs), size):
+                chunk = jobs[start : start + size]
+                if len(self._unconfirmed) >= window:
+                    held.extend(chunk)  # in order per receiver: the window opens on the next confirms
+                    continue
+                self._tag += 1
+                self._unconfirmed[self._tag] = (chunk, now)
+                self._pub.basic_publish(
+                    exchange=self.exchange, routing_key=receiver, body=encode(chunk), properties=props
+                )
+                self.published += len(chunk)
+                self.messages_published += 1
+        self._outgoing.extend(held)
         if unknown:
             self._declare_missing(unknown)
 
@@ -535,8 +598,8 @@ class RabbitMQTransport:
         for t in tags:
             if t not in self._unconfirmed:
                 continue
-            job, _sent = self._unconfirmed.pop(t)
-            if job is None:
+            jobs, _sent = self._unconfirmed.pop(t)
+            if jobs is None:
                 if acked and not self._ready.is_set():
                     self._ready.set()
                     log.info("broker_ready", exchange=self.exchange)
@@ -544,9 +607,9 @@ class RabbitMQTransport:
                     self._send_probe()
                 continue
             if acked:
-                self.confirmed += 1
+                self.confirmed += len(jobs)
             else:
-                self._outgoing.append(job)
+                self._outgoing.extend(jobs)
         self._flush()
 
     def _shutdown(self) -> None:

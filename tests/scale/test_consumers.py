@@ -72,9 +72,10 @@ async def test_a_trickle_goes_to_one_worker_and_to_the_next_when_it_is_gone() ->
 
 async def test_combined_acks_never_cover_a_failed_or_unfinished_job() -> None:
     """Jobs finished around a slow one and a failing one are acked; the failing one comes back
-    (requeued, not swept up by a ``multiple`` ack) and the slow one is acked once it finishes."""
+    (requeued, not swept up by a ``multiple`` ack) and the slow one is acked once it finishes.
+    One job per message here, so that each job is a message of its own to ack."""
     with temporary_namespace() as ns:
-        transport = await make_rabbit(ns, prefetch=50)
+        transport = await make_rabbit(ns, prefetch=50, jobs_per_message=1)
         release = asyncio.Event()
         seen: list[str] = []
         failed: set[str] = set()
@@ -114,3 +115,118 @@ async def test_combined_acks_never_cover_a_failed_or_unfinished_job() -> None:
             await again.close()
         assert late == []
         assert sorted(set(seen)) == sorted(f"m-{i}" for i in range(1, 21))
+
+
+async def test_jobs_published_together_travel_as_few_messages_each_handled_once() -> None:
+    with temporary_namespace() as ns:
+        transport = await make_rabbit(ns, jobs_per_message=32)
+        transport.ensure_queues([QUEUE, "coa"])
+        seen: list[Job] = []
+
+        async def handler(job: Job) -> None:
+            seen.append(job)
+
+        task = _consume(transport, handler)
+        try:
+            transport.publish(jobs(100) + jobs(10, "coa", start=500))  # one burst
+            await _until(lambda: len(seen) >= 110)
+            await asyncio.sleep(0.5)  # nothing more comes
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await transport.close()
+        assert transport.messages_published == 5  # 32 + 32 + 32 + 4 for one partner, 10 for the other
+        assert transport.confirmed == 110
+        assert sorted(seen, key=lambda j: (j.receiver, j.message_id)) == sorted(
+            jobs(100) + jobs(10, "coa", start=500), key=lambda j: (j.receiver, j.message_id)
+        )
+
+
+async def test_a_message_is_acked_when_all_its_jobs_finished_and_requeued_whole_when_one_crashed() -> None:
+    with temporary_namespace() as ns:
+        transport = await make_rabbit(ns, jobs_per_message=8)
+        seen: list[str] = []
+        crashed: set[str] = set()
+
+        async def handler(job: Job) -> None:
+            seen.append(job.message_id)
+            if job.message_id == "m-3" and "m-3" not in crashed:
+                crashed.add("m-3")
+                raise RuntimeError("boom")
+
+        task = _consume(transport, handler)
+        try:
+            transport.publish(jobs(5))  # one message of five jobs
+            await _until(lambda: len(seen) == 10)  # all five again: the message came back whole
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await transport.close()
+        assert sorted(seen) == sorted([f"m-{i}" for i in range(1, 6)] * 2)
+
+        # a consumer that stops while one job of a message is unfinished leaves the whole message
+        # unacked: the next consumer gets every job of it again (and finds nothing else)
+        first = await make_rabbit(ns, jobs_per_message=8)
+        done: list[str] = []
+
+        async def one_hangs(job: Job) -> None:
+            if job.message_id == "m-12":
+                await asyncio.sleep(3600)
+            done.append(job.message_id)
+
+        task = _consume(first, one_hangs)
+        first.publish(jobs(3, start=11))
+        await _until(lambda: len(done) == 2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await first.close()
+        second = await make_rabbit(ns)
+        again: list[str] = []
+
+        async def collect(job: Job) -> None:
+            again.append(job.message_id)
+
+        task = _consume(second, collect)
+        try:
+            await _until(lambda: len(again) == 3)
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await second.close()
+        assert sorted(again) == ["m-11", "m-12", "m-13"]
+
+
+async def test_one_job_messages_of_earlier_versions_are_still_consumed_and_unreadable_ones_dead_lettered() -> None:
+    import pika
+
+    from tests.scale.services import rabbit_url
+
+    with temporary_namespace() as ns:
+        transport = await make_rabbit(ns)
+        transport.ensure_queues([QUEUE])
+        seen: list[Job] = []
+
+        async def handler(job: Job) -> None:
+            seen.append(job)
+
+        task = _consume(transport, handler)
+        try:
+            await _until(transport.ready)
+            await asyncio.sleep(0.3)  # the queue is declared and consumed
+            with pika.BlockingConnection(pika.URLParameters(rabbit_url())) as conn:
+                ch = conn.channel()
+                ch.confirm_delivery()
+                for body in (b'{"m": "old-1", "r": "gemeente-utrecht"}', b'{"r": "gemeente-utrecht", "m": []}'):
+                    ch.basic_publish(exchange=f"{ns}.jobs", routing_key=QUEUE, body=body)
+            await _until(lambda: len(seen) == 1)
+            await asyncio.sleep(0.5)
+            with pika.BlockingConnection(pika.URLParameters(rabbit_url())) as conn:
+                dead = conn.channel().queue_declare(queue=f"{ns}.dead", passive=True).method.message_count
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await transport.close()
+        assert seen == [Job("old-1", QUEUE)]
+        assert dead == 1  # the message without jobs
