@@ -145,6 +145,8 @@ class RabbitMQTransport:
         self._closed = asyncio.Event()
         # jobs and acks cross between the threads in bursts: one wake-up per burst, not per job
         self._publishing: list[Job] = []  # any thread -> IO thread
+        self._from_loop: list[Job] = []  # published in the loop's turn, handed over after it
+        self._loop_thread = -1  # the loop's thread, known once start() runs in it
         self._publishing_lock = threading.Lock()
         self._arrived: list[tuple[list[Job], int, int]] = []  # IO thread -> loop: (jobs, gen, tag)
         self._arrived_lock = threading.Lock()
@@ -168,6 +170,7 @@ class RabbitMQTransport:
         Raises:
             TransportError: the broker was not ready within 3 x ``timeout_seconds``.
         """
+        self._loop_thread = threading.get_ident()
         self._thread.start()
         deadline = self.settings.timeout_seconds * 3
         ok = await asyncio.to_thread(self._ready.wait, deadline)
@@ -179,13 +182,33 @@ class RabbitMQTransport:
         log.info("transport_started", transport="rabbitmq", exchange=self.exchange)
 
     def publish(self, jobs: list[Job]) -> None:
-        if jobs and not self._stopped.is_set():
-            # every committed message publishes its jobs: one wake-up of the IO thread per burst
-            with self._publishing_lock:
-                first = not self._publishing
-                self._publishing.extend(jobs)
+        if not jobs or self._stopped.is_set():
+            return
+        if threading.get_ident() == self._loop_thread:
+            # Every message the event loop commits publishes its jobs from an after-commit hook,
+            # just before its request is answered. Handing them over at once would wake the IO
+            # thread, which then takes the GIL while the loop answers the batch's requests; the
+            # jobs of the turn are handed over together, after those answers: two hops behind,
+            # since the answers are written by the tasks the same batch woke.
+            first = not self._from_loop
+            self._from_loop.extend(jobs)
             if first:
-                self._ioloop.add_callback_threadsafe(self._take_publishing)
+                self._loop.call_soon(self._loop.call_soon, self._hand_from_loop)
+            return
+        self._hand(jobs)
+
+    def _hand_from_loop(self) -> None:
+        jobs, self._from_loop = self._from_loop, []
+        if jobs and not self._stopped.is_set():
+            self._hand(jobs)
+
+    def _hand(self, jobs: list[Job]) -> None:
+        """Give jobs to the IO thread: one wake-up for a burst, whoever hands them over."""
+        with self._publishing_lock:
+            first = not self._publishing
+            self._publishing.extend(jobs)
+        if first:
+            self._ioloop.add_callback_threadsafe(self._take_publishing)
 
     def ensure_queues(self, receivers: Iterable[str]) -> None:
         wanted = set(receivers)
@@ -216,7 +239,7 @@ class RabbitMQTransport:
         deadline = time.monotonic() + self.settings.timeout_seconds
         while (
             self._ready.is_set()
-            and (self._publishing or self._outgoing or self._unconfirmed)
+            and (self._from_loop or self._publishing or self._outgoing or self._unconfirmed)
             and time.monotonic() < deadline
         ):
             await asyncio.sleep(0.02)

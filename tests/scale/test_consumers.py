@@ -6,6 +6,7 @@ RabbitMQ runs on this machine: without it these tests fail, they never skip.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -230,3 +231,32 @@ async def test_one_job_messages_of_earlier_versions_are_still_consumed_and_unrea
             await transport.close()
         assert seen == [Job("old-1", QUEUE)]
         assert dead == 1  # the message without jobs
+
+
+async def test_the_jobs_published_in_one_turn_of_the_loop_cross_to_the_broker_together() -> None:
+    """After-commit hooks publish job by job from the event loop; the IO thread gets them once the
+    turn is over, so they travel as one message even when the turn runs long."""
+    with temporary_namespace() as ns:
+        transport = await make_rabbit(ns, jobs_per_message=32)
+        transport.ensure_queues([QUEUE])
+        transport.publish(jobs(1, start=100))
+        await _until(lambda: transport.confirmed == 1)  # the queue is declared, the link warm
+        before = transport.messages_published
+        transport.publish(jobs(1))
+        time.sleep(0.2)  # the same turn goes on; the IO thread is free to run meanwhile
+        transport.publish(jobs(9, start=2))
+        await _until(lambda: transport.confirmed == 11)
+        assert transport.messages_published == before + 1
+        seen: list[str] = []
+
+        async def collect(job: Job) -> None:
+            seen.append(job.message_id)
+
+        task = _consume(transport, collect)
+        try:
+            await _until(lambda: len(seen) == 11)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await transport.close()
+        assert sorted(seen) == sorted(f"m-{i}" for i in [*range(1, 11), 100])
