@@ -365,7 +365,7 @@ class Hub:
         try:
             routed = self._route(caller, message, pointer)
             read = None
-            if routed.to_followers and routed.subject_hash and routed.envelope.subject_id:
+            if routed.to_followers and routed.subject_hash is not None:
                 # person-bound: who follows this person, read with the other messages of this turn
                 read = await self.directory.read_followers(routed.subject_hash)
             prepared = self._prepare(caller, routed, read)

@@ -121,7 +121,6 @@ class RabbitMQTransport:
         self._con_gen = 0
         self._tag = 0
         self._outgoing: deque[Job] = deque()
-        self._flush_due = False  # a flush is scheduled for the end of this turn of the IO loop
         # publish tag -> (the jobs of that message, or None for the probe; when it was sent)
         self._unconfirmed: dict[int, tuple[list[Job] | None, float]] = {}
         self._declared: set[str] = set()
@@ -568,13 +567,6 @@ class RabbitMQTransport:
         with self._publishing_lock:
             jobs, self._publishing = self._publishing, []
         self._outgoing.extend(jobs)
-        if not self._flush_due:
-            # at the end of this turn: what other threads hand over meanwhile goes in the same messages
-            self._flush_due = True
-            self._ioloop.call_later(0, self._due_flush)
-
-    def _due_flush(self) -> None:
-        self._flush_due = False
         self._flush()
 
     def _flush(self) -> None:
